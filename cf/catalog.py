@@ -1,0 +1,75 @@
+"""The item catalog as one matrix: ids in rows, L2-normalised vectors, upserts and removals."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from cf.state import FloatVec
+
+
+class ItemCatalog:
+    """Item vectors in one contiguous (N, D) float32 matrix, for one matrix product per batch.
+
+    Upsert replaces a row in place or appends one (amortised O(1), capacity doubles);
+    removal moves the last row into the hole, so row order is not stable.
+    """
+
+    def __init__(self, dim: int, capacity: int = 1024) -> None:
+        self.dim = dim
+        self._matrix = np.zeros((capacity, dim), dtype=np.float32)  # (cap, D) float32
+        self._ids: list[str] = []
+        self._row: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._row
+
+    @property
+    def ids(self) -> list[str]:
+        return self._ids
+
+    @property
+    def matrix(self) -> npt.NDArray[np.float32]:
+        """(N, D) float32, rows L2-normalised; a view, valid until the next change."""
+        return self._matrix[: len(self._ids)]
+
+    def row_of(self, item_id: str) -> int | None:
+        return self._row.get(item_id)
+
+    def vector(self, item_id: str) -> FloatVec | None:
+        row = self._row.get(item_id)
+        return None if row is None else self._matrix[row].copy()
+
+    def upsert(self, item_id: str, vector: FloatVec) -> None:
+        if vector.shape != (self.dim,):
+            raise ValueError(f"item {item_id!r}: vector shape {vector.shape}, expected ({self.dim},)")
+        norm = float(np.linalg.norm(vector))
+        if not np.isfinite(norm) or norm == 0.0:
+            raise ValueError(f"item {item_id!r}: vector must be finite and non-zero")
+        row = self._row.get(item_id)
+        if row is None:
+            row = len(self._ids)
+            if row == self._matrix.shape[0]:
+                grown = np.zeros((2 * row, self.dim), dtype=np.float32)  # (2cap, D)
+                grown[:row] = self._matrix
+                self._matrix = grown
+            self._ids.append(item_id)
+            self._row[item_id] = row
+        self._matrix[row] = vector / np.float32(norm)
+
+    def remove(self, item_id: str) -> bool:
+        row = self._row.pop(item_id, None)
+        if row is None:
+            return False
+        last = len(self._ids) - 1
+        if row != last:
+            moved = self._ids[last]
+            self._matrix[row] = self._matrix[last]
+            self._ids[row] = moved
+            self._row[moved] = row
+        self._ids.pop()
+        self._matrix[last] = 0.0
+        return True

@@ -1,0 +1,86 @@
+"""A user's interest state and its compact byte form (what the changelog carries)."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+FloatVec = npt.NDArray[np.float32]
+
+# Layout, little-endian:
+#   header  <B H q I H H   format version, D, updated_ms, events, n_history, n_seen
+#   vector  D x float32    the decayed interest sum (not normalised)
+#   history n_history x (u16 length + UTF-8 item id), oldest first
+#   seen    n_seen    x (u16 length + UTF-8 event id), oldest first
+#   space   u16 length + UTF-8 name of the vector space (encoder version)
+_FORMAT_VERSION = 1
+_HEADER = struct.Struct("<BHqIHH")
+_LEN = struct.Struct("<H")
+
+
+@dataclass(frozen=True)
+class UserState:
+    """Everything the engine keeps per user.
+
+    vector:     (D,) float32, sum of w_i * 2^(-(updated_ms - t_i)/h) * e_i, not normalised
+    updated_ms: event time (epoch ms) the vector is decayed to; the newest event time merged
+    events:     number of events merged
+    history:    consumed item ids, oldest first, bounded (excluded from recommendations)
+    seen:       ids of the latest events merged, bounded (a redelivered event is skipped)
+    space:      the encoder version whose vectors were merged; vectors of two spaces never mix
+    """
+
+    vector: FloatVec
+    updated_ms: int
+    events: int = 0
+    history: tuple[str, ...] = ()
+    seen: tuple[str, ...] = ()
+    space: str = ""
+
+    @classmethod
+    def empty(cls, dim: int, space: str = "") -> UserState:
+        return cls(vector=np.zeros(dim, dtype=np.float32), updated_ms=0, space=space)
+
+    def to_bytes(self) -> bytes:
+        parts = [
+            _HEADER.pack(
+                _FORMAT_VERSION,
+                self.vector.shape[0],
+                self.updated_ms,
+                self.events,
+                len(self.history),
+                len(self.seen),
+            ),
+            self.vector.astype("<f4", copy=False).tobytes(),
+        ]
+        for text in (*self.history, *self.seen, self.space):
+            raw = text.encode("utf-8")
+            parts.append(_LEN.pack(len(raw)))
+            parts.append(raw)
+        return b"".join(parts)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> UserState:
+        version, dim, updated_ms, events, n_history, n_seen = _HEADER.unpack_from(data, 0)
+        if version != _FORMAT_VERSION:
+            raise ValueError(f"unknown user state format {version}")
+        offset = _HEADER.size
+        vector = np.frombuffer(data, dtype="<f4", count=dim, offset=offset).astype(np.float32)
+        offset += 4 * dim
+        texts: list[str] = []
+        for _ in range(n_history + n_seen + 1):
+            (length,) = _LEN.unpack_from(data, offset)
+            offset += _LEN.size
+            texts.append(data[offset : offset + length].decode("utf-8"))
+            offset += length
+        return cls(
+            vector=vector,
+            updated_ms=updated_ms,
+            events=events,
+            history=tuple(texts[:n_history]),
+            seen=tuple(texts[n_history : n_history + n_seen]),
+            space=texts[-1],
+        )

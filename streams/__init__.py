@@ -1,0 +1,1 @@
+"""The service shell: Faust agents, topics, tables, settings, metrics and the `interests` CLI."""

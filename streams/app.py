@@ -1,0 +1,83 @@
+"""The Faust app, wired in flow order: items -> item vectors -> (every worker's catalog replica);
+events -> interests -> recommendations; anything unreadable -> dead letters."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from cf.catalog import ItemCatalog
+from encoders import Encoder
+from streams import broker_profile
+from streams.catalog_agent import embed_items
+from streams.catalog_replica import CatalogReplica
+from streams.interest_agent import InterestStage
+from streams.metrics import Metrics
+from streams.settings import Settings
+from streams.tables import Tables, declare_tables
+from streams.topics import Topics, declare_topics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Engine:
+    app: faust.App
+    settings: Settings
+    topics: Topics
+    tables: Tables
+    replica: CatalogReplica
+    stage: InterestStage
+    metrics: Metrics
+
+
+def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = None) -> Engine:
+    broker_profile.apply(settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    metrics = metrics or Metrics.create()
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker,
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_disable_leader=True,
+        key_serializer="raw",  # no codec guesses anything, and nothing is pickled
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        web_port=settings.web_port,
+        **broker_profile.faust_options(settings),
+    )
+    topics = declare_topics(app, settings)
+    tables = declare_tables(app, settings)
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
+    catalog = ItemCatalog(encoder.dim)
+    replica = CatalogReplica(settings, catalog, encoder.version, metrics)
+    stage = InterestStage(settings, topics, tables, catalog, encoder, executor, metrics)
+
+    @app.agent(topics.items, name="catalog")
+    async def catalog_agent(stream: Any) -> None:
+        async for batch in stream.take_events(settings.batch_size, within=settings.batch_wait_s):
+            await embed_items(batch, settings, topics, encoder, executor, metrics)
+
+    @app.task
+    async def catalog_replica() -> None:
+        await replica.run()
+
+    @app.agent(topics.events, name="interests")
+    async def interest_agent(stream: Any) -> None:
+        await replica.ready.wait()  # no user is scored against a half-loaded catalog
+        async for batch in stream.take_events(settings.batch_size, within=settings.batch_wait_s):
+            await stage.process(batch)
+
+    @app.timer(10.0)
+    async def count_users() -> None:
+        metrics.users.set(sum(1 for _ in tables.users.keys()))
+
+    return Engine(app, settings, topics, tables, replica, stage, metrics)

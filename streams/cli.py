@@ -1,0 +1,153 @@
+"""`interests`: broker, worker, produce, tail, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from streams.settings import Settings
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    import faust
+
+    from encoders.transformer import TransformerEncoder
+    from streams.app import create_app
+
+    encoder = TransformerEncoder(settings.encoder, batch_size=settings.embed_batch,
+                                 threads=settings.torch_threads)
+    engine = create_app(settings, encoder)
+    engine.metrics.serve(settings.metrics_host, settings.metrics_port)
+    logging.getLogger(__name__).info(
+        "encoder %s; metrics on http://%s:%d/metrics; settings %s", encoder.version,
+        settings.metrics_host, settings.metrics_port, settings.public())
+    worker = faust.Worker(engine.app, loglevel=settings.log_level)
+    worker.execute_from_commandline()
+    return 0
+
+
+def _broker(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.broker import EmbeddedBroker
+
+    broker = EmbeddedBroker(port=args.port, host=args.host).start()
+    print(f"Tansu broker on {broker.bootstrap} (in memory); Ctrl-C stops it", flush=True)
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        broker.stop()
+    return 0
+
+
+def _produce(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.admin import ensure_topics
+    from streams.datasets import load_dataset
+    from streams.replay import replay
+
+    dataset = load_dataset(args.dataset)
+    ensure_topics(settings)
+    stats = replay(settings, dataset, rate=args.rate, limit=args.limit,
+                   wait_catalog=not args.no_wait_catalog)
+    print(json.dumps({"items": stats.items, "events": stats.events,
+                      "catalog_wait_s": round(stats.catalog_wait_s, 2)}))
+    return 0
+
+
+def _tail(args: argparse.Namespace, settings: Settings) -> int:
+    from kafka import KafkaConsumer
+
+    titles: dict[str, str] = {}
+    if args.dataset:
+        from streams.datasets import load_dataset
+
+        titles = load_dataset(args.dataset).titles()
+    consumer = KafkaConsumer(
+        settings.topic("recommendations"), bootstrap_servers=settings.bootstrap, group_id=None,
+        auto_offset_reset="earliest" if args.from_beginning else "latest", enable_auto_commit=False,
+    )
+    seen = 0
+    try:
+        for record in consumer:
+            rec = json.loads(record.value)
+            if titles:
+                for entry in rec["items"]:
+                    entry["title"] = titles.get(entry["item_id"], "")
+            print(json.dumps(rec, ensure_ascii=False), flush=True)
+            seen += 1
+            if args.max and seen >= args.max:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        consumer.close()
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.demo import DemoOptions, run_demo
+
+    options = DemoOptions(data=args.data, limit=args.limit, rate=args.rate,
+                          summary_json=args.summary_json, show_users=args.users)
+    try:
+        run_demo(options, settings)
+    except KeyboardInterrupt:
+        print("\nstopped; broker and worker shut down", file=sys.stderr)
+        return 130
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="interests",
+        description="Realtime interests: events in, per-user interests updated, top-k out. "
+        "Settings come from INTERESTS_* environment variables (see README).",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("broker", help="run the embedded Kafka-compatible broker (Tansu) on 127.0.0.1")
+    b.add_argument("--port", type=int, default=9092)
+    b.add_argument("--host", default="127.0.0.1")
+    b.set_defaults(run=_broker)
+    w = sub.add_parser("worker", help="run the Faust worker")
+    w.set_defaults(run=_worker)
+    pr = sub.add_parser("produce", help="replay a data set to Kafka: items, then events in time order")
+    pr.add_argument("--dataset", default="ml-100k", help="ml-100k, a GroupLens ml-100k folder, or a CSV folder")
+    pr.add_argument("--rate", type=float, default=0.0, help="events/s, 0 = as fast as possible")
+    pr.add_argument("--limit", type=int, default=None, help="replay only the first N events")
+    pr.add_argument("--no-wait-catalog", action="store_true",
+                    help="send events without waiting for the catalog to be embedded")
+    pr.set_defaults(run=_produce)
+    t = sub.add_parser("tail", help="consume and print recommendations")
+    t.add_argument("--from-beginning", action="store_true")
+    t.add_argument("--max", type=int, default=0, help="stop after N lists (0 = never)")
+    t.add_argument("--dataset", default=None, help="add titles from this data set")
+    t.set_defaults(run=_tail)
+    d = sub.add_parser("demo", help="embedded broker + worker + MovieLens-100k replay, live top-k")
+    d.add_argument("--data", default="ml-100k", help="ml-100k (fetched, cached) or a local ml-100k folder")
+    d.add_argument("--limit", type=int, default=None, help="replay only the first N events")
+    d.add_argument("--rate", type=float, default=0.0, help="events/s, 0 = as fast as possible")
+    d.add_argument("--summary-json", type=Path, default=None,
+                   help="run without the live panel and write a summary here")
+    d.add_argument("--users", type=int, default=3, help="users shown live")
+    d.set_defaults(run=_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = Settings.from_env()
+    if args.command != "worker":
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("kafka").setLevel(logging.ERROR)  # client chatter, not the user's business
+    started = time.monotonic()
+    code = int(args.run(args, settings))
+    logging.getLogger(__name__).debug("%s took %.1f s", args.command, time.monotonic() - started)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""`interests demo`: embedded broker + worker + a real data set replayed, live top-k on screen."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streams.admin import ensure_topics
+from streams.broker import EmbeddedBroker, free_port, wait_for_port
+from streams.datasets import Dataset, load_dataset
+from streams.metrics_scrape import scrape, total
+from streams.recommendations_feed import RecommendationsFeed
+from streams.replay import replay
+from streams.settings import Settings
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    data: str = "ml-100k"
+    limit: int | None = None
+    rate: float = 0.0
+    summary_json: Path | None = None
+    show_users: int = 3
+    refresh_s: float = 2.0
+    timeout_s: float = 600.0
+
+
+class WorkerProcess:
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def env(self) -> dict[str, str]:
+        s = self.settings
+        return {
+            **os.environ,
+            "INTERESTS_BROKER": s.broker, "INTERESTS_BROKER_PROFILE": s.broker_profile,
+            "INTERESTS_APP_ID": s.app_id, "INTERESTS_TOPIC_PREFIX": s.topic_prefix,
+            "INTERESTS_PARTITIONS": str(s.partitions), "INTERESTS_DATA_DIR": str(s.data_dir),
+            "INTERESTS_METRICS_HOST": s.metrics_host, "INTERESTS_METRICS_PORT": str(s.metrics_port),
+            "INTERESTS_WEB_PORT": str(s.web_port), "INTERESTS_TOP_K": str(s.top_k),
+        }
+
+    def start(self) -> WorkerProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"], env=self.env(), stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        if not self.alive():
+            return
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def percentile_ms(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(np.asarray(values) * 1000.0, q)), 1) if values else None
+
+
+def show(feed: RecommendationsFeed, users: list[str], titles: dict[str, str], history: dict[str, list[str]]) -> None:
+    print(f"\n--- live top-5 ({feed.received} lists received) ---")
+    for user in users:
+        rec = feed.latest.get(user)
+        last = history.get(user, [])[-3:]
+        print(f"user {user}: just rated " + "; ".join(titles.get(i, i) for i in last))
+        if rec is None:
+            print("    (no recommendations yet)")
+            continue
+        for entry in rec["items"][:5]:
+            print(f"    {entry['score']:.3f}  {titles.get(entry['item_id'], entry['item_id'])}")
+
+
+def run_demo(options: DemoOptions, base: Settings) -> dict[str, Any]:
+    started = time.monotonic()
+    interactive = options.summary_json is None
+    print(f"loading data set {options.data} ...", flush=True)
+    dataset: Dataset = load_dataset(options.data)
+    events = dataset.interactions[: options.limit] if options.limit else dataset.interactions
+    print(f"  {len(dataset.items)} items, {len(events)} events to replay")
+    workdir = Path(tempfile.mkdtemp(prefix="interests-demo-"))
+    broker = EmbeddedBroker(port=free_port(), log_file=workdir / "broker.log")
+    metrics_port = base.metrics_port if _port_free(base.metrics_port) else free_port()
+    settings = replace(
+        base, broker=broker.url, broker_profile="tansu", app_id=f"interests-demo-{os.getpid()}",
+        data_dir=workdir / "state", metrics_port=metrics_port, web_port=free_port(),
+    )
+    worker = WorkerProcess(settings, workdir / "worker.log")
+    feed = RecommendationsFeed(settings)
+    metrics_url = f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"
+    try:
+        broker.start()
+        print(f"broker (Tansu, embedded) on {broker.bootstrap}")
+        ensure_topics(settings)
+        worker.start()
+        print(f"worker started; logs in {worker.log_path}")
+        _wait_for_metrics(worker, settings, timeout_s=120)
+        print(f"metrics: {metrics_url}")
+        feed.start()
+        show_users = [u for u, _ in Counter(x.user_id for x in events).most_common(options.show_users)]
+        titles = dataset.titles()
+        history: dict[str, list[str]] = {}
+        sent = 0
+
+        def on_sent(user_id: str, event_id: str, at: float) -> None:
+            nonlocal sent
+            feed.expect(user_id, event_id, at)
+            sent += 1
+            if user_id in show_users:
+                history.setdefault(user_id, []).append(events[sent - 1].item_id)
+
+        stop_panel = threading.Event()
+        if interactive:
+            threading.Thread(target=_panel, args=(stop_panel, options.refresh_s, feed, show_users,
+                                                  titles, history), daemon=True).start()
+        print("publishing the catalog; the worker embeds every item once ...", flush=True)
+        stats = replay(settings, replace(dataset, interactions=events), rate=options.rate,
+                       on_sent=on_sent)
+        print(f"catalog embedded in {stats.catalog_wait_s:.1f} s; {stats.events} events sent")
+        counts = _wait_processed(metrics_url, stats.events, worker, options.timeout_s)
+        _wait_answered(feed, stats.events, timeout_s=30)
+        stop_panel.set()
+        show(feed, show_users, titles, history)
+        summary = {
+            "events_in": stats.events,
+            "events_ok": int(total(counts, "interests_events_total", outcome="ok")),
+            "events_unknown_item": int(total(counts, "interests_events_total", outcome="unknown_item")),
+            "dlq": int(total(counts, "interests_dlq_total")),
+            "recommendations_out": feed.received,
+            "users": len(feed.latest),
+            "items": int(total(counts, "interests_items")),
+            "latency_ms": {"p50": percentile_ms(feed.latencies_s, 50),
+                           "p99": percentile_ms(feed.latencies_s, 99)},
+            "rate": options.rate,
+            "wall_s": round(time.monotonic() - started, 1),
+        }
+        print(json.dumps(summary, indent=2))
+        if options.summary_json:
+            options.summary_json.write_text(json.dumps(summary, indent=2) + "\n")
+        elif options.rate == 0:
+            print("(latency here includes queueing: every event was sent at once; try --rate 200)")
+        return summary
+    finally:
+        feed.stop()
+        worker.stop()
+        broker.stop()
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _panel(stop: threading.Event, every_s: float, feed: RecommendationsFeed, users: list[str],
+           titles: dict[str, str], history: dict[str, list[str]]) -> None:
+    while not stop.wait(every_s):
+        show(feed, users, titles, history)
+
+
+def _wait_for_metrics(worker: WorkerProcess, settings: Settings, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if not worker.alive():
+            raise RuntimeError(f"the worker exited; see {worker.log_path}")
+        try:
+            wait_for_port(settings.metrics_host, settings.metrics_port, timeout_s=1)
+            return
+        except TimeoutError:
+            if time.monotonic() > deadline:
+                raise
+
+
+def _wait_processed(url: str, expected: int, worker: WorkerProcess, timeout_s: float) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if not worker.alive():
+            raise RuntimeError(f"the worker exited; see {worker.log_path}")
+        counts = scrape(url)
+        done = total(counts, "interests_events_total")
+        if done >= expected or time.monotonic() > deadline:
+            return counts
+        time.sleep(0.5)
+
+
+def _wait_answered(feed: RecommendationsFeed, expected: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while len(feed.latencies_s) < expected and time.monotonic() < deadline:
+        time.sleep(0.2)

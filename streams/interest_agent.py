@@ -1,0 +1,122 @@
+"""Stage 2, interests: events -> validate -> embed -> decay-merge -> score -> publish."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cf.batch import Interaction, apply_interactions, recommend
+from cf.catalog import ItemCatalog
+from cf.scoring import SCORER_VERSION
+from cf.state import UserState
+from cf.weights import EventWeights
+from encoders import Encoder
+from streams.catalog_agent import embed
+from streams.dead_letters import send_to_dlq
+from streams.event_context import event_context
+from streams.metrics import Metrics
+from streams.records import Event, Invalid, parse_event, recommendation
+from streams.settings import Settings
+from streams.tables import Tables
+from streams.topics import Topics
+
+
+@dataclass
+class InterestStage:
+    settings: Settings
+    topics: Topics
+    tables: Tables
+    catalog: ItemCatalog
+    encoder: Encoder
+    executor: Executor
+    metrics: Metrics
+
+    @property
+    def model(self) -> str:
+        return f"{self.encoder.version}+{SCORER_VERSION}"
+
+    async def process(self, batch: Sequence[Any]) -> None:
+        """`batch`: faust Events of one `take_events` call, in partition order."""
+        started = time.perf_counter()
+        valid: list[tuple[Any, Event]] = []
+        for event in batch:
+            try:
+                parsed = parse_event(event.message.key, event.message.value,
+                                     max_text_chars=self.settings.max_text_chars)
+            except Invalid as error:
+                self.metrics.events.labels("invalid", "dlq").inc()
+                send_to_dlq(self.topics.dlq, self.metrics, event, error)
+                continue
+            valid.append((event, parsed))
+        if not valid:
+            return
+        interactions = await self._interactions([parsed for _, parsed in valid])
+        users = {parsed.user_id for _, parsed in valid}
+        before = {u: self._load(u) for u in users}
+        after = apply_interactions(
+            before, interactions, self.settings.decay(), self.encoder.dim, self.encoder.version
+        )
+        ranked = recommend(self.catalog, after, self.settings.top_k)
+        self._count(valid, interactions, before, after)
+        last_event = {parsed.user_id: (event, parsed) for event, parsed in valid}
+        now = time.time()
+        for user_id, state in after.items():
+            event, parsed = last_event[user_id]
+            with event_context(event):  # this user's partition, not the batch's last one
+                self.tables.users[event.message.key] = state.to_bytes()
+            self.topics.recommendations.send_soon(
+                key=event.message.key,
+                value=recommendation(
+                    user_id, int(now * 1000), parsed.event_id,
+                    [(s.item_id, s.score) for s in ranked[user_id]], self.model,
+                ),
+            )
+        self.metrics.recommendations.inc(len(after))
+        for event, _ in valid:
+            self.metrics.end_to_end.observe(max(0.0, now - event.message.timestamp))
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+
+    async def _interactions(self, events: list[Event]) -> list[Interaction]:
+        """Item events reuse the catalog's vector (no model call); text events are embedded,
+        all of a batch's distinct texts in one encoder call."""
+        weights: EventWeights = self.settings.event_weights()
+        texts = sorted({e.text for e in events if e.text and e.item_id not in self.catalog})
+        text_vectors = (
+            dict(zip(texts, await embed(self.encoder, self.executor, self.metrics, texts), strict=True))
+            if texts else {}
+        )
+        out = []
+        for e in events:
+            vector = self.catalog.vector(e.item_id) if e.item_id is not None else None
+            if vector is None and e.text:
+                vector = text_vectors[e.text]
+            out.append(Interaction(
+                user_id=e.user_id, event_id=e.event_id, ts_ms=e.ts,
+                weight=weights.weight(e.type, e.rating),
+                vector=None if vector is None else np.asarray(vector, dtype=np.float32),
+                item_id=e.item_id,
+            ))
+        return out
+
+    def _load(self, user_id: str) -> UserState | None:
+        raw = self.tables.users.get(user_id.encode("utf-8"))
+        return None if raw is None else UserState.from_bytes(raw)
+
+    def _count(
+        self, valid: list[tuple[Any, Event]], interactions: list[Interaction],
+        before: dict[str, UserState | None], after: dict[str, UserState],
+    ) -> None:
+        seen_before = {u: set(s.seen) if s is not None else set() for u, s in before.items()}
+        for (_, parsed), x in zip(valid, interactions, strict=True):
+            if parsed.event_id in seen_before[parsed.user_id]:
+                outcome = "duplicate"
+            elif x.vector is None:
+                outcome = "unknown_item"
+            else:
+                outcome = "ok"
+            self.metrics.events.labels(parsed.type, outcome).inc()

@@ -1,0 +1,62 @@
+"""Prometheus metrics, built on an injected registry (tests use a fresh one)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    registry: CollectorRegistry
+    events: Counter  # by type and outcome
+    dlq: Counter  # by reason and source topic
+    embed_batch: Histogram
+    embed_seconds: Histogram
+    batch_seconds: Histogram
+    end_to_end: Histogram
+    recommendations: Counter
+    items_embedded: Counter
+    users: Gauge
+    items: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
+        r = registry if registry is not None else CollectorRegistry()
+        return cls(
+            registry=r,
+            events=Counter(
+                "interests_events", "Events consumed, by type and outcome "
+                "(ok, dlq, duplicate, unknown_item)", ["type", "outcome"], registry=r),
+            dlq=Counter(
+                "interests_dlq", "Records sent to the dead-letter topic, by reason and source topic",
+                ["reason", "topic"], registry=r),
+            embed_batch=Histogram(
+                "interests_embed_batch_size", "Texts per encoder call", buckets=BATCH_BUCKETS,
+                registry=r),
+            embed_seconds=Histogram(
+                "interests_embed_seconds", "Wall time of one encoder call", registry=r,
+                buckets=LATENCY_BUCKETS),
+            batch_seconds=Histogram(
+                "interests_batch_seconds", "Wall time to process one batch of events, "
+                "validate to publish", registry=r, buckets=LATENCY_BUCKETS),
+            end_to_end=Histogram(
+                "interests_end_to_end_seconds", "From an event's arrival at the broker (message "
+                "timestamp) to its user's recommendations being published", registry=r,
+                buckets=LATENCY_BUCKETS),
+            recommendations=Counter(
+                "interests_recommendations", "Recommendation lists published", registry=r),
+            items_embedded=Counter(
+                "interests_items_embedded", "Catalog items embedded and published as vectors",
+                registry=r),
+            users=Gauge(
+                "interests_users", "Users held in this worker's state partitions", registry=r),
+            items=Gauge("interests_items", "Items in this worker's catalog", registry=r),
+        )
+
+    def serve(self, host: str, port: int) -> None:
+        start_http_server(port, addr=host, registry=self.registry)

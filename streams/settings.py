@@ -1,0 +1,104 @@
+"""One frozen settings object, read from INTERESTS_* environment variables at the edge."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal, cast
+
+from cf.decay import DecayConfig
+from cf.weights import DEFAULT_WEIGHTS, EventWeights, parse_weights
+
+BrokerProfile = Literal["kafka", "tansu"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    broker: str = "kafka://127.0.0.1:9092"  # Faust URL; kafka-python takes the host:port part
+    broker_profile: BrokerProfile = "kafka"  # "tansu": the embedded broker's workarounds
+    app_id: str = "realtime-interests"  # consumer group and changelog topic prefix
+    topic_prefix: str = "interests."
+    partitions: int = 4  # of every topic keyed by user or item id
+    replication_factor: int = 1  # of every topic the app creates (3 on a production cluster)
+    store: str = "rocksdb://"  # Faust table store; "memory://" for agent tests
+    data_dir: Path = Path("var/data")
+    encoder: str = ""  # "" = packaged all-MiniLM-L6-v2, else a local model folder
+    torch_threads: int = 0  # 0 = torch default
+    embed_batch: int = 32  # texts per forward pass
+    batch_size: int = 500  # events taken per stream batch
+    batch_wait_s: float = 0.05  # longest wait to fill a batch
+    half_life_s: float = 7 * 24 * 3600.0
+    weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    top_k: int = 10
+    history_size: int = 500
+    max_text_chars: int = 2000
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9464
+    web_port: int = 6066
+    log_level: str = "info"
+    # Tansu-profile knobs (ignored for real Kafka)
+    fetch_max_wait_ms: int = 20
+    session_timeout_s: float = 6.0
+
+    @property
+    def bootstrap(self) -> str:
+        """host:port list for kafka-python / aiokafka."""
+        return ",".join(u.split("://", 1)[-1] for u in self.broker.split(";"))
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    def decay(self) -> DecayConfig:
+        return DecayConfig(half_life_s=self.half_life_s, history_size=self.history_size)
+
+    def event_weights(self) -> EventWeights:
+        return EventWeights(by_type=self.weights)
+
+    def public(self) -> dict[str, object]:
+        """For logs: the broker URL may carry credentials, so only its scheme and hosts."""
+        values = asdict(self)
+        values["broker"] = self.broker.split("@")[-1]
+        return values
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        env = os.environ if env is None else env
+        defaults = cls()
+        values: dict[str, object] = {}
+        for name, default in asdict(defaults).items():
+            raw = env.get(f"INTERESTS_{name.upper()}")
+            if raw is None:
+                continue
+            values[name] = _parse(name, raw, default)
+        values.update(overrides)
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.broker_profile not in ("kafka", "tansu"):
+            raise ValueError(f"INTERESTS_BROKER_PROFILE must be kafka or tansu, not {self.broker_profile!r}")
+        for name in ("partitions", "embed_batch", "batch_size", "top_k", "history_size"):
+            if cast(int, getattr(self, name)) < 1:
+                raise ValueError(f"INTERESTS_{name.upper()} must be >= 1")
+        self.decay()
+        self.event_weights()
+
+
+def _parse(name: str, raw: str, default: object) -> object:
+    try:
+        if name == "weights":
+            return parse_weights(raw)
+        if isinstance(default, bool):
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, Path):
+            return Path(raw)
+        return raw
+    except ValueError as exc:
+        raise ValueError(f"INTERESTS_{name.upper()}={raw!r}: {exc}") from exc
