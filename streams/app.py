@@ -76,8 +76,14 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_wait_s):
             await stage.process(batch)
 
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        assigned = args[0] if args else kwargs["assigned"]  # Set[TP], sent after each rebalance
+        events_topic = topics.events.get_topic_name()
+        metrics.assigned_partitions.set(sum(1 for tp in assigned if tp.topic == events_topic))
+
     @app.timer(10.0)
     async def count_users() -> None:
-        metrics.users.set(sum(1 for _ in tables.users.keys()))
+        metrics.users.set(sum(1 for _ in tables.users))
 
     return Engine(app, settings, topics, tables, replica, stage, metrics)

@@ -55,6 +55,7 @@ class CatalogReplica:
                 if not self.ready.is_set() and await self._caught_up(consumer, tps):
                     log.info("catalog replica ready: %d items", len(self.catalog))
                     self.ready.set()
+                    self.metrics.catalog_ready.set(1)
         finally:
             await consumer.stop()
 

@@ -8,7 +8,6 @@ import logging
 import signal
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from streams.settings import Settings
@@ -115,7 +114,8 @@ def parser() -> argparse.ArgumentParser:
     w = sub.add_parser("worker", help="run the Faust worker")
     w.set_defaults(run=_worker)
     pr = sub.add_parser("produce", help="replay a data set to Kafka: items, then events in time order")
-    pr.add_argument("--dataset", default="ml-100k", help="ml-100k, a GroupLens ml-100k folder, or a CSV folder")
+    pr.add_argument("--dataset", default="ml-100k",
+                    help="ml-100k, a GroupLens ml-100k folder, or a CSV folder")
     pr.add_argument("--rate", type=float, default=0.0, help="events/s, 0 = as fast as possible")
     pr.add_argument("--limit", type=int, default=None, help="replay only the first N events")
     pr.add_argument("--no-wait-catalog", action="store_true",

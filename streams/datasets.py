@@ -104,7 +104,7 @@ def load_recbole_ml100k(folder: Path) -> Dataset:
     with open(folder / "ml-100k.item", encoding="utf-8") as f:
         next(f)
         for line in f:
-            item_id, title, year, genres = (line.rstrip("\n").split("\t") + ["", "", ""])[:4]
+            item_id, title, year, genres = [*line.rstrip("\n").split("\t"), "", "", ""][:4]
             full_title = f"{title} ({year})" if year else title
             items.append(CatalogItem(item_id, full_title, None, tuple(genres.split())))
     interactions = []

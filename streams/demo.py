@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -24,6 +21,7 @@ from streams.metrics_scrape import scrape, total
 from streams.recommendations_feed import RecommendationsFeed
 from streams.replay import replay
 from streams.settings import Settings
+from streams.worker_process import WorkerProcess
 
 
 @dataclass(frozen=True)
@@ -37,51 +35,13 @@ class DemoOptions:
     timeout_s: float = 600.0
 
 
-class WorkerProcess:
-    def __init__(self, settings: Settings, log_path: Path) -> None:
-        self.settings = settings
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def env(self) -> dict[str, str]:
-        s = self.settings
-        return {
-            **os.environ,
-            "INTERESTS_BROKER": s.broker, "INTERESTS_BROKER_PROFILE": s.broker_profile,
-            "INTERESTS_APP_ID": s.app_id, "INTERESTS_TOPIC_PREFIX": s.topic_prefix,
-            "INTERESTS_PARTITIONS": str(s.partitions), "INTERESTS_DATA_DIR": str(s.data_dir),
-            "INTERESTS_METRICS_HOST": s.metrics_host, "INTERESTS_METRICS_PORT": str(s.metrics_port),
-            "INTERESTS_WEB_PORT": str(s.web_port), "INTERESTS_TOP_K": str(s.top_k),
-        }
-
-    def start(self) -> WorkerProcess:
-        log = open(self.log_path, "ab")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"], env=self.env(), stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        return self
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self, timeout_s: float = 20.0) -> None:
-        if not self.alive():
-            return
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-
 def percentile_ms(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(np.asarray(values) * 1000.0, q)), 1) if values else None
 
 
-def show(feed: RecommendationsFeed, users: list[str], titles: dict[str, str], history: dict[str, list[str]]) -> None:
+def show(
+    feed: RecommendationsFeed, users: list[str], titles: dict[str, str], history: dict[str, list[str]]
+) -> None:
     print(f"\n--- live top-5 ({feed.received} lists received) ---")
     for user in users:
         rec = feed.latest.get(user)

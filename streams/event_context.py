@@ -1,10 +1,12 @@
 """Table writes for keys other than the batch's last event land in their own partition.
 
 A Faust Table takes the changelog partition and the RocksDB partition of a write from the
-*current event*. Inside `stream.take_events()` that is the batch's last event, so a write for
-another user would silently land in the wrong partition and be lost to recovery and rebalance.
-faust-streaming 0.15 keeps the current event in `faust.streams._current_event` (a ContextVar):
-we set it to an event of the key being written for the duration of the write.
+*current event*, and its RocksDB store reads only the current event's partition. Inside
+`stream.take_events()` the current event is the batch's last one, so a write for another user
+would silently land in the wrong partition (lost to recovery and rebalance) and a read would
+miss the user's state. faust-streaming 0.15 keeps the current event in
+`faust.streams._current_event` (a ContextVar): we set it to an event of the key being read or
+written for the duration of the call.
 """
 
 from __future__ import annotations

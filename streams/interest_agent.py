@@ -56,14 +56,13 @@ class InterestStage:
         if not valid:
             return
         interactions = await self._interactions([parsed for _, parsed in valid])
-        users = {parsed.user_id for _, parsed in valid}
-        before = {u: self._load(u) for u in users}
+        last_event = {parsed.user_id: (event, parsed) for event, parsed in valid}
+        before = {u: self._load(event) for u, (event, _) in last_event.items()}
         after = apply_interactions(
             before, interactions, self.settings.decay(), self.encoder.dim, self.encoder.version
         )
         ranked = recommend(self.catalog, after, self.settings.top_k)
         self._count(valid, interactions, before, after)
-        last_event = {parsed.user_id: (event, parsed) for event, parsed in valid}
         now = time.time()
         for user_id, state in after.items():
             event, parsed = last_event[user_id]
@@ -103,8 +102,10 @@ class InterestStage:
             ))
         return out
 
-    def _load(self, user_id: str) -> UserState | None:
-        raw = self.tables.users.get(user_id.encode("utf-8"))
+    def _load(self, event: Any) -> UserState | None:
+        """Reads, like writes, go to the partition of the current event: the user's own."""
+        with event_context(event):
+            raw = self.tables.users.get(event.message.key)
         return None if raw is None else UserState.from_bytes(raw)
 
     def _count(

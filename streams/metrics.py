@@ -23,6 +23,8 @@ class Metrics:
     items_embedded: Counter
     users: Gauge
     items: Gauge
+    catalog_ready: Gauge
+    assigned_partitions: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -56,6 +58,12 @@ class Metrics:
             users=Gauge(
                 "interests_users", "Users held in this worker's state partitions", registry=r),
             items=Gauge("interests_items", "Items in this worker's catalog", registry=r),
+            catalog_ready=Gauge(
+                "interests_catalog_ready", "1 once this worker's catalog replica has caught up",
+                registry=r),
+            assigned_partitions=Gauge(
+                "interests_assigned_partitions", "Events partitions assigned to this worker",
+                registry=r),
         )
 
     def serve(self, host: str, port: int) -> None:

@@ -1,0 +1,100 @@
+"""The agents with Faust's test_context: no broker, tables in memory."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from unittest import mock
+
+import pytest
+
+from encoders.transformer import TransformerEncoder
+from streams.app import Engine, create_app
+from streams.metrics import Metrics
+from streams.records import dumps
+from streams.settings import Settings
+
+
+@dataclass
+class Sent:
+    records: list[tuple[bytes, Any]] = field(default_factory=list)
+
+    def __call__(self, *, key: bytes, value: Any, **_: Any) -> None:
+        self.records.append((key, value))
+
+    def json(self) -> list[dict[str, Any]]:
+        return [json.loads(v) for _, v in self.records]
+
+
+@pytest.fixture()
+def engine(encoder: TransformerEncoder, tmp_path: Any) -> Iterator[Engine]:
+    settings = Settings(store="memory://", data_dir=tmp_path, app_id="agent-test", top_k=3)
+    engine = create_app(settings, encoder, Metrics.create())
+    titles = {"1": "Alien. Horror, Sci-Fi", "2": "Halloween. Horror", "3": "Toy Story. Animation, Children",
+              "4": "The Shining. Horror, Thriller", "5": "Finding Nemo. Animation, Children"}
+    vectors = encoder.encode(list(titles.values()))
+    for item_id, v in zip(titles, vectors, strict=True):
+        engine.replica.catalog.upsert(item_id, v)
+    engine.replica.ready.set()
+    yield engine
+
+
+async def until(done: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """`put` returns once a value enters the take() buffer; the batch runs a little later."""
+    for _ in range(int(timeout_s / 0.02)):
+        if done():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the agent did not get there in time")
+
+
+def event(**fields: Any) -> bytes:
+    return dumps({"event_id": "e", "user_id": "u1", "type": "click", "ts": 1_000, **fields})
+
+
+async def test_events_update_interests_and_publish_top_k(engine: Engine) -> None:
+    recs, dlq = Sent(), Sent()
+    agent = engine.app.agents["interests"]
+    with mock.patch.object(engine.topics.recommendations, "send_soon", recs), \
+         mock.patch.object(engine.topics.dlq, "send_soon", dlq):
+        async with agent.test_context() as ctx:
+            await ctx.put(key=b"u1", value=event(event_id="e1", item_id="1"))
+            await ctx.put(key=b"u1", value=b"{broken")
+            await ctx.put(key=b"u2", value=event(event_id="e2", user_id="u2", type="search",
+                                                 text="cartoon for kids", item_id=None))
+            await until(lambda: len(recs.records) >= 2)
+    by_user = {r["user_id"]: r for r in recs.json()}
+    assert set(by_user) == {"u1", "u2"}
+    horror = [i["item_id"] for i in by_user["u1"]["items"]]
+    assert "1" not in horror  # consumed
+    assert set(horror[:2]) == {"2", "4"}  # the other horror films
+    assert by_user["u2"]["items"][0]["item_id"] in {"3", "5"}  # a text event, no item at all
+    assert by_user["u1"]["model"].startswith("all-MiniLM-L6-v2@")
+    [dead] = dlq.json()
+    assert dead["reason"] == "bad_json" and dead["topic"] == "interests.events"
+    m = engine.metrics.registry
+    assert m.get_sample_value("interests_dlq_total", {"reason": "bad_json", "topic": "interests.events"}) == 1
+    assert m.get_sample_value("interests_events_total", {"type": "click", "outcome": "ok"}) == 1
+    assert m.get_sample_value("interests_events_total", {"type": "search", "outcome": "ok"}) == 1
+    assert m.get_sample_value("interests_embed_batch_size_count") >= 1
+    assert engine.tables.users[b"u1"] is not None
+
+
+async def test_catalog_agent_embeds_items_once_and_forwards_tombstones(engine: Engine) -> None:
+    vectors, dlq = Sent(), Sent()
+    agent = engine.app.agents["catalog"]
+    with mock.patch.object(engine.topics.item_vectors, "send_soon", vectors), \
+         mock.patch.object(engine.topics.dlq, "send_soon", dlq):
+        async with agent.test_context() as ctx:
+            await ctx.put(key=b"9", value=dumps({"item_id": "9", "title": "Up", "ts": 0}))
+            await ctx.put(key=b"8", value=None)
+            await ctx.put(key=b"7", value=dumps({"item_id": "7", "ts": 0}))
+            await until(lambda: len(vectors.records) >= 2)
+    keys = {k: v for k, v in vectors.records}
+    assert keys[b"8"] is None
+    assert json.loads(keys[b"9"])["dim"] == 384
+    assert [d["reason"] for d in dlq.json()] == ["missing_field"]
+    assert engine.metrics.registry.get_sample_value("interests_items_embedded_total") == 1

@@ -1,0 +1,174 @@
+"""Real parts: one Tansu broker process per test session, worker processes per test."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from streams.admin import ensure_topics
+from streams.broker import EmbeddedBroker, free_port, wait_for_port
+from streams.metrics_scrape import scrape, total
+from streams.records import dumps
+from streams.settings import Settings
+from streams.worker_process import WorkerProcess
+
+pytestmark = pytest.mark.integration
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    log = tmp_path_factory.mktemp("broker") / "broker.log"
+    with EmbeddedBroker(port=free_port(), log_file=log) as b:
+        yield b
+
+
+@dataclass
+class Stack:
+    """One isolated deployment on the shared broker: its own topic prefix and consumer group."""
+
+    settings: Settings
+    workdir: Path
+    workers: list[WorkerProcess] = field(default_factory=list)
+    _producer: KafkaProducer | None = None
+
+    def start_worker(self, data_dir: Path | None = None) -> WorkerProcess:
+        n = len(self.workers)
+        settings = replace(
+            self.settings, metrics_port=free_port(), web_port=free_port(),
+            data_dir=data_dir or self.workdir / f"state-{n}",
+        )
+        worker = WorkerProcess(settings, self.workdir / f"worker-{n}.log").start()
+        self.workers.append(worker)
+        deadline = time.monotonic() + 90
+        while True:
+            assert worker.alive(), self.log(worker)
+            try:
+                wait_for_port(settings.metrics_host, settings.metrics_port, timeout_s=1)
+                break
+            except TimeoutError:
+                assert time.monotonic() < deadline, "worker metrics never came up"
+        return worker
+
+    def log(self, worker: WorkerProcess) -> str:
+        return worker.log_path.read_text(errors="replace")[-4000:]
+
+    def metrics(self, worker: WorkerProcess) -> Any:
+        s = worker.settings
+        return scrape(f"http://{s.metrics_host}:{s.metrics_port}/metrics")
+
+    def metrics_text(self, worker: WorkerProcess) -> str:
+        import urllib.request
+
+        s = worker.settings
+        with urllib.request.urlopen(f"http://{s.metrics_host}:{s.metrics_port}/metrics") as r:
+            return str(r.read().decode())
+
+    def wait_metric(self, worker: WorkerProcess, name: str, check: Callable[[float], bool],
+                    timeout_s: float = 60, **labels: str) -> float:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            assert worker.alive(), self.log(worker)
+            value = total(self.metrics(worker), name, **labels)
+            if check(value):
+                return value
+            assert time.monotonic() < deadline, f"{name}{labels} stuck at {value}\n{self.log(worker)}"
+            time.sleep(0.3)
+
+    @property
+    def producer(self) -> KafkaProducer:
+        if self._producer is None:
+            self._producer = KafkaProducer(bootstrap_servers=self.settings.bootstrap, acks="all")
+        return self._producer
+
+    def send(self, topic: str, key: str | None, value: bytes | dict[str, Any] | None) -> None:
+        raw = dumps(value) if isinstance(value, dict) else value
+        self.producer.send(self.settings.topic(topic), key=None if key is None else key.encode(), value=raw)
+
+    def flush(self) -> None:
+        self.producer.flush()
+
+    def read(self, topic: str, until: Callable[[list[Any]], bool], timeout_s: float = 60) -> list[Any]:
+        """Every record of a topic from the beginning, until `until(records)` holds."""
+        consumer = KafkaConsumer(bootstrap_servers=self.settings.bootstrap, enable_auto_commit=False,
+                                 consumer_timeout_ms=300, fetch_max_wait_ms=50)
+        name = self.settings.topic(topic)
+        tps = [TopicPartition(name, p) for p in range(self.settings.partitions)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        try:
+            while not until(records):
+                assert time.monotonic() < deadline, f"{topic}: condition not met with {len(records)} records"
+                for w in self.workers:
+                    assert not w.process or w.alive() or w.process.returncode is not None
+                records.extend(consumer)
+        finally:
+            consumer.close()
+        return records
+
+    def recommendations(self, until: Callable[[dict[str, dict[str, Any]]], bool],
+                        timeout_s: float = 60) -> dict[str, dict[str, Any]]:
+        """Latest list per user, read until `until(latest)` holds."""
+        latest: dict[str, dict[str, Any]] = {}
+
+        def done(records: list[Any]) -> bool:
+            for r in records[len(done.seen):]:  # type: ignore[attr-defined]
+                rec = json.loads(r.value)
+                latest[rec["user_id"]] = rec
+            done.seen = list(records)  # type: ignore[attr-defined]
+            return until(latest)
+
+        done.seen = []  # type: ignore[attr-defined]
+        self.read("recommendations", done, timeout_s)
+        return latest
+
+    def stop(self) -> None:
+        if self._producer is not None:
+            self._producer.close()
+        for w in self.workers:
+            w.stop()
+
+
+@pytest.fixture()
+def stack(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Stack]:
+    n = next(_names)
+    settings = Settings(
+        broker=broker.url, broker_profile="tansu", app_id=f"it-{n}-{time.time_ns()}",
+        topic_prefix=f"it{n}.", partitions=4, top_k=5, batch_size=200,
+    )
+    ensure_topics(settings)
+    s = Stack(settings, tmp_path)
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+CATALOG = {
+    "h1": ("Night of the Living Dead", "Zombies besiege a farmhouse", ["Horror"]),
+    "h2": ("Halloween", "A masked killer stalks babysitters", ["Horror", "Thriller"]),
+    "h3": ("The Exorcist", "A girl possessed by a demon", ["Horror"]),
+    "c1": ("Julie and Julia", "A blogger cooks every recipe of a French cookbook", ["Cooking", "Comedy"]),
+    "c2": ("Chef", "A chef quits and starts a food truck", ["Cooking", "Comedy"]),
+    "c3": ("Ratatouille", "A rat dreams of cooking in a Paris restaurant", ["Animation", "Cooking"]),
+    "s1": ("Interstellar", "Astronauts travel through a wormhole", ["Sci-Fi", "Space"]),
+    "s2": ("The Martian", "An astronaut stranded on Mars", ["Sci-Fi", "Space"]),
+    "s3": ("Gravity", "Two astronauts adrift in orbit", ["Sci-Fi", "Space"]),
+    "d1": ("The Godfather", "A mafia family's patriarch hands over power", ["Crime", "Drama"]),
+}
+
+
+def publish_catalog(stack: Stack, items: dict[str, tuple[str, str, list[str]]] = CATALOG) -> None:
+    for item_id, (title, text, tags) in items.items():
+        stack.send("items", item_id, {"item_id": item_id, "title": title, "text": text, "tags": tags, "ts": 0})
+    stack.flush()

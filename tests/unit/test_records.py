@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+
+from streams.records import (
+    Invalid,
+    dead_letter,
+    item_vector,
+    parse_event,
+    parse_item,
+    parse_item_vector,
+    recommendation,
+)
+
+
+def raw(**fields: object) -> bytes:
+    return json.dumps(fields).encode()
+
+
+GOOD = {"event_id": "e1", "user_id": "u1", "type": "click", "item_id": "42", "ts": 1700000000000}
+
+
+def test_a_good_event_parses() -> None:
+    event = parse_event(b"u1", raw(**GOOD))
+    assert (event.user_id, event.type, event.item_id, event.ts) == ("u1", "click", "42", 1700000000000)
+
+
+def test_integer_ids_are_read_as_strings_and_searches_carry_text() -> None:
+    event = parse_event(b"7", raw(event_id=1, user_id=7, type="search", text="space opera", ts=5))
+    assert (event.user_id, event.event_id, event.text, event.item_id) == ("7", "1", "space opera", None)
+    rated = parse_event(b"7", raw(event_id=2, user_id=7, type="rate", item_id=3, rating=4.5, ts=5))
+    assert rated.rating == 4.5
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        (b"u1", b"{not json", "bad_json"),
+        (b"u1", b"\xff\xfe", "bad_json"),
+        (b"u1", None, "bad_json"),
+        (b"u1", b"[1, 2]", "not_object"),
+        (b"u1", raw(**{**GOOD, "user_id": None}), "missing_field"),
+        (b"u1", raw(**{k: v for k, v in GOOD.items() if k != "event_id"}), "missing_field"),
+        (b"u1", raw(**{k: v for k, v in GOOD.items() if k != "item_id"}), "missing_field"),
+        (b"u1", raw(**{**GOOD, "type": "teleport"}), "unknown_type"),
+        (b"u1", raw(**{**GOOD, "type": 3}), "wrong_type"),
+        (b"u1", raw(**{**GOOD, "ts": "yesterday"}), "wrong_type"),
+        (b"u1", raw(**{**GOOD, "ts": 1.5}), "wrong_type"),
+        (b"u1", raw(**{**GOOD, "ts": True}), "wrong_type"),
+        (b"u1", raw(**{**GOOD, "item_id": [1]}), "wrong_type"),
+        (b"u1", raw(**{**GOOD, "text": 5}), "wrong_type"),
+        (b"u1", raw(**{**GOOD, "ts": -1}), "bad_value"),
+        (b"u1", raw(**{**GOOD, "type": "rate"}), "missing_field"),
+        (b"u1", raw(**{**GOOD, "rating": 11}), "bad_value"),
+        (b"u1", raw(**{**GOOD, "rating": "5"}), "wrong_type"),
+        (b"u1", raw(**{**GOOD, "type": "search", "item_id": None}), "missing_field"),
+        (b"u1", raw(**{**GOOD, "user_id": "x" * 300}), "bad_value"),
+        (b"someone-else", raw(**GOOD), "key_mismatch"),
+        (None, raw(**GOOD), "key_mismatch"),
+    ],
+)
+def test_bad_events_name_their_reason(key: bytes | None, value: bytes | None, reason: str) -> None:
+    with pytest.raises(Invalid) as caught:
+        parse_event(key, value)
+    assert caught.value.reason == reason
+
+
+def test_items_and_tombstones() -> None:
+    item = parse_item(b"9", raw(item_id=9, title="Alien (1979)", tags=["Horror", "Sci-Fi"], ts=0))
+    assert item is not None and item.tags == ("Horror", "Sci-Fi")
+    assert parse_item(b"9", None) is None
+    with pytest.raises(Invalid, match="tags"):
+        parse_item(b"9", raw(item_id=9, title="x", tags="Horror", ts=0))
+    with pytest.raises(Invalid, match="title"):
+        parse_item(b"9", raw(item_id=9, ts=0))
+
+
+def test_output_records() -> None:
+    rec = json.loads(recommendation("u1", 5, "e1", [("a", 0.91234567)], "m+s"))
+    assert rec == {"user_id": "u1", "ts": 5, "event_id": "e1",
+                   "items": [{"item_id": "a", "score": 0.912346}], "model": "m+s"}
+    dlq = json.loads(dead_letter("bad_json", "x", "t", 1, 7, b"k", b"\xff", 9))
+    assert base64.b64decode(dlq["value_b64"]) == b"\xff"
+    assert (dlq["topic"], dlq["partition"], dlq["offset"], dlq["reason"]) == ("t", 1, 7, "bad_json")
+    v = np.linspace(-1, 1, 6).astype(np.float32)
+    item_id, title, space, back = parse_item_vector(item_vector("i", "T", v, "m@1", 0))
+    assert (item_id, title, space) == ("i", "T", "m@1")
+    np.testing.assert_array_equal(back, v)
