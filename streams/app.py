@@ -72,8 +72,8 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
 
     @app.agent(topics.events, name="interests")
     async def interest_agent(stream: Any) -> None:
-        await replica.ready.wait()  # no user is scored against a half-loaded catalog
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_wait_s):
+            await replica.ready.wait()  # no user is scored against a half-loaded catalog
             await stage.process(batch)
 
     @app.on_partitions_assigned.connect

@@ -62,6 +62,15 @@ class Settings:
         values["broker"] = self.broker.split("@")[-1]
         return values
 
+    def to_env(self) -> dict[str, str]:
+        """The INTERESTS_* variables that make `from_env` rebuild these settings (child processes)."""
+        env = {}
+        for name, value in asdict(self).items():
+            if name == "weights":
+                value = ",".join(f"{k}={v}" for k, v in value.items())
+            env[f"INTERESTS_{name.upper()}"] = str(value)
+        return env
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         env = os.environ if env is None else env

@@ -18,16 +18,7 @@ class WorkerProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def env(self) -> dict[str, str]:
-        s = self.settings
-        return {
-            **os.environ,
-            "INTERESTS_BROKER": s.broker, "INTERESTS_BROKER_PROFILE": s.broker_profile,
-            "INTERESTS_APP_ID": s.app_id, "INTERESTS_TOPIC_PREFIX": s.topic_prefix,
-            "INTERESTS_PARTITIONS": str(s.partitions), "INTERESTS_DATA_DIR": str(s.data_dir),
-            "INTERESTS_METRICS_HOST": s.metrics_host, "INTERESTS_METRICS_PORT": str(s.metrics_port),
-            "INTERESTS_WEB_PORT": str(s.web_port), "INTERESTS_TOP_K": str(s.top_k),
-            "INTERESTS_BATCH_SIZE": str(s.batch_size), "INTERESTS_HALF_LIFE_S": str(s.half_life_s),
-        }
+        return {**os.environ, **self.settings.to_env()}
 
     def start(self) -> WorkerProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115

@@ -108,7 +108,8 @@ class Stack:
         deadline = time.monotonic() + timeout_s
         try:
             while not until(records):
-                assert time.monotonic() < deadline, f"{topic}: condition not met with {len(records)} records"
+                assert time.monotonic() < deadline, (
+                    f"{topic}: condition not met with {len(records)} records\n{self.diagnose()}")
                 for w in self.workers:
                     assert not w.process or w.alive() or w.process.returncode is not None
                 records.extend(consumer)
@@ -131,6 +132,19 @@ class Stack:
         done.seen = []  # type: ignore[attr-defined]
         self.read("recommendations", done, timeout_s)
         return latest
+
+    def diagnose(self) -> str:
+        out = []
+        for w in self.workers:
+            if w.alive():
+                text = self.metrics_text(w)
+                out.append("\n".join(line for line in text.splitlines()
+                                     if line.startswith(("interests_events", "interests_assigned",
+                                                         "interests_catalog", "interests_dlq"))))
+            out.append(self.log(w)[-1500:])
+        text = "\n----\n".join(out)
+        (self.workdir / "diagnose.txt").write_text(text)
+        return text
 
     def stop(self) -> None:
         if self._producer is not None:
@@ -170,5 +184,6 @@ CATALOG = {
 
 def publish_catalog(stack: Stack, items: dict[str, tuple[str, str, list[str]]] = CATALOG) -> None:
     for item_id, (title, text, tags) in items.items():
-        stack.send("items", item_id, {"item_id": item_id, "title": title, "text": text, "tags": tags, "ts": 0})
+        item = {"item_id": item_id, "title": title, "text": text, "tags": tags, "ts": 0}
+        stack.send("items", item_id, item)
     stack.flush()

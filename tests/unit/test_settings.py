@@ -20,6 +20,7 @@ def test_defaults_and_environment() -> None:
     assert "secret" not in str(s.public())
     assert s.topic("events") == "interests.events"
     assert Settings.from_env({}) == Settings()
+    assert Settings.from_env(s.to_env()) == s
 
 
 @pytest.mark.parametrize(
