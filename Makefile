@@ -19,12 +19,12 @@ $(BIN)/interests: pyproject.toml
 
 install: $(BIN)/interests
 
-# promtool checks the metrics endpoint's exposition format in the tests.
+# promtool checks the metrics format and Prometheus config; docker-compose validates the compose file.
 tools:
-	@command -v promtool >/dev/null 2>&1 || { \
+	@command -v promtool >/dev/null 2>&1 && command -v docker-compose >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
-	  else echo "promtool not found: install Debian's 'prometheus' package for the metrics format test"; fi; }
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus docker-compose >/dev/null; \
+	  else echo "install Debian's prometheus and docker-compose packages for the deploy checks"; fi; }
 
 demo: install
 	$(BIN)/interests demo $(ARGS)
