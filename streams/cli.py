@@ -92,6 +92,12 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
     options = DemoOptions(data=args.data, limit=args.limit, rate=args.rate,
                           summary_json=args.summary_json, show_users=args.users)
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)  # `kill` cleans up like Ctrl-C
+    signal.signal(signal.SIGINT, interrupt)  # even where a parent shell ignored SIGINT
     try:
         run_demo(options, settings)
     except KeyboardInterrupt:
@@ -129,7 +135,8 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="embedded broker + worker + MovieLens-100k replay, live top-k")
     d.add_argument("--data", default="ml-100k", help="ml-100k (fetched, cached) or a local ml-100k folder")
     d.add_argument("--limit", type=int, default=None, help="replay only the first N events")
-    d.add_argument("--rate", type=float, default=0.0, help="events/s, 0 = as fast as possible")
+    d.add_argument("--rate", type=float, default=None,
+                   help="events/s, 0 = as fast as possible (default: 300 live, 0 with --summary-json)")
     d.add_argument("--summary-json", type=Path, default=None,
                    help="run without the live panel and write a summary here")
     d.add_argument("--users", type=int, default=3, help="users shown live")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -28,7 +29,7 @@ from streams.worker_process import WorkerProcess
 class DemoOptions:
     data: str = "ml-100k"
     limit: int | None = None
-    rate: float = 0.0
+    rate: float | None = None  # events/s; None = 300 live on screen, 0 (unpaced) with a summary
     summary_json: Path | None = None
     show_users: int = 3
     refresh_s: float = 2.0
@@ -57,6 +58,7 @@ def show(
 def run_demo(options: DemoOptions, base: Settings) -> dict[str, Any]:
     started = time.monotonic()
     interactive = options.summary_json is None
+    rate = options.rate if options.rate is not None else (300.0 if interactive else 0.0)
     print(f"loading data set {options.data} ...", flush=True)
     dataset: Dataset = load_dataset(options.data)
     events = dataset.interactions[: options.limit] if options.limit else dataset.interactions
@@ -69,6 +71,7 @@ def run_demo(options: DemoOptions, base: Settings) -> dict[str, Any]:
         data_dir=workdir / "state", metrics_port=metrics_port, web_port=free_port(),
     )
     worker = WorkerProcess(settings, workdir / "worker.log")
+    stop_panel = threading.Event()
     feed = RecommendationsFeed(settings)
     metrics_url = f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"
     try:
@@ -80,7 +83,9 @@ def run_demo(options: DemoOptions, base: Settings) -> dict[str, Any]:
         _wait_for_metrics(worker, settings, timeout_s=120)
         print(f"metrics: {metrics_url}")
         feed.start()
-        show_users = [u for u, _ in Counter(x.user_id for x in events).most_common(options.show_users)]
+        # the most active users of the first minutes of the replay: they move early and often
+        early = Counter(x.user_id for x in events[: max(1000, len(events) // 20)])
+        show_users = [u for u, _ in early.most_common(options.show_users)]
         titles = dataset.titles()
         history: dict[str, list[str]] = {}
         sent = 0
@@ -92,13 +97,13 @@ def run_demo(options: DemoOptions, base: Settings) -> dict[str, Any]:
             if user_id in show_users:
                 history.setdefault(user_id, []).append(events[sent - 1].item_id)
 
-        stop_panel = threading.Event()
         if interactive:
             threading.Thread(target=_panel, args=(stop_panel, options.refresh_s, feed, show_users,
                                                   titles, history), daemon=True).start()
         print("publishing the catalog; the worker embeds every item once ...", flush=True)
-        stats = replay(settings, replace(dataset, interactions=events), rate=options.rate,
-                       on_sent=on_sent)
+        print(f"replaying {len(events)} events at {f'{rate:.0f}/s' if rate else 'full speed'}; "
+              "Ctrl-C stops", flush=True)
+        stats = replay(settings, replace(dataset, interactions=events), rate=rate, on_sent=on_sent)
         print(f"catalog embedded in {stats.catalog_wait_s:.1f} s; {stats.events} events sent")
         counts = _wait_processed(metrics_url, stats.events, worker, options.timeout_s)
         _wait_answered(feed, stats.events, timeout_s=30)
@@ -114,19 +119,21 @@ def run_demo(options: DemoOptions, base: Settings) -> dict[str, Any]:
             "items": int(total(counts, "interests_items")),
             "latency_ms": {"p50": percentile_ms(feed.latencies_s, 50),
                            "p99": percentile_ms(feed.latencies_s, 99)},
-            "rate": options.rate,
+            "rate": rate,
             "wall_s": round(time.monotonic() - started, 1),
         }
         print(json.dumps(summary, indent=2))
         if options.summary_json:
             options.summary_json.write_text(json.dumps(summary, indent=2) + "\n")
-        elif options.rate == 0:
+        elif rate == 0:
             print("(latency here includes queueing: every event was sent at once; try --rate 200)")
         return summary
     finally:
-        feed.stop()
-        worker.stop()
-        broker.stop()
+        for stop in (stop_panel.set, feed.stop, worker.stop, broker.stop):
+            try:
+                stop()
+            except Exception as exc:  # one failed step must not leave the others running
+                print(f"while stopping: {exc!r}", file=sys.stderr)
 
 
 def _port_free(port: int) -> bool:
