@@ -30,7 +30,7 @@ def rebase(state: UserState, space: str) -> UserState:
     loses its vector: vectors of two spaces are never added together."""
     if state.space == space:
         return state
-    return replace(state, vector=np.zeros_like(state.vector), events=0, space=space)
+    return replace(state, vector=np.zeros_like(state.vector), weight_sum=0.0, events=0, space=space)
 
 
 def apply_interactions(
@@ -60,5 +60,6 @@ def recommend(
     if not users:
         return {}
     matrix = np.stack([states[u].vector for u in users]).astype(np.float32)  # (B, D)
-    ranked = top_k(catalog, matrix, [states[u].history for u in users], k)
+    sums = np.array([states[u].weight_sum for u in users], dtype=np.float32)  # (B,)
+    ranked = top_k(catalog, matrix, sums, [states[u].history for u in users], k)
     return dict(zip(users, ranked, strict=True))

@@ -12,7 +12,8 @@ class ItemCatalog:
     """Item vectors in one contiguous (N, D) float32 matrix, for one matrix product per batch.
 
     Upsert replaces a row in place or appends one (amortised O(1), capacity doubles);
-    removal moves the last row into the hole, so row order is not stable.
+    removal moves the last row into the hole, so row order is not stable. The mean row
+    m = (1/N) sum_n e_n is kept exact under both, for centred scoring.
     """
 
     def __init__(self, dim: int, capacity: int = 1024) -> None:
@@ -20,6 +21,8 @@ class ItemCatalog:
         self._matrix = np.zeros((capacity, dim), dtype=np.float32)  # (cap, D) float32
         self._ids: list[str] = []
         self._row: dict[str, int] = {}
+        self._sum = np.zeros(dim, dtype=np.float64)  # (D,) sum of rows
+        self._centring: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None = None
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -35,6 +38,24 @@ class ItemCatalog:
     def matrix(self) -> npt.NDArray[np.float32]:
         """(N, D) float32, rows L2-normalised; a view, valid until the next change."""
         return self._matrix[: len(self._ids)]
+
+    @property
+    def mean(self) -> npt.NDArray[np.float32]:
+        """(D,) float32, the mean m of the unit rows (zero for an empty catalog)."""
+        return self.centring[0]
+
+    @property
+    def centring(self) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """(m, 1/|e_n - m|): the (D,) mean and the (N,) inverse norms of the centred rows
+        (0 where a row equals the mean), recomputed once after a change.
+        |e_n - m|^2 = 1 - 2 <e_n, m> + |m|^2 for unit rows e_n."""
+        if self._centring is None:
+            mean = (self._sum / max(len(self._ids), 1)).astype(np.float32)  # (D,)
+            norms2 = 1.0 - 2.0 * (self.matrix @ mean) + float(mean @ mean)  # (N,)
+            inv = np.divide(1.0, np.sqrt(np.maximum(norms2, 0.0)), out=np.zeros_like(norms2),
+                            where=norms2 > 1e-12).astype(np.float32)  # (N,)
+            self._centring = (mean, inv)
+        return self._centring
 
     def row_of(self, item_id: str) -> int | None:
         return self._row.get(item_id)
@@ -58,12 +79,18 @@ class ItemCatalog:
                 self._matrix = grown
             self._ids.append(item_id)
             self._row[item_id] = row
+        else:
+            self._sum -= self._matrix[row]
         self._matrix[row] = vector / np.float32(norm)
+        self._sum += self._matrix[row]
+        self._centring = None
 
     def remove(self, item_id: str) -> bool:
         row = self._row.pop(item_id, None)
         if row is None:
             return False
+        self._sum -= self._matrix[row]
+        self._centring = None
         last = len(self._ids) - 1
         if row != last:
             moved = self._ids[last]

@@ -41,6 +41,7 @@ def decay_merge(
     Late (t < t_prev):        u   = u_prev + 2^(-(t_prev - t)/h) * w * e,   t_prev unchanged
     Both equal sum_i w_i 2^(-(T - t_i)/h) e_i with T the newest event time, so the state
     does not depend on arrival order, and a late event is discounted, never amplified.
+    The weight sum s = sum_i w_i 2^(-(T - t_i)/h) follows the same rule (events with a vector).
     An event id already in `seen` is a redelivery and leaves the state as it is.
     """
     if event_id is not None and event_id in state.seen:
@@ -48,17 +49,22 @@ def decay_merge(
     if state.events == 0:
         updated_ms = event_ts_ms
         u = np.zeros_like(state.vector)  # (D,) float32
+        s = 0.0
         contribution = weight
     elif event_ts_ms >= state.updated_ms:
         updated_ms = event_ts_ms
-        u = state.vector * np.float32(decay_factor(event_ts_ms - state.updated_ms, config.half_life_s))
+        factor = decay_factor(event_ts_ms - state.updated_ms, config.half_life_s)
+        u = state.vector * np.float32(factor)
+        s = state.weight_sum * factor
         contribution = weight
     else:
         updated_ms = state.updated_ms
         u = state.vector.copy()
+        s = state.weight_sum
         contribution = weight * decay_factor(state.updated_ms - event_ts_ms, config.half_life_s)
     if vector is not None:
         u = u + np.float32(contribution) * vector  # (D,) float32
+        s += contribution
     history = state.history
     if item_id is not None:
         history = (*tuple(h for h in history if h != item_id), item_id)[-config.history_size :]
@@ -68,6 +74,7 @@ def decay_merge(
         vector=u.astype(np.float32, copy=False),
         updated_ms=updated_ms,
         events=state.events + 1,
+        weight_sum=s,
         history=history,
         seen=seen,
     )

@@ -27,12 +27,18 @@ def decayed_sum(
 
 def top_k_loop(
     item_ids: Sequence[str],
-    items: FloatVec,  # (N, D)
+    items: FloatVec,  # (N, D) unit rows
     user: FloatVec,  # (D,)
     exclude: set[str],
     k: int,
+    weight_sum: float | None = None,
 ) -> list[tuple[str, float]]:
-    """Cosine to every item one at a time, sort, drop excluded, keep k."""
+    """Cosine to every item one at a time, sort, drop excluded, keep k. With a weight sum s,
+    items and user are first centred explicitly: e_n - m and u - s m."""
+    if weight_sum is not None:
+        mean = [sum(float(v[d]) for v in items) / len(items) for d in range(len(user))]
+        items = np.asarray([[float(v[d]) - mean[d] for d in range(len(user))] for v in items])
+        user = np.asarray([float(user[d]) - weight_sum * mean[d] for d in range(len(user))])
     u_norm = math.sqrt(sum(float(x) * float(x) for x in user))
     scored = []
     for item_id, vec in zip(item_ids, items, strict=True):

@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from cf.catalog import ItemCatalog
 
-SCORER_VERSION = "cosine-decay/1"
+SCORER_VERSION = "centred-cosine-decay/2"
 
 
 @dataclass(frozen=True)
@@ -25,27 +25,51 @@ def normalise_rows(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
 
 
+def cosine_scores(
+    catalog: ItemCatalog,
+    users: npt.NDArray[np.float32],  # (B, D) interest sums u = sum_i c_i e_i
+    weight_sums: npt.NDArray[np.float32] | None,  # (B,) s = sum_i c_i; None: plain cosine
+) -> npt.NDArray[np.float32]:
+    """(B, N) scores of every catalog row, rows in `catalog.ids` order.
+
+    Centred (weight_sums given), relative to the catalog mean m, which is what every item shares
+    (sentence embeddings crowd into a narrow cone, so plain cosine favours the items nearest the
+    mean for every user):
+        u' = u - s m = sum_i c_i (e_i - m)
+        score[b, n] = <u'_b, e_n - m> / (|u'_b| |e_n - m|),
+        <u', e_n - m> = <u', e_n> - <u', m>,   |e_n - m|^2 = 1 - 2 <e_n, m> + |m|^2
+    so the (N, D) matrix is never re-centred when an item comes or goes.
+    A zero interest scores 0 everywhere."""
+    users = users.astype(np.float32, copy=False)
+    if weight_sums is None:
+        return normalise_rows(users) @ catalog.matrix.T  # (B, N) plain cosine
+    mean, inv_norms = catalog.centring  # (D,), (N,) 1/|e_n - m|
+    centred = normalise_rows(users - weight_sums[:, None] * mean[None, :])  # (B, D) unit u'
+    dots = centred @ catalog.matrix.T  # (B, N) <u', e_n>
+    dots -= (centred @ mean)[:, None]  # (B, N) <u', e_n - m>
+    dots *= inv_norms[None, :]
+    return dots
+
+
 def top_k(
     catalog: ItemCatalog,
-    users: npt.NDArray[np.float32],  # (B, D) float32 interest vectors, any norm
+    users: npt.NDArray[np.float32],  # (B, D) float32 interest sums, any norm
+    weight_sums: npt.NDArray[np.float32] | None,  # (B,) decayed weight sums; None: plain cosine
     exclude: Sequence[Sequence[str]],  # per user: item ids never to recommend
     k: int,
 ) -> list[list[Scored]]:
-    """For each user, the k catalog items with the highest cosine, best first.
-
-    score[b, n] = <u_b / |u_b|, m_n>   (catalog rows m_n are unit vectors)
-    A user with a zero interest vector gets an empty list: there is nothing to rank by.
+    """For each user, the k catalog items with the highest (centred) cosine, best first;
+    see `cosine_scores`. A user with a zero interest gets an empty list: nothing to rank by.
     """
     n_items = len(catalog)
     if users.ndim != 2 or users.shape[1] != catalog.dim:
         raise ValueError(f"users must be (B, {catalog.dim}), got {users.shape}")
     if n_items == 0 or k <= 0:
         return [[] for _ in range(users.shape[0])]
-    unit = normalise_rows(users.astype(np.float32, copy=False))  # (B, D)
-    scores = unit @ catalog.matrix.T  # (B, N) float32 cosine
+    scores = cosine_scores(catalog, users, weight_sums)  # (B, N)
     results: list[list[Scored]] = []
     for b, excluded in enumerate(exclude):
-        if not unit[b].any():
+        if not users[b].any():
             results.append([])
             continue
         row = scores[b]  # (N,)

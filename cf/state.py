@@ -11,13 +11,13 @@ import numpy.typing as npt
 FloatVec = npt.NDArray[np.float32]
 
 # Layout, little-endian:
-#   header  <B H q I H H   format version, D, updated_ms, events, n_history, n_seen
+#   header  <B H q I H H d  format version, D, updated_ms, events, n_history, n_seen, weight_sum
 #   vector  D x float32    the decayed interest sum (not normalised)
 #   history n_history x (u16 length + UTF-8 item id), oldest first
 #   seen    n_seen    x (u16 length + UTF-8 event id), oldest first
 #   space   u16 length + UTF-8 name of the vector space (encoder version)
 _FORMAT_VERSION = 1
-_HEADER = struct.Struct("<BHqIHH")
+_HEADER = struct.Struct("<BHqIHHd")
 _LEN = struct.Struct("<H")
 
 
@@ -26,6 +26,7 @@ class UserState:
     """Everything the engine keeps per user.
 
     vector:     (D,) float32, sum of w_i * 2^(-(updated_ms - t_i)/h) * e_i, not normalised
+    weight_sum: sum of w_i * 2^(-(updated_ms - t_i)/h) over the same events (for centring)
     updated_ms: event time (epoch ms) the vector is decayed to; the newest event time merged
     events:     number of events merged
     history:    consumed item ids, oldest first, bounded (excluded from recommendations)
@@ -36,6 +37,7 @@ class UserState:
     vector: FloatVec
     updated_ms: int
     events: int = 0
+    weight_sum: float = 0.0
     history: tuple[str, ...] = ()
     seen: tuple[str, ...] = ()
     space: str = ""
@@ -53,6 +55,7 @@ class UserState:
                 self.events,
                 len(self.history),
                 len(self.seen),
+                self.weight_sum,
             ),
             self.vector.astype("<f4", copy=False).tobytes(),
         ]
@@ -64,7 +67,7 @@ class UserState:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> UserState:
-        version, dim, updated_ms, events, n_history, n_seen = _HEADER.unpack_from(data, 0)
+        version, dim, updated_ms, events, n_history, n_seen, weight_sum = _HEADER.unpack_from(data, 0)
         if version != _FORMAT_VERSION:
             raise ValueError(f"unknown user state format {version}")
         offset = _HEADER.size
@@ -80,6 +83,7 @@ class UserState:
             vector=vector,
             updated_ms=updated_ms,
             events=events,
+            weight_sum=weight_sum,
             history=tuple(texts[:n_history]),
             seen=tuple(texts[n_history : n_history + n_seen]),
             space=texts[-1],

@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from streams.settings import Settings
@@ -106,6 +107,24 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace, settings: Settings) -> int:
+    from encoders.transformer import TransformerEncoder
+    from streams.datasets import load_dataset
+    from streams.evaluation import run_eval, table, write
+
+    dataset = load_dataset(args.dataset)
+    if args.limit:
+        dataset = replace(dataset, interactions=dataset.interactions[: args.limit])
+    encoder = TransformerEncoder(args.encoder if args.encoder is not None else settings.encoder,
+                                 batch_size=settings.embed_batch, threads=settings.torch_threads)
+    report = run_eval(dataset, encoder, settings.event_weights(), settings.decay(), k=args.k,
+                      progress=not args.no_progress)
+    print(table(report))
+    if args.out:
+        write(report, args.out)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="interests",
@@ -141,6 +160,16 @@ def parser() -> argparse.ArgumentParser:
                    help="run without the live panel and write a summary here")
     d.add_argument("--users", type=int, default=3, help="users shown live")
     d.set_defaults(run=_demo)
+    e = sub.add_parser("eval", help="replay a data set in process and measure ranking quality per method")
+    e.add_argument("--dataset", default="ml-100k",
+                   help="ml-100k, a GroupLens ml-100k folder, or a CSV folder")
+    e.add_argument("--protocol", choices=["prequential"], default="prequential")
+    e.add_argument("--k", type=int, default=10)
+    e.add_argument("--limit", type=int, default=None, help="only the first N events")
+    e.add_argument("--encoder", default=None, help="a local model folder (default: INTERESTS_ENCODER)")
+    e.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
+    e.add_argument("--no-progress", action="store_true")
+    e.set_defaults(run=_eval)
     return p
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -142,6 +145,11 @@ class Stack:
                                      if line.startswith(("interests_events", "interests_assigned",
                                                          "interests_catalog", "interests_dlq"))))
             out.append(self.log(w)[-1500:])
+            spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+            if w.alive() and w.process is not None and Path(spy).exists():
+                dump = subprocess.run([spy, "dump", "--pid", str(w.process.pid)],
+                                      capture_output=True, text=True)
+                out.append(dump.stdout)
         text = "\n----\n".join(out)
         (self.workdir / "diagnose.txt").write_text(text)
         return text

@@ -48,6 +48,9 @@ def test_out_of_order_gives_the_same_state_as_in_order() -> None:
     state = fold(shuffled)
     np.testing.assert_allclose(state.vector, expected, rtol=1e-4, atol=1e-5)
     assert state.updated_ms == newest
+    # the weight sum is the same decayed sum with every vector set to 1
+    ones, _ = decayed_sum([(np.ones(1, np.float32), w, ts) for _, w, ts in events], H)
+    assert state.weight_sum == pytest.approx(ones[0], rel=1e-6)
 
 
 def test_a_very_late_event_is_discounted_never_amplified() -> None:

@@ -24,7 +24,8 @@ def random_items(n: int, dim: int, seed: int) -> np.ndarray:
 def test_a_user_equal_to_item_7_gets_item_7_first() -> None:
     items = random_items(50, 16, seed=0)
     catalog = catalog_of(items)
-    [ranked] = top_k(catalog, 3.0 * items[7:8], [[]], k=5)
+    # three events on item 7: u = 3 e_7, s = 3, so u - s m = 3 (e_7 - m): centred cosine 1
+    [ranked] = top_k(catalog, 3.0 * items[7:8], np.array([3.0], np.float32), [[]], k=5)
     assert ranked[0].item_id == "item7"
     assert ranked[0].score == pytest.approx(1.0, abs=1e-5)
     assert [s.score for s in ranked] == sorted((s.score for s in ranked), reverse=True)
@@ -33,7 +34,8 @@ def test_a_user_equal_to_item_7_gets_item_7_first() -> None:
 def test_consumed_items_are_never_recommended() -> None:
     items = random_items(30, 8, seed=1)
     catalog = catalog_of(items)
-    [ranked] = top_k(catalog, items[3:4], [["item3", "item9", "not-in-catalog"]], k=30)
+    [ranked] = top_k(catalog, items[3:4], np.ones(1, np.float32), [["item3", "item9", "not-in-catalog"]],
+                     k=30)
     ids = [s.item_id for s in ranked]
     assert "item3" not in ids and "item9" not in ids
     assert len(ids) == 28
@@ -44,19 +46,23 @@ def test_matches_the_loop_reference() -> None:
     catalog = catalog_of(items)
     users = np.random.default_rng(3).normal(size=(5, 12)).astype(np.float32)
     excluded = [[f"item{j}" for j in range(i, 200, 17)] for i in range(5)]
-    fast = top_k(catalog, users, excluded, k=10)
-    for b in range(5):
-        slow = top_k_loop(catalog.ids, catalog.matrix, users[b], set(excluded[b]), 10)
-        assert [s.item_id for s in fast[b]] == [i for i, _ in slow]
-        np.testing.assert_allclose([s.score for s in fast[b]], [s for _, s in slow], rtol=1e-4)
+    sums = np.linspace(-2, 3, 5).astype(np.float32)
+    for weight_sums in (None, sums):
+        fast = top_k(catalog, users, weight_sums, excluded, k=10)
+        for b in range(5):
+            s_b = None if weight_sums is None else float(weight_sums[b])
+            slow = top_k_loop(catalog.ids, catalog.matrix, users[b], set(excluded[b]), 10, s_b)
+            assert [s.item_id for s in fast[b]] == [i for i, _ in slow]
+            np.testing.assert_allclose([s.score for s in fast[b]], [s for _, s in slow], rtol=1e-4,
+                                       atol=1e-6)
 
 
 def test_zero_interest_and_empty_catalog_give_empty_lists() -> None:
     catalog = catalog_of(random_items(5, 4, seed=4))
-    assert top_k(catalog, np.zeros((1, 4), np.float32), [[]], k=3) == [[]]
-    assert top_k(ItemCatalog(4), np.ones((2, 4), np.float32), [[], []], k=3) == [[], []]
+    assert top_k(catalog, np.zeros((1, 4), np.float32), np.zeros(1, np.float32), [[]], k=3) == [[]]
+    assert top_k(ItemCatalog(4), np.ones((2, 4), np.float32), None, [[], []], k=3) == [[], []]
     with pytest.raises(ValueError):
-        top_k(catalog, np.ones((1, 5), np.float32), [[]], k=3)
+        top_k(catalog, np.ones((1, 5), np.float32), None, [[]], k=3)
 
 
 def test_catalog_upsert_replace_and_remove() -> None:
@@ -73,3 +79,14 @@ def test_catalog_upsert_replace_and_remove() -> None:
         np.testing.assert_array_equal(catalog.matrix[row], catalog.vector(item_id))
     with pytest.raises(ValueError):
         catalog.upsert("zero", np.zeros(4, np.float32))
+
+
+def test_catalog_mean_stays_exact_through_changes() -> None:
+    items = random_items(40, 6, seed=6)
+    catalog = catalog_of(items)
+    catalog.upsert("item3", items[0])
+    for item_id in ("item5", "item39", "item0"):
+        catalog.remove(item_id)
+    np.testing.assert_allclose(catalog.mean, catalog.matrix.mean(axis=0), atol=1e-6)
+    centred = catalog.matrix - catalog.matrix.mean(axis=0)
+    np.testing.assert_allclose(catalog.centring[1], 1 / np.linalg.norm(centred, axis=1), rtol=1e-4)

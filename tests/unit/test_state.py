@@ -9,18 +9,19 @@ from cf.state import UserState
 def test_bytes_round_trip() -> None:
     state = UserState(
         vector=np.arange(384, dtype=np.float32) / 7, updated_ms=1_700_000_000_123, events=42,
+        weight_sum=-1.25,
         history=("12", "élan", "x" * 40), seen=("ev-1", "ev-2"), space="all-MiniLM-L6-v2@abc",
     )
     back = UserState.from_bytes(state.to_bytes())
     np.testing.assert_array_equal(back.vector, state.vector)
-    assert (back.updated_ms, back.events, back.history, back.seen, back.space) == (
-        state.updated_ms, state.events, state.history, state.seen, state.space)
+    assert (back.updated_ms, back.events, back.weight_sum, back.history, back.seen, back.space) == (
+        state.updated_ms, state.events, state.weight_sum, state.history, state.seen, state.space)
 
 
 def test_encoding_is_compact() -> None:
     state = UserState(vector=np.zeros(384, np.float32), updated_ms=0, history=("1",) * 10)
-    # a 19-byte header + 384 float32 + 3 bytes per one-character id + an empty space name
-    assert len(state.to_bytes()) == 19 + 384 * 4 + 10 * 3 + 2
+    # a 27-byte header + 384 float32 + 3 bytes per one-character id + an empty space name
+    assert len(state.to_bytes()) == 27 + 384 * 4 + 10 * 3 + 2
 
 
 def test_unknown_format_is_refused() -> None:

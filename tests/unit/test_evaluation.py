@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from cf.cooccurrence import ItemCooccurrence
+from cf.popularity import DecayedPopularity, Popularity
+from cf.ranking_metrics import RankingTally, rank_of
+from streams.datasets import CatalogItem, Dataset, Interaction
+from streams.evaluation import prequential
+
+
+def test_rank_breaks_ties_by_index_like_the_served_order() -> None:
+    scores = np.array([0.5, 0.9, 0.5, -np.inf, 0.5], np.float32)
+    assert [rank_of(scores, t) for t in (1, 0, 2, 4)] == [0, 1, 2, 3]
+
+
+def test_tally_known_answer() -> None:
+    tally = RankingTally(k=10)
+    for rank in (0, 3, 12):
+        tally.add(rank)
+    s = tally.summary()
+    assert s["hr"] == pytest.approx(2 / 3)
+    assert s["ndcg"] == pytest.approx((1 + 1 / math.log2(5)) / 3)
+    assert s["mrr"] == pytest.approx((1 + 1 / 4) / 3)
+
+
+def test_decayed_popularity_halves_per_half_life() -> None:
+    pop = DecayedPopularity(2, half_life_s=10.0)
+    pop.update("u", 0, 0, None)
+    pop.update("u", 1, 10_000, None)
+    np.testing.assert_allclose(pop.scores("u", 10_000), [0.5, 1.0], rtol=1e-6)
+    plain = Popularity(2)
+    plain.update("u", 1, 0, None)
+    assert plain.scores("u", 0).tolist() == [0.0, 1.0]
+
+
+def test_cooccurrence_scores_what_followed_before() -> None:
+    knn = ItemCooccurrence(4, recent=2)
+    for item in (0, 1):
+        knn.update("a", item, 0, None)
+    knn.update("b", 0, 0, None)
+    scores = knn.scores("b", 0)
+    assert int(np.argmax(np.where(np.arange(4) == 0, -np.inf, scores))) == 1
+
+
+def test_prequential_counts_only_users_with_history_and_learns_a_sequence() -> None:
+    items = [CatalogItem(str(n), f"item {n}") for n in range(6)]
+    sequence = ["3", "1", "5"]  # not in index order: ties (all zero) never guess it
+    interactions = [Interaction(f"u{u}", item, 1000 * (3 * u + n), 5.0)
+                    for u in range(5) for n, item in enumerate(sequence)]
+    results = prequential(Dataset("toy", items, interactions),
+                          [ItemCooccurrence(6), Popularity(6)], k=1, progress=False)
+    knn = results["itemknn"].overall.summary()
+    assert knn["n"] == 5 * 2  # each user's first event has no history
+    assert knn["hr"] == pytest.approx(8 / 10)  # every step after the first user is predicted
+    assert results["popularity"].new_users.n == 10
