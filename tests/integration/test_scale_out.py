@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import pytest
 
 from streams.metrics_scrape import total
+from streams.worker_process import WorkerProcess
 from tests.integration.conftest import CATALOG, Stack, publish_catalog
 
 pytestmark = pytest.mark.integration
@@ -59,6 +61,13 @@ def test_two_workers_see_every_item_live(stack: Stack) -> None:
 GENRES = {"h": "c", "c": "s", "s": "h"}
 
 
+def ready(stack: Stack, worker: WorkerProcess) -> None:
+    """Recovered and consuming: every events partition assigned, the catalog copy caught up."""
+    stack.wait_metric(worker, "interests_assigned_partitions", lambda v: v == 4, timeout_s=90)
+    stack.wait_metric(worker, "interests_catalog_ready", lambda v: v == 1)
+    time.sleep(1.0)  # the assignment gauge is set just before table recovery starts
+
+
 def test_state_survives_a_crash_and_a_restart(stack: Stack) -> None:
     stack.settings = replace(stack.settings, top_k=len(CATALOG))  # every item not consumed
     publish_catalog(stack)
@@ -80,6 +89,7 @@ def test_state_survives_a_crash_and_a_restart(stack: Stack) -> None:
 
     # a new worker on an empty disk rebuilds every user from the changelog
     second = stack.start_worker(data_dir=stack.workdir / "fresh")
+    ready(stack, second)
     latest = phase(3, {u: f"{GENRES[g]}3" for u, g in users.items()})
     for user, g in users.items():
         items = [i["item_id"] for i in latest[user]["items"]]
@@ -90,6 +100,7 @@ def test_state_survives_a_crash_and_a_restart(stack: Stack) -> None:
     # a clean restart on the same disk resumes from RocksDB and the changelog's tail
     second.stop()
     third = stack.start_worker(data_dir=stack.workdir / "fresh")
+    ready(stack, third)
     latest = phase(4, {u: "d1" for u in users})
     for user, g in users.items():
         items = [i["item_id"] for i in latest[user]["items"]]
