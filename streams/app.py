@@ -72,6 +72,8 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
 
     @app.agent(topics.events, name="interests")
     async def interest_agent(stream: Any) -> None:
+        # Wait for the catalog inside the loop: an agent that is not iterating its stream while
+        # Faust recovers tables after a rebalance was seen to lose its partitions' backlog.
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_wait_s):
             await replica.ready.wait()  # no user is scored against a half-loaded catalog
             await stage.process(batch)
