@@ -50,6 +50,3 @@ def top_k_loop(
     scored.sort(key=lambda pair: -pair[1])
     return scored[:k]
 
-
-def as_array(values: Sequence[float]) -> FloatVec:
-    return np.asarray(values, dtype=np.float32)

@@ -12,6 +12,7 @@ import numpy as np
 
 from cf.batch import Interaction, apply_interactions, recommend
 from cf.catalog import ItemCatalog
+from cf.decay import DecayConfig
 from cf.scoring import SCORER_VERSION
 from cf.state import UserState
 from cf.weights import EventWeights
@@ -36,6 +37,10 @@ class InterestStage:
     executor: Executor
     metrics: Metrics
 
+    def __post_init__(self) -> None:
+        self.weights: EventWeights = self.settings.event_weights()  # built once, not per batch
+        self.decay: DecayConfig = self.settings.decay()
+
     @property
     def model(self) -> str:
         return f"{self.encoder.version}+{SCORER_VERSION}"
@@ -59,10 +64,10 @@ class InterestStage:
         last_event = {parsed.user_id: (event, parsed) for event, parsed in valid}
         before = {u: self._load(event) for u, (event, _) in last_event.items()}
         after = apply_interactions(
-            before, interactions, self.settings.decay(), self.encoder.dim, self.encoder.version
+            before, interactions, self.decay, self.encoder.dim, self.encoder.version
         )
         ranked = recommend(self.catalog, after, self.settings.top_k)
-        self._count(valid, interactions, before, after)
+        self._count(valid, interactions, before)
         now = time.time()
         for user_id, state in after.items():
             event, parsed = last_event[user_id]
@@ -83,7 +88,7 @@ class InterestStage:
     async def _interactions(self, events: list[Event]) -> list[Interaction]:
         """Item events reuse the catalog's vector (no model call); text events are embedded,
         all of a batch's distinct texts in one encoder call."""
-        weights: EventWeights = self.settings.event_weights()
+        weights = self.weights
         texts = sorted({e.text for e in events if e.text and e.item_id not in self.catalog})
         text_vectors = (
             dict(zip(texts, await embed(self.encoder, self.executor, self.metrics, texts), strict=True))
@@ -110,7 +115,7 @@ class InterestStage:
 
     def _count(
         self, valid: list[tuple[Any, Event]], interactions: list[Interaction],
-        before: dict[str, UserState | None], after: dict[str, UserState],
+        before: dict[str, UserState | None],
     ) -> None:
         seen_before = {u: set(s.seen) if s is not None else set() for u, s in before.items()}
         for (_, parsed), x in zip(valid, interactions, strict=True):

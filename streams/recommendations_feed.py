@@ -8,9 +8,8 @@ import time
 from collections import defaultdict, deque
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
-
 from streams.settings import Settings
+from streams.topic_reader import read_from_beginning
 
 
 class RecommendationsFeed:
@@ -41,13 +40,9 @@ class RecommendationsFeed:
             self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        topic = self.settings.topic("recommendations")
-        consumer = KafkaConsumer(bootstrap_servers=self.settings.bootstrap, enable_auto_commit=False,
-                                 fetch_max_wait_ms=20, consumer_timeout_ms=200)
+        consumer = read_from_beginning(self.settings, "recommendations", fetch_max_wait_ms=20,
+                                       consumer_timeout_ms=200)
         try:
-            tps = [TopicPartition(topic, p) for p in range(self.settings.partitions)]
-            consumer.assign(tps)
-            consumer.seek_to_beginning(*tps)
             while not self._stop.is_set():
                 for record in consumer:
                     self._on_record(json.loads(record.value), time.time())

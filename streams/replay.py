@@ -7,11 +7,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
 from streams.datasets import Dataset, Interaction
 from streams.records import dumps
 from streams.settings import Settings
+from streams.topic_reader import read_from_beginning
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +55,9 @@ def wait_for_catalog(settings: Settings, item_ids: set[str], timeout_s: float = 
     """Block until every item id has a vector on the item-vectors topic: the worker has embedded
     the catalog, so no event is scored against a half-built one."""
     started = time.monotonic()
-    topic = settings.topic("item-vectors")
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
-                             consumer_timeout_ms=500, fetch_max_wait_ms=100)
+    consumer = read_from_beginning(settings, "item-vectors", consumer_timeout_ms=500,
+                                   fetch_max_wait_ms=100)
     try:
-        tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
         missing = set(item_ids)
         while missing:
             if time.monotonic() - started > timeout_s:

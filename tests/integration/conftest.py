@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
 from streams.admin import ensure_topics
 from streams.broker import EmbeddedBroker, free_port, wait_for_port
 from streams.metrics_scrape import scrape, total
 from streams.records import dumps
 from streams.settings import Settings
+from streams.topic_reader import read_from_beginning
 from streams.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -101,12 +102,7 @@ class Stack:
 
     def read(self, topic: str, until: Callable[[list[Any]], bool], timeout_s: float = 60) -> list[Any]:
         """Every record of a topic from the beginning, until `until(records)` holds."""
-        consumer = KafkaConsumer(bootstrap_servers=self.settings.bootstrap, enable_auto_commit=False,
-                                 consumer_timeout_ms=300, fetch_max_wait_ms=50)
-        name = self.settings.topic(topic)
-        tps = [TopicPartition(name, p) for p in range(self.settings.partitions)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
+        consumer = read_from_beginning(self.settings, topic, consumer_timeout_ms=300, fetch_max_wait_ms=50)
         records: list[Any] = []
         deadline = time.monotonic() + timeout_s
         try:
