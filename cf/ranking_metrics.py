@@ -16,10 +16,17 @@ def rank_of(scores: npt.NDArray[np.float32], target: int) -> int:
     return int(np.count_nonzero(scores > s_t) + np.count_nonzero(scores[:target] == s_t))
 
 
+def ranks_of(scores: npt.NDArray[np.float32], target: int) -> npt.NDArray[np.intp]:
+    """(M,) `rank_of` for each row of (M, N) scores."""
+    s_t = scores[:, target : target + 1]  # (M, 1)
+    return ((scores > s_t).sum(axis=1) + (scores[:, :target] == s_t).sum(axis=1)).astype(np.intp)
+
+
 def top_indices(scores: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.intp]:
-    """The k best item indices, unordered: enough for coverage."""
-    k = min(k, scores.shape[0])
-    return np.argpartition(-scores, k - 1)[:k]
+    """The k best item indices of (..., N) scores along the last axis, unordered: enough for
+    coverage."""
+    k = min(k, scores.shape[-1])
+    return np.argpartition(-scores, k - 1, axis=-1)[..., :k]
 
 
 @dataclass

@@ -110,18 +110,25 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 def _eval(args: argparse.Namespace, settings: Settings) -> int:
     from encoders.transformer import TransformerEncoder
     from streams.datasets import load_dataset
-    from streams.evaluation import run_eval, table, write
+    from streams.eval_report import plot, table, write
+    from streams.evaluation import run_eval
 
     dataset = load_dataset(args.dataset)
     if args.limit:
         dataset = replace(dataset, interactions=dataset.interactions[: args.limit])
     encoder = TransformerEncoder(args.encoder if args.encoder is not None else settings.encoder,
                                  batch_size=settings.embed_batch, threads=settings.torch_threads)
-    report = run_eval(dataset, encoder, settings.event_weights(), settings.decay(), k=args.k,
+    report = run_eval(dataset, encoder, settings.event_weights(), settings.decay(),
+                      protocol=args.protocol, k=args.k, retrain_every=args.retrain_every,
                       progress=not args.no_progress)
     print(table(report))
     if args.out:
         write(report, args.out)
+        print(f"report: {args.out}")
+    plot_path = args.plot or (args.out.with_suffix(".png") if args.out else None)
+    if plot_path and args.protocol == "prequential":
+        plot(report, plot_path)
+        print(f"plot: {plot_path}")
     return 0
 
 
@@ -163,7 +170,13 @@ def parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="replay a data set in process and measure ranking quality per method")
     e.add_argument("--dataset", default="ml-100k",
                    help="ml-100k, a GroupLens ml-100k folder, or a CSV folder")
-    e.add_argument("--protocol", choices=["prequential"], default="prequential")
+    e.add_argument("--protocol", choices=["prequential", "loo"], default="prequential",
+                   help="prequential: rank each next event before learning it; "
+                   "loo: RecBole's leave-one-out (last item test, second-last validation)")
+    e.add_argument("--retrain-every", type=int, default=None,
+                   help="prequential: retrain the factor model every N events (default: a tenth)")
+    e.add_argument("--plot", type=Path, default=None,
+                   help="PNG of HR@k along replay time (default: next to --out)")
     e.add_argument("--k", type=int, default=10)
     e.add_argument("--limit", type=int, default=None, help="only the first N events")
     e.add_argument("--encoder", default=None, help="a local model folder (default: INTERESTS_ENCODER)")

@@ -4,169 +4,289 @@
 Protocol `prequential`: for every event of a user with history, *before* the state is updated,
 each method ranks every item the user has not consumed; a hit when the event's item is in the
 top k. Slices: cold items (fewer than 5 interactions before the event) and new users (their
-first 5 events).
+first 5 events). The factor model is retrained every `retrain_every` events on the past only
+(a periodic batch job) and users are folded in online; the hybrid's weights are refitted at the
+same points on cases sampled from the window just replayed, so no target is ever scored by
+weights that saw it.
+
+Protocol `loo` (RecBole's sequential split, ordering by time): each user's last interaction is
+the test target and the second-last the validation target; everything else is replayed first
+and the factor model is trained on it; the weights are fitted on the validation targets; the
+validation events are then streamed in (no retraining) and the test targets ranked over all
+items the user has not consumed.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from collections import defaultdict
-from collections.abc import Sequence
+from collections import defaultdict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Protocol
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from cf.catalog import ItemCatalog
-from cf.cooccurrence import ItemCooccurrence
-from cf.decay import DecayConfig, decay_merge
-from cf.popularity import DecayedPopularity, Popularity
-from cf.ranking_metrics import RankingTally, rank_of, top_indices
-from cf.scoring import cosine_scores
-from cf.state import UserState
+from cf.decay import DecayConfig
+from cf.factors import train_model
+from cf.hybrid import COMPONENTS, BlendPolicy, blend, fit_policy, grid_gains, simplex_grid, stack
+from cf.ranking_metrics import RankingTally, ranks_of, top_indices
+from cf.signals import Signals, hybrid_inputs
 from cf.weights import EventWeights
 from encoders import Encoder, item_document
-from streams.datasets import Dataset
+from streams.datasets import Dataset, Interaction
 
 COLD_ITEM_MAX = 5  # an item with fewer interactions before the event is cold
 NEW_USER_EVENTS = 5  # a user's first events
-
-
-class Method(Protocol):
-    name: str
-
-    def scores(self, user: str, now_ms: int) -> npt.NDArray[np.float32]: ...
-
-    def update(self, user: str, item: int, ts_ms: int, rating: float | None) -> None: ...
-
-
-class TextInterest:
-    """The worker's model: `cf.decay.decay_merge` of item text vectors into a `UserState`, scored
-    by `cf.scoring.cosine_scores`, centred on the catalog mean as served. `centred=False` is the
-    plain-cosine ablation."""
-
-    def __init__(self, vectors: npt.NDArray[np.float32], weights: EventWeights, decay: DecayConfig,
-                 space: str, centred: bool = True) -> None:
-        self.name = "text" if centred else "text_uncentred"
-        self.centred = centred
-        self.vectors = vectors  # (N, D) unit rows
-        self.catalog = ItemCatalog(vectors.shape[1], capacity=vectors.shape[0])
-        for n, v in enumerate(vectors):
-            self.catalog.upsert(str(n), v)
-        self.weights, self.decay, self.space = weights, decay, space
-        self.states: dict[str, UserState] = {}
-
-    def scores(self, user: str, now_ms: int) -> npt.NDArray[np.float32]:
-        state = self.states.get(user)
-        if state is None:
-            return np.zeros(len(self.catalog), np.float32)
-        sums = np.array([state.weight_sum], np.float32) if self.centred else None
-        return cosine_scores(self.catalog, state.vector[None, :], sums)[0]  # (N,)
-
-    def update(self, user: str, item: int, ts_ms: int, rating: float | None) -> None:
-        state = self.states.get(user) or UserState.empty(self.vectors.shape[1], self.space)
-        w = self.weights.weight("rate" if rating is not None else "view", rating)
-        self.states[user] = decay_merge(state, self.vectors[item], w, ts_ms, self.decay)
+SINGLE = ("popularity", "decayed_popularity", "itemknn", "cooc", "text", "cf")
+METHODS = (*SINGLE, "hybrid")
+Protocol = Literal["prequential", "loo"]
+F32 = npt.NDArray[np.float32]
 
 
 @dataclass
 class MethodResult:
-    overall: RankingTally = field(default_factory=RankingTally)
-    cold_items: RankingTally = field(default_factory=RankingTally)
-    new_users: RankingTally = field(default_factory=RankingTally)
+    k: int
+    overall: RankingTally = field(init=False)
+    cold_items: RankingTally = field(init=False)
+    new_users: RankingTally = field(init=False)
     recommended: set[int] = field(default_factory=set)
 
+    def __post_init__(self) -> None:
+        self.overall, self.cold_items, self.new_users = (RankingTally(k=self.k) for _ in range(3))
+
+    def add(self, rank: int, top: npt.NDArray[np.intp], cold: bool, new_user: bool) -> None:
+        self.overall.add(rank)
+        if cold:
+            self.cold_items.add(rank)
+        if new_user:
+            self.new_users.add(rank)
+        self.recommended.update(top.tolist())
+
     def to_json(self, n_items: int) -> dict[str, object]:
-        out: dict[str, object] = {k: v for k, v in self.overall.summary().items()}
+        out: dict[str, object] = dict(self.overall.summary())
         out["coverage"] = len(self.recommended) / max(n_items, 1)
         out["slices"] = {"cold_items": self.cold_items.summary(), "new_users": self.new_users.summary()}
         return out
 
 
-def item_vectors(encoder: Encoder, dataset: Dataset) -> npt.NDArray[np.float32]:
+@dataclass
+class ValidationCases:
+    """Past cases, each reduced to its NDCG@k under every grid weight vector, the latest
+    `capacity` of them, for fitting the blend weights."""
+
+    k: int
+    capacity: int = 8000
+    grid: F32 = field(default_factory=lambda: simplex_grid(len(COMPONENTS), 10))  # (G, C)
+    gains: deque[F32] = field(default_factory=deque)  # each (G,)
+    history: deque[int] = field(default_factory=deque)
+
+    def add(self, z: F32, target: int, available: npt.NDArray[np.bool_], history: int) -> None:
+        self.gains.append(grid_gains(z, target, available, self.grid, self.k))
+        self.history.append(history)
+        if len(self.gains) > self.capacity:
+            self.gains.popleft()
+            self.history.popleft()
+
+    def __len__(self) -> int:
+        return len(self.gains)
+
+    def fit(self) -> tuple[BlendPolicy, list[dict[str, object]]]:
+        return fit_policy(np.stack(self.gains).astype(np.float64), np.array(self.history), self.grid)
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    factors: int = 64
+    regularization: float = 0.05
+    alpha: float = 3.0
+    iterations: int = 15
+
+
+def item_vectors(encoder: Encoder, dataset: Dataset) -> F32:
     """(N, D) float32: each item's document embedded once, in dataset.items order."""
     return encoder.encode([item_document(i.title, i.text, i.tags) for i in dataset.items])
 
 
-def prequential(dataset: Dataset, methods: Sequence[Method], k: int = 10,
-                progress: bool = True) -> dict[str, MethodResult]:
-    index = {item.item_id: n for n, item in enumerate(dataset.items)}
-    n_items = len(index)
-    results = {m.name: MethodResult() for m in methods}
-    for r in results.values():
-        for tally in (r.overall, r.cold_items, r.new_users):
-            tally.k = k
-    consumed: dict[str, list[int]] = defaultdict(list)
-    item_counts = np.zeros(n_items, dtype=np.int64)
-    for x in tqdm(dataset.interactions, desc="prequential", unit="ev", disable=not progress,
-                  mininterval=1.0):
-        target = index.get(x.item_id)
-        if target is None:
-            continue
-        history = consumed[x.user_id]
-        if history:
-            cold = item_counts[target] < COLD_ITEM_MAX
-            new_user = len(history) < NEW_USER_EVENTS
-            for m in methods:
-                scores = m.scores(x.user_id, x.ts_ms).astype(np.float32, copy=True)  # (N,)
-                scores[history] = -np.inf
-                rank = rank_of(scores, target)
-                result = results[m.name]
-                result.overall.add(rank)
-                if cold:
-                    result.cold_items.add(rank)
-                if new_user:
-                    result.new_users.add(rank)
-                result.recommended.update(top_indices(scores, k).tolist())
-        for m in methods:
-            m.update(x.user_id, target, x.ts_ms, x.rating)
-        history.append(target)
-        item_counts[target] += 1
-    return results
+@dataclass(frozen=True)
+class Case:
+    """One scored event: every signal before the event, and what the metrics need."""
+
+    components: dict[str, F32]  # each (N,)
+    available: npt.NDArray[np.bool_]  # (N,) items the user has not consumed
+    history: int  # events of the user before this one
+    target: int
+    cold: bool
+    sample: bool  # also a validation case for the next weight fit
+
+
+def score_cases(cases: list[Case], policy: BlendPolicy) -> tuple[F32, F32]:
+    """(B, M, N) scores of every method in METHODS order (consumed items -inf) and the
+    (C, B, N) standardised hybrid inputs, for B cases at once."""
+    available = np.stack([c.available for c in cases])  # (B, N)
+    inputs = [hybrid_inputs(c.components) for c in cases]
+    z = stack({name: np.stack([i[name] for i in inputs]) for name in COMPONENTS}, available)
+    hybrid = blend(z, policy, [c.history for c in cases], available)  # (B, N)
+    single = np.stack([[c.components[name] for name in SINGLE] for c in cases])  # (B, M - 1, N)
+    scores = np.concatenate([single, hybrid[:, None, :]], axis=1)  # (B, M, N)
+    return np.where(available[:, None, :], scores, -np.inf).astype(np.float32), z
+
+
+class Replay:
+    """The signals, fed in event order; each event's signals are read before it is learned,
+    and the rankings and metrics of up to `batch` such cases are computed together."""
+
+    def __init__(self, dataset: Dataset, vectors: F32, weights: EventWeights, decay: DecayConfig,
+                 space: str, k: int, train: TrainParams, batch: int = 64) -> None:
+        self.dataset, self.k, self.train, self.batch = dataset, k, train, batch
+        self.index = {item.item_id: n for n, item in enumerate(dataset.items)}
+        self.signals = Signals(list(self.index), vectors, weights, decay, space)
+        self.results = {name: MethodResult(k) for name in METHODS}
+        self.item_counts = np.zeros(len(self.index), dtype=np.int64)  # (N,)
+        self.policy = BlendPolicy()
+        self.fits: list[dict[str, object]] = []
+        self.models: list[str] = []
+        self.scored_ts: list[int] = []
+        self._cases: list[tuple[Case, ValidationCases | None]] = []
+
+    def retrain(self) -> None:
+        s = self.signals
+        t = self.train
+        model = train_model(s.histories, s.item_ids, s.vectors, s.space, t.factors, t.regularization,
+                            t.alpha, t.iterations)
+        s.use_model(model)
+        self.models.append(model.version)
+
+    def refit(self, cases: ValidationCases, at_event: int) -> None:
+        self.drain()
+        if not len(cases):
+            return
+        self.policy, buckets = cases.fit()
+        self.fits.append({"at_event": at_event, "cases": len(cases), "buckets": buckets,
+                          "policy": self.policy.to_json()})
+
+    def case(self, x: Interaction, target: int, sample: bool) -> Case:
+        history = self.signals.histories.get(x.user_id, [])
+        available = np.ones(len(self.signals.item_ids), dtype=bool)  # (N,)
+        available[history] = False
+        return Case(self.signals.components(x.user_id, x.ts_ms), available, len(history), target,
+                    bool(self.item_counts[target] < COLD_ITEM_MAX), sample)
+
+    def evaluate(self, x: Interaction, target: int, cases: ValidationCases | None) -> None:
+        """Reads the signals before the event is learned; ranks and tallies in batches."""
+        self._cases.append((self.case(x, target, cases is not None), cases))
+        self.scored_ts.append(x.ts_ms)
+        if len(self._cases) >= self.batch:
+            self.drain()
+
+    def drain(self) -> None:
+        if not self._cases:
+            return
+        batch = [case for case, _ in self._cases]
+        scores, z = score_cases(batch, self.policy)  # (B, M, N), (C, B, N)
+        tops = top_indices(scores, self.k)  # (B, M, k)
+        for b, (case, cases) in enumerate(self._cases):
+            ranks = ranks_of(scores[b], case.target)  # (M,)
+            new_user = case.history < NEW_USER_EVENTS
+            for m, name in enumerate(METHODS):
+                self.results[name].add(int(ranks[m]), tops[b, m], case.cold, new_user)
+            if cases is not None:
+                cases.add(z[:, b, :], case.target, case.available, case.history)
+        self._cases = []
+
+    def update(self, x: Interaction, target: int) -> None:
+        self.signals.update(x.user_id, target, x.ts_ms, x.rating, x.type)
+        self.item_counts[target] += 1
+
+    def known(self, xs: Iterable[Interaction]) -> list[tuple[Interaction, int]]:
+        return [(x, self.index[x.item_id]) for x in xs if x.item_id in self.index]
+
+
+def retrain_due(n: int, every: int) -> bool:
+    """Every `every` events, and early on at every/8, every/4 and every/2: a new deployment
+    trains as soon as it has some data."""
+    return n > 0 and (n % every == 0 or n in {every // 8, every // 4, every // 2})
+
+
+def prequential(replay: Replay, retrain_every: int, cases_per_fit: int = 2000,
+                progress: bool = True) -> None:
+    events = replay.known(replay.dataset.interactions)
+    stride = max(1, retrain_every // cases_per_fit)
+    cases = ValidationCases(replay.k)
+    for n, (x, target) in enumerate(tqdm(events, desc="prequential", unit="ev", disable=not progress,
+                                         mininterval=1.0)):
+        if retrain_due(n, retrain_every):
+            replay.retrain()
+            replay.refit(cases, n)
+        if replay.signals.histories.get(x.user_id):
+            replay.evaluate(x, target, cases if n % stride == 0 else None)
+        replay.update(x, target)
+    replay.drain()
+
+
+def leave_one_out(replay: Replay, progress: bool = True) -> dict[str, object]:
+    events = replay.known(replay.dataset.interactions)
+    per_user: dict[str, list[int]] = defaultdict(list)
+    for n, (x, _) in enumerate(events):
+        per_user[x.user_id].append(n)
+    test = {ns[-1] for ns in per_user.values() if len(ns) >= 3}
+    valid = {ns[-2] for ns in per_user.values() if len(ns) >= 3}
+    for n, (x, target) in enumerate(tqdm(events, desc="loo train", unit="ev", disable=not progress,
+                                         mininterval=1.0)):
+        if n not in test and n not in valid:
+            replay.update(x, target)
+    replay.retrain()
+    cases = ValidationCases(replay.k, capacity=len(valid))
+    validation = {name: MethodResult(replay.k) for name in METHODS}
+    for n in sorted(valid):
+        case = replay.case(*events[n], sample=True)
+        scores, z = score_cases([case], replay.policy)  # (1, M, N), (C, 1, N)
+        cases.add(z[:, 0, :], case.target, case.available, case.history)
+        ranks = ranks_of(scores[0], case.target)  # (M,)
+        tops = top_indices(scores[0], replay.k)  # (M, k)
+        for m, name in enumerate(METHODS):
+            validation[name].add(int(ranks[m]), tops[m], case.cold, False)
+    replay.refit(cases, len(events))
+    for n in sorted(valid):
+        replay.update(*events[n])
+    for n in sorted(test):
+        x, target = events[n]
+        replay.evaluate(x, target, None)
+    replay.drain()
+    return {name: r.overall.summary() for name, r in validation.items()}
 
 
 def run_eval(dataset: Dataset, encoder: Encoder, weights: EventWeights, decay: DecayConfig,
-             k: int = 10, progress: bool = True) -> dict[str, object]:
+             protocol: Protocol = "prequential", k: int = 10, retrain_every: int | None = None,
+             train: TrainParams | None = None, progress: bool = True) -> dict[str, object]:
     started = time.monotonic()
     vectors = item_vectors(encoder, dataset)
-    n_items = len(dataset.items)
-    methods: list[Method] = [
-        Popularity(n_items),
-        DecayedPopularity(n_items, half_life_s=decay.half_life_s),
-        ItemCooccurrence(n_items),
-        TextInterest(vectors, weights, decay, encoder.version),
-        TextInterest(vectors, weights, decay, encoder.version, centred=False),
-    ]
+    train = train or TrainParams()
+    replay = Replay(dataset, vectors, weights, decay, encoder.version, k, train)
+    extra: dict[str, object] = {}
     with threadpool_limits(1, user_api="blas"):  # one small matvec per event: threads only cost
-        results = prequential(dataset, methods, k=k, progress=progress)
+        if protocol == "prequential":
+            every = retrain_every or max(1, len(dataset.interactions) // 10)
+            prequential(replay, every, progress=progress)
+            extra["retrain_every"] = every
+        else:
+            extra["validation"] = leave_one_out(replay, progress=progress)
+    n_items = len(dataset.items)
     return {
         "dataset": dataset.name,
-        "protocol": "prequential",
+        "protocol": protocol,
         "k": k,
         "encoder": encoder.version,
         "half_life_s": decay.half_life_s,
         "events": len(dataset.interactions),
         "wall_s": round(time.monotonic() - started, 1),
-        "methods": {name: r.to_json(n_items) for name, r in results.items()},
+        "methods": {name: r.to_json(n_items) for name, r in replay.results.items()},
+        "hybrid_fits": replay.fits,
+        "cf_models": replay.models,
+        "cf_params": train.__dict__,
+        **extra,
+        "timeline": {"ts_ms": replay.scored_ts,
+                     "hits": {name: r.overall.hits_over_time for name, r in replay.results.items()}},
     }
-
-
-def table(report: dict[str, object]) -> str:
-    methods = report["methods"]
-    assert isinstance(methods, dict)
-    lines = [f"{report['dataset']} {report['protocol']} @{report['k']}  ({report['wall_s']} s)",
-             f"{'method':<20}{'HR':>8}{'NDCG':>8}{'MRR':>8}{'cov':>8}{'HR cold':>9}{'HR new':>8}"]
-    for name, m in methods.items():
-        lines.append(
-            f"{name:<20}{m['hr']:>8.4f}{m['ndcg']:>8.4f}{m['mrr']:>8.4f}{m['coverage']:>8.3f}"
-            f"{m['slices']['cold_items']['hr']:>9.4f}{m['slices']['new_users']['hr']:>8.4f}")
-    return "\n".join(lines)
-
-
-def write(report: dict[str, object], out: Path) -> None:
-    out.write_text(json.dumps(report, indent=2) + "\n")

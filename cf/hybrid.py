@@ -1,0 +1,152 @@
+"""The hybrid score: text interest, collaborative filtering, co-occurrence and popularity, each
+standardised per user over the items that user may still get, then mixed with fitted weights.
+
+    z_c[b, n] = (s_c[b, n] - mean_b(s_c)) / std_b(s_c)     over available items n; 0 if std = 0
+    score[b, n] = sum_c w_c(h_b) z_c[b, n],   w >= 0, sum_c w_c = 1
+
+Standardising makes the weights comparable across signals of different scales (cosines, dot
+products, counts) and per user: a signal that says nothing for a user (a new user's empty
+co-occurrence row) is all zeros there and leaves the others to decide.
+The weights depend on the user's history length h_b through a few buckets (a new user is
+best served by popularity and co-occurrence, a long history by its factors and text), and each
+bucket's weights are fitted on validation targets by a grid search over the simplex (NDCG@k):
+each validation case is scored once under every grid point (`grid_gains`), and a fit is a sum.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+F32 = npt.NDArray[np.float32]
+COMPONENTS = ("text", "cf", "cooc", "popularity")
+HISTORY_BUCKETS = (10, 40, 120)  # upper bounds (exclusive) of history length; the last is open
+MIN_CASES_PER_BUCKET = 100  # fewer validation cases: the bucket takes the all-cases fit
+
+
+@dataclass(frozen=True)
+class BlendWeights:
+    text: float = 0.1
+    cf: float = 0.1
+    cooc: float = 0.5
+    popularity: float = 0.3
+
+    def as_array(self) -> F32:
+        return np.array([getattr(self, c) for c in COMPONENTS], dtype=np.float32)  # (C,)
+
+    @classmethod
+    def from_array(cls, w: npt.ArrayLike) -> BlendWeights:
+        values = np.asarray(w, dtype=np.float64).round(6)
+        return cls(**{c: float(v) for c, v in zip(COMPONENTS, values, strict=True)})
+
+    def to_json(self) -> dict[str, float]:
+        return {c: float(getattr(self, c)) for c in COMPONENTS}
+
+
+@dataclass(frozen=True)
+class BlendPolicy:
+    """Weights per history-length bucket: bucket b holds users with bounds[b-1] <= h < bounds[b]."""
+
+    bounds: tuple[int, ...] = HISTORY_BUCKETS
+    weights: tuple[BlendWeights, ...] = field(
+        default_factory=lambda: (BlendWeights(),) * (len(HISTORY_BUCKETS) + 1))
+
+    def __post_init__(self) -> None:
+        if len(self.weights) != len(self.bounds) + 1:
+            raise ValueError("one BlendWeights per bucket: len(bounds) + 1")
+
+    def bucket(self, history_lengths: npt.ArrayLike) -> npt.NDArray[np.intp]:
+        return np.searchsorted(np.asarray(self.bounds), np.asarray(history_lengths), side="right")
+
+    def matrix(self, history_lengths: Sequence[int]) -> F32:
+        """(B, C) each user's weights."""
+        table = np.stack([w.as_array() for w in self.weights])  # (K, C)
+        return table[self.bucket(history_lengths)]
+
+    def to_json(self) -> dict[str, object]:
+        return {"bounds": list(self.bounds), "weights": [w.to_json() for w in self.weights]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> BlendPolicy:
+        bounds = tuple(int(b) for b in data["bounds"])  # type: ignore[attr-defined]
+        weights = tuple(BlendWeights(**w) for w in data["weights"])  # type: ignore[attr-defined]
+        return cls(bounds, weights)
+
+
+def standardise(scores: F32, available: npt.NDArray[np.bool_]) -> F32:
+    """(..., B, N) z-scores over each row's available items (mask (B, N)); unavailable entries 0."""
+    n = np.maximum(available.sum(axis=-1, keepdims=True), 1)  # (B, 1)
+    masked = np.where(available, scores, 0.0)  # (..., B, N)
+    mean = masked.sum(axis=-1, keepdims=True) / n  # (..., B, 1)
+    centred = np.where(available, scores - mean, 0.0)  # (..., B, N)
+    std = np.sqrt((centred * centred).sum(axis=-1, keepdims=True) / n)  # (..., B, 1)
+    return np.divide(centred, std, out=np.zeros_like(centred), where=std > 1e-9).astype(np.float32)
+
+
+def stack(components: Mapping[str, F32], available: npt.NDArray[np.bool_]) -> F32:
+    """(C, B, N) standardised components in COMPONENTS order; a missing one is all zeros."""
+    zeros = np.zeros(available.shape, np.float32)
+    raw = np.stack([components.get(c, zeros) for c in COMPONENTS]).astype(np.float32)  # (C, B, N)
+    return standardise(raw, available)
+
+
+def blend(z: F32, policy: BlendPolicy, history_lengths: Sequence[int],
+          available: npt.NDArray[np.bool_]) -> F32:
+    """(B, N) hybrid scores from (C, B, N) standardised components; -inf where unavailable."""
+    mixed = np.einsum("bc,cbn->bn", policy.matrix(history_lengths), z)  # (B, N)
+    return np.where(available, mixed, -np.inf).astype(np.float32)
+
+
+def simplex_grid(n: int, steps: int) -> F32:
+    """(G, n) every weight vector with entries in {0, 1/steps, ..., 1} summing to 1."""
+    points = [p for p in itertools.product(range(steps + 1), repeat=n) if sum(p) == steps]
+    return (np.array(points, dtype=np.float32) / np.float32(steps)).astype(np.float32)
+
+
+def grid_gains(z: F32, target: int, available: npt.NDArray[np.bool_], grid: F32, k: int) -> F32:
+    """(G,) NDCG@k of one case under every grid weight vector. Ties count against the target
+    (a signal that is flat for this user must not look perfect). Exact and cheap: an item at
+    or above the target in every component is ranked before it for any weights, one strictly
+    below in every component never is; only the rest need the (G, C) x (C, m) product.
+    z: (C, N) standardised; available: (N,)."""
+    zt = z[:, target : target + 1]  # (C, 1)
+    others = z[:, available & (np.arange(z.shape[1]) != target)]  # (C, n)
+    above = (others >= zt).all(axis=0)  # (n,)
+    base = int(above.sum())
+    if base >= k:
+        return np.zeros(grid.shape[0], np.float32)
+    mixed = others[:, ~above & ~(others < zt).all(axis=0)] - zt  # (C, m) relative to the target
+    ranks = base + (grid @ mixed >= 0).sum(axis=1)  # (G,)
+    return np.where(ranks < k, 1.0 / np.log2(ranks + 2.0), 0.0).astype(np.float32)
+
+
+def fit_weights(gains: npt.NDArray[np.float64], grid: F32) -> tuple[BlendWeights, float]:
+    """The grid point with the best mean NDCG@k over cases whose `grid_gains` are the rows of
+    `gains` (V, G), and that NDCG. Ties go to the earlier grid point: the fit is deterministic."""
+    total = gains.sum(axis=0)  # (G,)
+    best = int(np.argmax(total))
+    return BlendWeights.from_array(grid[best]), float(total[best] / max(gains.shape[0], 1))
+
+
+def fit_policy(gains: npt.NDArray[np.float64], history_lengths: npt.ArrayLike, grid: F32,
+               bounds: tuple[int, ...] = HISTORY_BUCKETS,
+               ) -> tuple[BlendPolicy, list[dict[str, object]]]:
+    """One fit per history bucket (the all-cases fit where a bucket has too few cases), and a
+    report per bucket: cases and validation NDCG@k."""
+    overall, overall_ndcg = fit_weights(gains, grid)
+    buckets = BlendPolicy(bounds).bucket(history_lengths)  # (V,)
+    weights, report = [], []
+    for b in range(len(bounds) + 1):
+        at = np.flatnonzero(buckets == b)
+        if at.size >= MIN_CASES_PER_BUCKET:
+            w, ndcg = fit_weights(gains[at], grid)
+        else:
+            w, ndcg = overall, overall_ndcg
+        weights.append(w)
+        report.append({"bucket": b, "cases": int(at.size), "validation_ndcg": round(ndcg, 4),
+                       "weights": w.to_json()})
+    return BlendPolicy(bounds, tuple(weights)), report

@@ -1,0 +1,93 @@
+"""Every signal the hybrid blends, kept in process and fed one interaction at a time: what the
+worker's tables hold, for a replay that needs no broker (`interests eval`, `interests train-cf`).
+
+Items are catalog rows 0..N-1; users are ids. `components(user, now)` reads the signals before
+the event, `update(...)` folds the event in: the order a stream sees them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import numpy.typing as npt
+
+from cf.catalog import ItemCatalog
+from cf.cooccurrence import ItemCooccurrence, SequentialCooccurrence
+from cf.decay import DecayConfig, decay_merge
+from cf.factors import FactorModel, fold_in
+from cf.popularity import DecayedPopularity, Popularity
+from cf.scoring import cosine_scores
+from cf.state import UserState
+from cf.weights import EventWeights
+
+F32 = npt.NDArray[np.float32]
+
+
+class Signals:
+    def __init__(self, item_ids: list[str], vectors: F32, weights: EventWeights, decay: DecayConfig,
+                 space: str, fold_in_items: int = 20) -> None:
+        n = len(item_ids)
+        self.item_ids = item_ids
+        self.vectors = vectors  # (N, D) float32 unit rows, catalog order
+        self.catalog = ItemCatalog(vectors.shape[1], capacity=max(n, 1))
+        for item_id, v in zip(item_ids, vectors, strict=True):
+            self.catalog.upsert(item_id, v)
+        self.weights, self.decay, self.space = weights, decay, space
+        self.fold_in_items = fold_in_items  # the factor model sees a user's latest items only
+        self.popularity = Popularity(n)
+        self.decayed = DecayedPopularity(n, half_life_s=decay.half_life_s)
+        self.itemknn = ItemCooccurrence(n)
+        self.cooc = SequentialCooccurrence(n)
+        self.states: dict[str, UserState] = {}
+        self.histories: dict[str, list[int]] = defaultdict(list)  # user -> consumed rows, oldest first
+        self.model: FactorModel | None = None
+        self._factors: F32 | None = None  # (N, F) catalog-aligned
+
+    def use_model(self, model: FactorModel | None) -> None:
+        self.model = model
+        self._factors = None if model is None else model.aligned(self.item_ids, self.vectors)
+
+    def components(self, user: str, now_ms: int) -> dict[str, F32]:
+        """Each signal's (N,) scores for `user` at `now_ms`, before their next event."""
+        state = self.states.get(user)
+        n = len(self.item_ids)
+        text = np.zeros(n, np.float32)
+        if state is not None:
+            text = cosine_scores(self.catalog, state.vector[None, :],
+                                 np.array([state.weight_sum], np.float32))[0]  # (N,)
+        cf = np.zeros(n, np.float32)
+        if self._factors is not None and self.model is not None:
+            recent = self.histories[user][-self.fold_in_items :]
+            x = fold_in(self._factors, self.model.gram, [recent], self.model.alpha)  # (1, F)
+            cf = (self._factors @ x[0]).astype(np.float32)  # (N,)
+        decayed = self.decayed.scores(user, now_ms)  # (N,)
+        return {
+            "popularity": self.popularity.scores(user, now_ms),
+            "decayed_popularity": decayed,
+            "itemknn": self.itemknn.scores(user, now_ms),
+            "cooc": self.cooc.scores(user, now_ms),
+            "text": text,
+            "cf": cf,
+        }
+
+    def update(self, user: str, item: int, ts_ms: int, rating: float | None, kind: str) -> None:
+        state = self.states.get(user) or UserState.empty(self.vectors.shape[1], self.space)
+        w = self.weights.weight(kind, rating)
+        self.states[user] = decay_merge(state, self.vectors[item], w, ts_ms, self.decay)
+        self.popularity.update(user, item, ts_ms, rating)
+        self.decayed.update(user, item, ts_ms, rating)
+        self.itemknn.update(user, item, ts_ms, rating)
+        self.cooc.update(user, item, ts_ms, rating)
+        self.histories[user].append(item)
+
+
+def hybrid_inputs(components: dict[str, F32]) -> dict[str, F32]:
+    """The hybrid's four inputs from the signals: popularity enters as log(1 + decayed count),
+    so one blockbuster does not flatten everyone else's z-scores."""
+    return {
+        "text": components["text"],
+        "cf": components["cf"],
+        "cooc": components["cooc"],
+        "popularity": np.log1p(components["decayed_popularity"]).astype(np.float32),
+    }

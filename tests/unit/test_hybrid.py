@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cf.cooccurrence import ItemCooccurrence, SequentialCooccurrence
+from cf.hybrid import (
+    BlendPolicy,
+    BlendWeights,
+    blend,
+    fit_policy,
+    fit_weights,
+    grid_gains,
+    simplex_grid,
+    stack,
+    standardise,
+)
+
+
+def test_standardise_over_available_items_only() -> None:
+    scores = np.array([[1.0, 2.0, 3.0, 100.0]], np.float32)
+    available = np.array([[True, True, True, False]])
+    z = standardise(scores, available)
+    np.testing.assert_allclose(z[0, :3], [-1.2247449, 0.0, 1.2247449], rtol=1e-5)
+    assert z[0, 3] == 0.0
+    flat = standardise(np.ones((1, 4), np.float32), available)
+    assert not flat.any()  # a signal with nothing to say is all zeros, not NaN
+
+
+def test_grid_gains_equal_brute_force_with_ties_against_the_target() -> None:
+    rng = np.random.default_rng(4)
+    grid = simplex_grid(3, 5)
+    for _ in range(20):
+        z = np.round(rng.normal(size=(3, 40)), 1).astype(np.float32)  # rounding makes ties
+        available = rng.random(40) < 0.8
+        target = int(rng.choice(np.flatnonzero(available)))
+        got = grid_gains(z, target, available, grid, k=10)
+        others = available & (np.arange(40) != target)
+        for g, w in enumerate(grid):
+            rank = int((w @ (z[:, others] - z[:, [target]]) >= 0).sum())  # every item, no pruning
+            assert got[g] == pytest.approx(1 / np.log2(rank + 2) if rank < 10 else 0.0, abs=1e-6)
+
+
+def test_fit_finds_the_signal_that_ranks_the_targets() -> None:
+    rng = np.random.default_rng(5)
+    n, cases = 50, 40
+    targets = rng.integers(0, n, size=cases)
+    z = rng.normal(size=(cases, 4, n)).astype(np.float32)
+    z[np.arange(cases), :, targets] = -100.0  # every other component puts the target last
+    z[np.arange(cases), 2, targets] = 10.0  # component 2 (cooc) puts it first
+    available = np.ones((cases, n), bool)
+    grid = simplex_grid(4, 10)
+    gains = np.stack([grid_gains(z[v], targets[v], available[v], grid, 10) for v in range(cases)])
+    weights, ndcg = fit_weights(gains.astype(np.float64), grid)
+    assert weights == BlendWeights(text=0.0, cf=0.0, cooc=1.0, popularity=0.0)
+    assert ndcg == pytest.approx(1.0)
+    policy, report = fit_policy(gains.astype(np.float64), np.full(cases, 50), grid)
+    assert policy.weights[0] == weights  # empty buckets take the all-cases fit
+    assert [r["cases"] for r in report] == [0, 0, cases, 0]
+
+
+def test_policy_picks_weights_by_history_length() -> None:
+    a, b = BlendWeights(1, 0, 0, 0), BlendWeights(0, 0, 0, 1)
+    policy = BlendPolicy((10,), (a, b))
+    np.testing.assert_array_equal(policy.bucket([0, 9, 10, 500]), [0, 0, 1, 1])
+    z = stack({"text": np.array([[3.0, 1.0, 2.0]] * 2, np.float32),
+               "popularity": np.array([[1.0, 3.0, 2.0]] * 2, np.float32)}, np.ones((2, 3), bool))
+    scores = blend(z, policy, [3, 30], np.array([[True, True, False]] * 2))
+    assert np.argmax(scores[0]) == 0 and np.argmax(scores[1]) == 1
+    assert np.isneginf(scores[:, 2]).all()
+    assert BlendPolicy.from_json(policy.to_json()) == policy
+
+
+def test_sequential_cooccurrence_prefers_the_most_recent_items_neighbours() -> None:
+    knn = SequentialCooccurrence(6)
+    for user, seq in (("a", [0, 1]), ("b", [2, 3])):
+        for item in seq:
+            knn.update(user, item, 0, None)
+    for item in (0, 2):  # u's older item 0, newer item 2
+        knn.update("u", item, 0, None)
+    scores = knn.scores("u", 0)
+    assert scores[3] > scores[1] > 0  # 3 follows the newer item
+    classic = ItemCooccurrence(6)
+    for item in (0, 1, 0):  # a repeated item adds twice
+        classic.update("r", item, 0, None)
+    assert classic.pairs[0, 1] == 2.0 and classic.pairs[1, 0] == 2.0
