@@ -23,6 +23,7 @@ class ItemCatalog:
         self._row: dict[str, int] = {}
         self._sum = np.zeros(dim, dtype=np.float64)  # (D,) sum of rows
         self._centring: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None = None
+        self.version = 0  # bumped whenever a row is added, replaced or moved
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -84,6 +85,7 @@ class ItemCatalog:
         self._matrix[row] = vector / np.float32(norm)
         self._sum += self._matrix[row]
         self._centring = None
+        self.version += 1
 
     def remove(self, item_id: str) -> bool:
         row = self._row.pop(item_id, None)
@@ -99,4 +101,5 @@ class ItemCatalog:
             self._row[moved] = row
         self._ids.pop()
         self._matrix[last] = 0.0
+        self.version += 1
         return True

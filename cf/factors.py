@@ -98,9 +98,9 @@ def train_als(
     cols = [i for items in histories.values() for i in sorted(set(items))]
     matrix = sp.csr_matrix((np.ones(len(cols), dtype=np.float32), (rows, cols)),
                            shape=(len(histories), n_items))  # (U, M) binary
-    model = AlternatingLeastSquares(factors=factors, regularization=regularization, alpha=alpha,
-                                    iterations=iterations, random_state=seed, use_gpu=False)
     with threadpool_limits(1, user_api="blas"):  # implicit parallelises itself; BLAS threads fight it
+        model = AlternatingLeastSquares(factors=factors, regularization=regularization, alpha=alpha,
+                                        iterations=iterations, random_state=seed, use_gpu=False)
         model.fit(matrix, show_progress=False)
     return np.asarray(model.item_factors, dtype=np.float32)
 

@@ -24,8 +24,8 @@ import numpy.typing as npt
 
 F32 = npt.NDArray[np.float32]
 COMPONENTS = ("text", "cf", "cooc", "popularity")
-HISTORY_BUCKETS = (10, 40, 120)  # upper bounds (exclusive) of history length; the last is open
-MIN_CASES_PER_BUCKET = 100  # fewer validation cases: the bucket takes the all-cases fit
+HISTORY_BUCKETS = (1, 10, 40, 120)  # upper bounds (exclusive) of history length; the last is open
+MIN_CASES_PER_BUCKET = 100  # fewer validation cases: the bucket keeps its prior weights
 
 
 @dataclass(frozen=True)
@@ -47,13 +47,18 @@ class BlendWeights:
         return {c: float(getattr(self, c)) for c in COMPONENTS}
 
 
+def prior_weights() -> tuple[BlendWeights, ...]:
+    """Before any fit: a user who consumed nothing (only searched) is ranked by text alone,
+    everyone else by a co-occurrence-led mix."""
+    return (BlendWeights(1.0, 0.0, 0.0, 0.0),) + (BlendWeights(),) * len(HISTORY_BUCKETS)
+
+
 @dataclass(frozen=True)
 class BlendPolicy:
     """Weights per history-length bucket: bucket b holds users with bounds[b-1] <= h < bounds[b]."""
 
     bounds: tuple[int, ...] = HISTORY_BUCKETS
-    weights: tuple[BlendWeights, ...] = field(
-        default_factory=lambda: (BlendWeights(),) * (len(HISTORY_BUCKETS) + 1))
+    weights: tuple[BlendWeights, ...] = field(default_factory=prior_weights)
 
     def __post_init__(self) -> None:
         if len(self.weights) != len(self.bounds) + 1:
@@ -133,20 +138,43 @@ def fit_weights(gains: npt.NDArray[np.float64], grid: F32) -> tuple[BlendWeights
 
 
 def fit_policy(gains: npt.NDArray[np.float64], history_lengths: npt.ArrayLike, grid: F32,
-               bounds: tuple[int, ...] = HISTORY_BUCKETS,
-               ) -> tuple[BlendPolicy, list[dict[str, object]]]:
-    """One fit per history bucket (the all-cases fit where a bucket has too few cases), and a
-    report per bucket: cases and validation NDCG@k."""
-    overall, overall_ndcg = fit_weights(gains, grid)
-    buckets = BlendPolicy(bounds).bucket(history_lengths)  # (V,)
+               prior: BlendPolicy | None = None) -> tuple[BlendPolicy, list[dict[str, object]]]:
+    """One fit per history bucket of `prior` (a bucket with too few cases keeps the prior's
+    weights), and a report per bucket: cases and validation NDCG@k (of the weights kept)."""
+    prior = prior or BlendPolicy()
+    buckets = prior.bucket(history_lengths)  # (V,)
+    index = {tuple(g.round(6).tolist()): n for n, g in enumerate(grid)}
     weights, report = [], []
-    for b in range(len(bounds) + 1):
+    for b in range(len(prior.bounds) + 1):
         at = np.flatnonzero(buckets == b)
         if at.size >= MIN_CASES_PER_BUCKET:
             w, ndcg = fit_weights(gains[at], grid)
         else:
-            w, ndcg = overall, overall_ndcg
+            w = prior.weights[b]
+            g = index.get(tuple(w.as_array().round(6).tolist()))
+            ndcg = float(gains[at, g].mean()) if g is not None and at.size else float("nan")
         weights.append(w)
         report.append({"bucket": b, "cases": int(at.size), "validation_ndcg": round(ndcg, 4),
                        "weights": w.to_json()})
-    return BlendPolicy(bounds, tuple(weights)), report
+    return BlendPolicy(prior.bounds, tuple(weights)), report
+
+
+def best_first(scores: F32, candidates: npt.NDArray[np.intp], k: int) -> npt.NDArray[np.intp]:
+    """The k best of `candidates` by score, best first, ties by index."""
+    if k <= 0:
+        return np.zeros(0, dtype=np.intp)
+    if candidates.size > k:
+        part = np.argpartition(-scores[candidates], k - 1)[:k]
+        cut = scores[candidates[part]].min()
+        candidates = candidates[scores[candidates] >= cut]  # every tie at the cut competes
+    order = np.lexsort((candidates, -scores[candidates]))
+    return candidates[order][:k]
+
+
+def new_item_picks(scores: F32, eligible: npt.NDArray[np.bool_], slots: int
+                   ) -> npt.NDArray[np.intp]:
+    """The `slots` best eligible new items of one user's (N,) scores (-inf: unavailable), best
+    first: served beside the top-k, so an app can give a brand-new item an exploration slot
+    without the top-k losing its best items."""
+    candidates = np.flatnonzero(eligible & np.isfinite(scores))
+    return best_first(scores, candidates, min(slots, candidates.size))

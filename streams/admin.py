@@ -11,7 +11,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams.settings import Settings
-from streams.topics import COMPACTED, TOPIC_NAMES
+from streams.topics import COMPACTED, COMPACTED_TOPICS, TOPIC_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
                 settings.topic(name),
                 num_partitions=settings.partitions,
                 replication_factor=settings.replication_factor,
-                topic_configs=dict(COMPACTED) if name in ("items", "item-vectors") else {},
+                topic_configs=dict(COMPACTED) if name in COMPACTED_TOPICS else {},
             )
             for name in TOPIC_NAMES
             if settings.topic(name) not in existing

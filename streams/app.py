@@ -1,22 +1,29 @@
 """The Faust app, wired in flow order: items -> item vectors -> (every worker's catalog replica);
-events -> interests -> recommendations; anything unreadable -> dead letters."""
+events -> interests -> recommendations, and -> item pairs -> co-occurrence rows -> item
+neighbours -> (every worker's neighbour replica); anything unreadable -> dead letters."""
 
 from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import faust
 
+from cf.artifact import CFArtifact
 from cf.catalog import ItemCatalog
+from cf.neighbours import NeighbourIndex
+from cf.serving import HybridScorer
 from encoders import Encoder
 from streams import broker_profile
 from streams.catalog_agent import embed_items
 from streams.catalog_replica import CatalogReplica
+from streams.cooccurrence_agent import merge_deltas
 from streams.interest_agent import InterestStage
 from streams.metrics import Metrics
+from streams.neighbours_replica import NeighboursReplica
 from streams.settings import Settings
 from streams.tables import Tables, declare_tables
 from streams.topics import Topics, declare_topics
@@ -31,6 +38,7 @@ class Engine:
     topics: Topics
     tables: Tables
     replica: CatalogReplica
+    neighbours: NeighboursReplica
     stage: InterestStage
     metrics: Metrics
 
@@ -59,7 +67,14 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
     catalog = ItemCatalog(encoder.dim)
     replica = CatalogReplica(settings, catalog, encoder.version, metrics)
-    stage = InterestStage(settings, topics, tables, catalog, encoder, executor, metrics)
+    neighbours = NeighboursReplica(settings, NeighbourIndex(settings.cooc()), metrics)
+    scorer = HybridScorer(catalog, neighbours.index, fold_in_items=settings.cf_fold_in_items,
+                          new_item_slots=settings.new_item_slots, new_item_max=settings.new_item_max)
+    if settings.cf_model:
+        artifact = load_cf(Path(settings.cf_model), encoder.version)
+        scorer.model, scorer.policy = artifact.model, artifact.policy
+    metrics.cf_model.labels(scorer.version).set(1)
+    stage = InterestStage(settings, topics, tables, catalog, encoder, executor, metrics, scorer)
 
     @app.agent(topics.items, name="catalog")
     async def catalog_agent(stream: Any) -> None:
@@ -70,13 +85,23 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
     async def catalog_replica() -> None:
         await replica.run()
 
+    @app.task
+    async def neighbours_replica() -> None:
+        await neighbours.run()
+
     @app.agent(topics.events, name="interests")
     async def interest_agent(stream: Any) -> None:
-        # Wait for the catalog inside the loop: an agent that is not iterating its stream while
+        # Wait for the replicas inside the loop: an agent that is not iterating its stream while
         # Faust recovers tables after a rebalance was seen to lose its partitions' backlog.
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_wait_s):
             await replica.ready.wait()  # no user is scored against a half-loaded catalog
+            await neighbours.ready.wait()
             await stage.process(batch)
+
+    @app.agent(topics.item_pairs, name="cooccurrence")
+    async def cooccurrence_agent(stream: Any) -> None:
+        async for batch in stream.take_events(settings.batch_size, within=settings.batch_wait_s):
+            await merge_deltas(batch, settings, topics, tables, metrics)
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -88,4 +113,14 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
     async def count_users() -> None:
         metrics.users.set(sum(1 for _ in tables.users))
 
-    return Engine(app, settings, topics, tables, replica, stage, metrics)
+    return Engine(app, settings, topics, tables, replica, neighbours, stage, metrics)
+
+
+def load_cf(folder: Path, space: str) -> CFArtifact:
+    """The `interests train-cf` artifact; its text projection must be for this worker's encoder."""
+    artifact = CFArtifact.load(folder)
+    if artifact.model.space != space:
+        raise ValueError(f"INTERESTS_CF_MODEL {folder} was trained for encoder "
+                         f"{artifact.model.space!r}; this worker embeds with {space!r}")
+    log.info("serving with factor model %s (%d items)", artifact.version, len(artifact.model.item_ids))
+    return artifact

@@ -132,6 +132,29 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _train_cf(args: argparse.Namespace, settings: Settings) -> int:
+    from encoders.transformer import TransformerEncoder
+    from streams.datasets import load_dataset
+    from streams.evaluation import TrainParams, item_vectors
+    from streams.train_cf import event_log, summary, train_cf
+
+    encoder = TransformerEncoder(args.encoder if args.encoder is not None else settings.encoder,
+                                 batch_size=settings.embed_batch, threads=settings.torch_threads)
+    if args.from_broker:
+        dataset, vectors = event_log(settings, encoder.version)
+    else:
+        dataset = load_dataset(args.dataset)
+        vectors = item_vectors(encoder, dataset)
+    params = TrainParams(factors=args.factors, regularization=args.regularization, alpha=args.alpha,
+                         iterations=args.iterations)
+    artifact = train_cf(dataset, vectors, encoder.version, settings.event_weights(),
+                        settings.decay(), params, progress=not args.no_progress)
+    folder = artifact.save(args.out)
+    print(summary(artifact, folder))
+    print(f"serve it: INTERESTS_CF_MODEL={folder} interests worker")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="interests",
@@ -183,6 +206,20 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(run=_eval)
+    tc = sub.add_parser("train-cf", help="train the factor model and fit the hybrid blend; write the "
+                        "artifact workers load (INTERESTS_CF_MODEL)")
+    tc.add_argument("--dataset", default="ml-100k",
+                    help="ml-100k, a GroupLens ml-100k folder, or a CSV folder")
+    tc.add_argument("--from-broker", action="store_true",
+                    help="train on the event log instead: the items and events topics on INTERESTS_BROKER")
+    tc.add_argument("--out", type=Path, default=Path("var/cf-model"), help="artifact folder")
+    tc.add_argument("--encoder", default=None, help="a local model folder (default: INTERESTS_ENCODER)")
+    tc.add_argument("--factors", type=int, default=64)
+    tc.add_argument("--regularization", type=float, default=0.05)
+    tc.add_argument("--alpha", type=float, default=3.0, help="confidence of one interaction")
+    tc.add_argument("--iterations", type=int, default=15)
+    tc.add_argument("--no-progress", action="store_true")
+    tc.set_defaults(run=_train_cf)
     return p
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,10 @@ def table(report: dict[str, Any]) -> str:
         lines.append(
             f"{name:<20}{m['hr']:>8.4f}{m['ndcg']:>8.4f}{m['mrr']:>8.4f}{m['coverage']:>8.3f}"
             f"{m['slices']['cold_items']['hr']:>9.4f}{m['slices']['new_users']['hr']:>8.4f}")
+    picks = report.get("new_item_picks")
+    if picks and picks["targets"]:
+        lines.append(f"new items (no interaction before the event): {picks['targets']} targets, "
+                     f"{picks['hr']:.1%} among the hybrid's {picks['slots']} new-item pick(s)")
     if report.get("hybrid_fits"):
         last = report["hybrid_fits"][-1]
         lines.append(f"hybrid weights (last fit, {last['cases']} validation cases), "
@@ -48,7 +51,7 @@ def plot(report: dict[str, Any], out: Path, window: int = 5000) -> None:
     if ts.size == 0:
         return
     w = max(1, min(window, ts.size))
-    when = np.array([datetime.fromtimestamp(t / 1000, UTC) for t in ts[w - 1 :]], dtype="datetime64[ms]")
+    when = (ts[w - 1 :]).astype("datetime64[ms]")  # (E - w + 1,) UTC
     fig, ax = plt.subplots(figsize=(10, 5), dpi=110)
     for name, hits in report["timeline"]["hits"].items():
         h = np.asarray(hits, dtype=np.float64)  # (E,) 0/1

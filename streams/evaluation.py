@@ -31,7 +31,16 @@ from tqdm import tqdm
 
 from cf.decay import DecayConfig
 from cf.factors import train_model
-from cf.hybrid import COMPONENTS, BlendPolicy, blend, fit_policy, grid_gains, simplex_grid, stack
+from cf.hybrid import (
+    COMPONENTS,
+    BlendPolicy,
+    blend,
+    fit_policy,
+    grid_gains,
+    new_item_picks,
+    simplex_grid,
+    stack,
+)
 from cf.ranking_metrics import RankingTally, ranks_of, top_indices
 from cf.signals import Signals, hybrid_inputs
 from cf.weights import EventWeights
@@ -44,6 +53,7 @@ SINGLE = ("popularity", "decayed_popularity", "itemknn", "cooc", "text", "cf")
 METHODS = (*SINGLE, "hybrid")
 Protocol = Literal["prequential", "loo"]
 F32 = npt.NDArray[np.float32]
+TEXT = COMPONENTS.index("text")
 
 
 @dataclass
@@ -120,6 +130,7 @@ class Case:
     target: int
     cold: bool
     sample: bool  # also a validation case for the next weight fit
+    new_items: npt.NDArray[np.bool_]  # (N,) items the served list keeps slots for
 
 
 def score_cases(cases: list[Case], policy: BlendPolicy) -> tuple[F32, F32]:
@@ -139,8 +150,14 @@ class Replay:
     and the rankings and metrics of up to `batch` such cases are computed together."""
 
     def __init__(self, dataset: Dataset, vectors: F32, weights: EventWeights, decay: DecayConfig,
-                 space: str, k: int, train: TrainParams, batch: int = 64) -> None:
+                 space: str, k: int, train: TrainParams, new_item_slots: int = 1,
+                 new_item_max: int = 1, new_item_min_z: float = 2.0, batch: int = 64) -> None:
         self.dataset, self.k, self.train, self.batch = dataset, k, train, batch
+        self.new_item_slots = new_item_slots  # the served list's places for new items (hybrid)
+        self.new_item_max = new_item_max  # an item with fewer interactions is new
+        self.new_item_min_z = new_item_min_z  # and must be this on-topic (text z-score)
+        self.new_item_targets = 0  # events whose item was new
+        self.new_item_hits = 0  # ... and among the hybrid's new-item picks
         self.index = {item.item_id: n for n, item in enumerate(dataset.items)}
         self.signals = Signals(list(self.index), vectors, weights, decay, space)
         self.results = {name: MethodResult(k) for name in METHODS}
@@ -172,7 +189,8 @@ class Replay:
         available = np.ones(len(self.signals.item_ids), dtype=bool)  # (N,)
         available[history] = False
         return Case(self.signals.components(x.user_id, x.ts_ms), available, len(history), target,
-                    bool(self.item_counts[target] < COLD_ITEM_MAX), sample)
+                    bool(self.item_counts[target] < COLD_ITEM_MAX), sample,
+                    self.item_counts < self.new_item_max)
 
     def evaluate(self, x: Interaction, target: int, cases: ValidationCases | None) -> None:
         """Reads the signals before the event is learned; ranks and tallies in batches."""
@@ -192,6 +210,12 @@ class Replay:
             new_user = case.history < NEW_USER_EVENTS
             for m, name in enumerate(METHODS):
                 self.results[name].add(int(ranks[m]), tops[b, m], case.cold, new_user)
+            if case.new_items[case.target]:  # a never-seen item: did the new-item picks have it?
+                eligible = case.new_items & (z[TEXT, b] >= self.new_item_min_z)  # (N,)
+                eligible[tops[b, -1]] = False
+                picks = new_item_picks(scores[b, -1], eligible, self.new_item_slots)
+                self.new_item_targets += 1
+                self.new_item_hits += int(case.target in picks.tolist())
             if cases is not None:
                 cases.add(z[:, b, :], case.target, case.available, case.history)
         self._cases = []
@@ -226,19 +250,20 @@ def prequential(replay: Replay, retrain_every: int, cases_per_fit: int = 2000,
     replay.drain()
 
 
-def leave_one_out(replay: Replay, progress: bool = True) -> dict[str, object]:
-    events = replay.known(replay.dataset.interactions)
+def held_out(events: list[tuple[Interaction, int]], last: int) -> list[set[int]]:
+    """Per position from the end (1 = last), the indices of every user's event there; users
+    with fewer than `last + 1` events keep them all for training."""
     per_user: dict[str, list[int]] = defaultdict(list)
     for n, (x, _) in enumerate(events):
         per_user[x.user_id].append(n)
-    test = {ns[-1] for ns in per_user.values() if len(ns) >= 3}
-    valid = {ns[-2] for ns in per_user.values() if len(ns) >= 3}
-    for n, (x, target) in enumerate(tqdm(events, desc="loo train", unit="ev", disable=not progress,
-                                         mininterval=1.0)):
-        if n not in test and n not in valid:
-            replay.update(x, target)
-    replay.retrain()
-    cases = ValidationCases(replay.k, capacity=len(valid))
+    return [{ns[-p] for ns in per_user.values() if len(ns) > last} for p in range(1, last + 1)]
+
+
+def validate(replay: Replay, events: list[tuple[Interaction, int]], valid: set[int]
+             ) -> dict[str, dict[str, float]]:
+    """Ranks the validation targets with the current signals, fits the blend on them, then
+    streams them in (no retraining). Returns each method's validation metrics."""
+    cases = ValidationCases(replay.k, capacity=max(len(valid), 1))
     validation = {name: MethodResult(replay.k) for name in METHODS}
     for n in sorted(valid):
         case = replay.case(*events[n], sample=True)
@@ -251,11 +276,23 @@ def leave_one_out(replay: Replay, progress: bool = True) -> dict[str, object]:
     replay.refit(cases, len(events))
     for n in sorted(valid):
         replay.update(*events[n])
+    return {name: r.overall.summary() for name, r in validation.items()}
+
+
+def leave_one_out(replay: Replay, progress: bool = True) -> dict[str, object]:
+    events = replay.known(replay.dataset.interactions)
+    test, valid = held_out(events, 2)
+    for n, (x, target) in enumerate(tqdm(events, desc="loo train", unit="ev", disable=not progress,
+                                         mininterval=1.0)):
+        if n not in test and n not in valid:
+            replay.update(x, target)
+    replay.retrain()
+    validation = validate(replay, events, valid)
     for n in sorted(test):
         x, target = events[n]
         replay.evaluate(x, target, None)
     replay.drain()
-    return {name: r.overall.summary() for name, r in validation.items()}
+    return dict(validation)
 
 
 def run_eval(dataset: Dataset, encoder: Encoder, weights: EventWeights, decay: DecayConfig,
@@ -283,6 +320,9 @@ def run_eval(dataset: Dataset, encoder: Encoder, weights: EventWeights, decay: D
         "events": len(dataset.interactions),
         "wall_s": round(time.monotonic() - started, 1),
         "methods": {name: r.to_json(n_items) for name, r in replay.results.items()},
+        "new_item_picks": {"slots": replay.new_item_slots, "targets": replay.new_item_targets,
+                           "hits": replay.new_item_hits,
+                           "hr": replay.new_item_hits / max(replay.new_item_targets, 1)},
         "hybrid_fits": replay.fits,
         "cf_models": replay.models,
         "cf_params": train.__dict__,

@@ -10,10 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from cf.batch import Interaction, apply_interactions, recommend
+from cf.batch import Interaction, apply_interactions
 from cf.catalog import ItemCatalog
 from cf.decay import DecayConfig
-from cf.scoring import SCORER_VERSION
+from cf.neighbours import CoocConfig, batch_deltas
+from cf.serving import SERVING_VERSION, HybridScorer
 from cf.state import UserState
 from cf.weights import EventWeights
 from encoders import Encoder
@@ -36,14 +37,16 @@ class InterestStage:
     encoder: Encoder
     executor: Executor
     metrics: Metrics
+    scorer: HybridScorer
 
     def __post_init__(self) -> None:
         self.weights: EventWeights = self.settings.event_weights()  # built once, not per batch
         self.decay: DecayConfig = self.settings.decay()
+        self.cooc: CoocConfig = self.settings.cooc()
 
     @property
     def model(self) -> str:
-        return f"{self.encoder.version}+{SCORER_VERSION}"
+        return f"{self.encoder.version}+{SERVING_VERSION}+{self.scorer.version}"
 
     async def process(self, batch: Sequence[Any]) -> None:
         """`batch`: faust Events of one `take_events` call, in partition order."""
@@ -66,8 +69,10 @@ class InterestStage:
         after = apply_interactions(
             before, interactions, self.decay, self.encoder.dim, self.encoder.version
         )
-        ranked = recommend(self.catalog, after, self.settings.top_k)
-        self._count(valid, interactions, before)
+        fresh = first_deliveries(before, interactions)
+        self._send_pairs(before, interactions, fresh)
+        ranked = self.scorer.top_k(after, self.settings.top_k)
+        self._count(valid, interactions, fresh)
         now = time.time()
         for user_id, state in after.items():
             event, parsed = last_event[user_id]
@@ -77,7 +82,8 @@ class InterestStage:
                 key=event.message.key,
                 value=recommendation(
                     user_id, int(now * 1000), parsed.event_id,
-                    [(s.item_id, s.score) for s in ranked[user_id]], self.model,
+                    [(s.item_id, s.score) for s in ranked[user_id].items], self.model,
+                    new_items=[(s.item_id, s.score) for s in ranked[user_id].new_items],
                 ),
             )
         self.metrics.recommendations.inc(len(after))
@@ -107,6 +113,16 @@ class InterestStage:
             ))
         return out
 
+    def _send_pairs(self, before: dict[str, UserState | None], interactions: list[Interaction],
+                    fresh: list[bool]) -> None:
+        """The batch's co-occurrence deltas, one message per row, keyed by the row's item: the
+        co-occurrence stage that owns that item's partition merges them. A redelivered event
+        adds nothing."""
+        histories = {u: s.history if s is not None else () for u, s in before.items()}
+        firsts = [(x.user_id, x.item_id, x.ts_ms) for x, f in zip(interactions, fresh, strict=True) if f]
+        for row, delta in batch_deltas(histories, firsts, self.cooc).items():
+            self.topics.item_pairs.send_soon(key=row.encode("utf-8"), value=delta.to_json())
+
     def _load(self, event: Any) -> UserState | None:
         """Reads, like writes, go to the partition of the current event: the user's own."""
         with event_context(event):
@@ -114,15 +130,25 @@ class InterestStage:
         return None if raw is None else UserState.from_bytes(raw)
 
     def _count(
-        self, valid: list[tuple[Any, Event]], interactions: list[Interaction],
-        before: dict[str, UserState | None],
+        self, valid: list[tuple[Any, Event]], interactions: list[Interaction], fresh: list[bool],
     ) -> None:
-        seen_before = {u: set(s.seen) if s is not None else set() for u, s in before.items()}
-        for (_, parsed), x in zip(valid, interactions, strict=True):
-            if parsed.event_id in seen_before[parsed.user_id]:
+        for (_, parsed), x, first in zip(valid, interactions, fresh, strict=True):
+            if not first:
                 outcome = "duplicate"
             elif x.vector is None:
                 outcome = "unknown_item"
             else:
                 outcome = "ok"
             self.metrics.events.labels(parsed.type, outcome).inc()
+
+
+def first_deliveries(before: dict[str, UserState | None], interactions: list[Interaction]) -> list[bool]:
+    """Per interaction: False when its event id was merged before (in the user's state) or
+    earlier in this batch, i.e. a redelivery that `decay_merge` skips."""
+    seen = {u: set(s.seen) if s is not None else set() for u, s in before.items()}
+    out = []
+    for x in interactions:
+        ids = seen.setdefault(x.user_id, set())
+        out.append(x.event_id not in ids)
+        ids.add(x.event_id)
+    return out

@@ -25,6 +25,9 @@ class Metrics:
     items: Gauge
     catalog_ready: Gauge
     assigned_partitions: Gauge
+    item_rows_published: Counter
+    neighbour_rows: Gauge
+    cf_model: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -64,6 +67,15 @@ class Metrics:
             assigned_partitions=Gauge(
                 "interests_assigned_partitions", "Events partitions assigned to this worker",
                 registry=r),
+            item_rows_published=Counter(
+                "interests_item_rows_published", "Co-occurrence rows merged and republished",
+                registry=r),
+            neighbour_rows=Gauge(
+                "interests_neighbour_rows", "Co-occurrence rows in this worker's replica",
+                registry=r),
+            cf_model=Gauge(
+                "interests_cf_model_info", "The factor model and blend this worker serves with "
+                "(value 1; version \"no-cf\" when none is loaded)", ["version"], registry=r),
         )
 
     def serve(self, host: str, port: int) -> None:

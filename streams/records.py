@@ -169,7 +169,8 @@ def dumps(obj: object) -> bytes:
 
 
 def recommendation(
-    user_id: str, ts_ms: int, event_id: str, items: list[tuple[str, float]], model: str
+    user_id: str, ts_ms: int, event_id: str, items: list[tuple[str, float]], model: str,
+    new_items: list[tuple[str, float]] | None = None,
 ) -> bytes:
     """`interests.recommendations`, key = user id."""
     return dumps(
@@ -178,6 +179,7 @@ def recommendation(
             "ts": ts_ms,
             "event_id": event_id,
             "items": [{"item_id": i, "score": round(s, 6)} for i, s in items],
+            "new_items": [{"item_id": i, "score": round(s, 6)} for i, s in new_items or []],
             "model": model,
         }
     )

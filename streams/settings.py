@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal, cast
 
 from cf.decay import DecayConfig
+from cf.neighbours import CoocConfig
 from cf.weights import DEFAULT_WEIGHTS, EventWeights, parse_weights
 
 BrokerProfile = Literal["kafka", "tansu"]
@@ -32,6 +33,14 @@ class Settings:
     half_life_s: float = 7 * 24 * 3600.0
     weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     top_k: int = 10
+    cf_model: str = ""  # folder written by `interests train-cf`; "" = no factor model
+    cf_fold_in_items: int = 20  # a user's latest items the factor model folds in
+    cooc_window: int = 50  # recent items an interaction pairs with
+    cooc_pair_decay: float = 0.9  # weight of a pair l steps apart: p^(l-1)
+    cooc_recency_decay: float = 0.8  # weight of the l-th newest recent item when scoring
+    cooc_row_size: int = 200  # co-occurring items kept per item
+    new_item_slots: int = 1  # places in each list kept for new items (0 = none)
+    new_item_max: int = 1  # an item with fewer interactions than this is new
     history_size: int = 500
     max_text_chars: int = 2000
     metrics_host: str = "127.0.0.1"
@@ -52,6 +61,11 @@ class Settings:
 
     def decay(self) -> DecayConfig:
         return DecayConfig(half_life_s=self.half_life_s, history_size=self.history_size)
+
+    def cooc(self) -> CoocConfig:
+        return CoocConfig(window=self.cooc_window, pair_decay=self.cooc_pair_decay,
+                          recency_decay=self.cooc_recency_decay, half_life_s=self.half_life_s,
+                          row_size=self.cooc_row_size)
 
     def event_weights(self) -> EventWeights:
         return EventWeights(by_type=self.weights)
@@ -89,7 +103,8 @@ class Settings:
     def validate(self) -> None:
         if self.broker_profile not in ("kafka", "tansu"):
             raise ValueError(f"INTERESTS_BROKER_PROFILE must be kafka or tansu, not {self.broker_profile!r}")
-        for name in ("partitions", "embed_batch", "batch_size", "top_k", "history_size"):
+        for name in ("partitions", "embed_batch", "batch_size", "top_k", "history_size",
+                     "cf_fold_in_items", "cooc_window", "cooc_row_size"):
             if cast(int, getattr(self, name)) < 1:
                 raise ValueError(f"INTERESTS_{name.upper()} must be >= 1")
         self.decay()

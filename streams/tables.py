@@ -12,6 +12,7 @@ from streams.settings import Settings
 @dataclass(frozen=True)
 class Tables:
     users: faust.types.TableT  # user id (bytes) -> UserState.to_bytes(); changelogged
+    item_rows: faust.types.TableT  # item id (bytes) -> ItemRow JSON; co-partitioned with item-pairs
 
 
 def declare_tables(app: faust.App, settings: Settings) -> Tables:
@@ -23,4 +24,12 @@ def declare_tables(app: faust.App, settings: Settings) -> Tables:
         partitions=settings.partitions,
         help="Per-user interest state, co-partitioned with the events topic.",
     )
-    return Tables(users=users)
+    item_rows = app.Table(
+        "item_rows",
+        default=None,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.partitions,
+        help="Per-item co-occurrence row, count and decayed popularity, keyed like item-pairs.",
+    )
+    return Tables(users=users, item_rows=item_rows)

@@ -16,11 +16,15 @@ class Topics:
     items: faust.TopicT  # catalog upserts and tombstones, key = item id
     item_vectors: faust.TopicT  # each item embedded once, read in full by every worker
     events: faust.TopicT  # user events, key = user id
+    item_pairs: faust.TopicT  # co-occurrence deltas of a batch, key = the item whose row they add to
+    item_neighbours: faust.TopicT  # each item's co-occurrence row, read in full by every worker
     recommendations: faust.TopicT  # refreshed top-k, key = user id
     dlq: faust.TopicT  # what could not be processed, and why
 
 
-TOPIC_NAMES = ("items", "item-vectors", "events", "recommendations", "dlq")
+TOPIC_NAMES = ("items", "item-vectors", "events", "item-pairs", "item-neighbours", "recommendations",
+               "dlq")
+COMPACTED_TOPICS = ("items", "item-vectors", "item-neighbours")  # one live record per key
 
 
 def declare_topics(app: faust.App, settings: Settings) -> Topics:
@@ -36,9 +40,11 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
         )
 
     return Topics(
-        items=topic("items", compacted=True),
-        item_vectors=topic("item-vectors", compacted=True),
+        items=topic("items", "items" in COMPACTED_TOPICS),
+        item_vectors=topic("item-vectors", "item-vectors" in COMPACTED_TOPICS),
         events=topic("events"),
+        item_pairs=topic("item-pairs"),
+        item_neighbours=topic("item-neighbours", "item-neighbours" in COMPACTED_TOPICS),
         recommendations=topic("recommendations"),
         dlq=topic("dlq"),
     )

@@ -39,6 +39,7 @@ def engine(encoder: TransformerEncoder, tmp_path: Any) -> Iterator[Engine]:
     for item_id, v in zip(titles, vectors, strict=True):
         engine.replica.catalog.upsert(item_id, v)
     engine.replica.ready.set()
+    engine.neighbours.ready.set()
     yield engine
 
 
@@ -56,31 +57,61 @@ def event(**fields: Any) -> bytes:
 
 
 async def test_events_update_interests_and_publish_top_k(engine: Engine) -> None:
-    recs, dlq = Sent(), Sent()
+    recs, dlq, pairs = Sent(), Sent(), Sent()
     agent = engine.app.agents["interests"]
     with mock.patch.object(engine.topics.recommendations, "send_soon", recs), \
-         mock.patch.object(engine.topics.dlq, "send_soon", dlq):
+         mock.patch.object(engine.topics.dlq, "send_soon", dlq), \
+         mock.patch.object(engine.topics.item_pairs, "send_soon", pairs):
         async with agent.test_context() as ctx:
             await ctx.put(key=b"u1", value=event(event_id="e1", item_id="1"))
             await ctx.put(key=b"u1", value=b"{broken")
             await ctx.put(key=b"u2", value=event(event_id="e2", user_id="u2", type="search",
                                                  text="cartoon for kids", item_id=None))
             await until(lambda: len(recs.records) >= 2)
-    by_user = {r["user_id"]: r for r in recs.json()}
-    assert set(by_user) == {"u1", "u2"}
-    horror = [i["item_id"] for i in by_user["u1"]["items"]]
+            await ctx.put(key=b"u1", value=event(event_id="e3", item_id="4", ts=2_000))
+            await ctx.put(key=b"u1", value=event(event_id="e3", item_id="4", ts=2_000))  # again
+            await until(lambda: len(recs.records) >= 3)
+    first = {r["user_id"]: r for r in recs.json()[:2]}
+    assert set(first) == {"u1", "u2"}
+    horror = [i["item_id"] for i in first["u1"]["items"]]
     assert "1" not in horror  # consumed
     assert set(horror[:2]) == {"2", "4"}  # the other horror films
+    by_user = first
     assert by_user["u2"]["items"][0]["item_id"] in {"3", "5"}  # a text event, no item at all
     assert by_user["u1"]["model"].startswith("all-MiniLM-L6-v2@")
     [dead] = dlq.json()
     assert dead["reason"] == "bad_json" and dead["topic"] == "interests.events"
     m = engine.metrics.registry
     assert m.get_sample_value("interests_dlq_total", {"reason": "bad_json", "topic": "interests.events"}) == 1
-    assert m.get_sample_value("interests_events_total", {"type": "click", "outcome": "ok"}) == 1
+    assert m.get_sample_value("interests_events_total", {"type": "click", "outcome": "ok"}) == 2
     assert m.get_sample_value("interests_events_total", {"type": "search", "outcome": "ok"}) == 1
     assert m.get_sample_value("interests_embed_batch_size_count") >= 1
     assert engine.tables.users[b"u1"] is not None
+    # co-occurrence deltas, keyed by the row's item: "4" after "1", counted once
+    deltas: dict[bytes, list[dict[str, Any]]] = {}
+    for key, value in pairs.records:
+        deltas.setdefault(key, []).append(json.loads(value))
+    assert deltas[b"1"][0] == {"count": 1.0, "ts": 1_000, "pairs": {}, "popularity": 1.0}
+    assert {"count": 1.0, "ts": 2_000, "pairs": {"1": 1.0}, "popularity": 1.0} in deltas[b"4"]
+    assert {"count": 0.0, "ts": 0, "pairs": {"4": 1.0}, "popularity": 0.0} in deltas[b"1"]
+    assert sum(d["count"] for d in deltas[b"4"]) == 1.0  # the redelivered e3 added nothing
+    assert m.get_sample_value("interests_events_total", {"type": "click", "outcome": "duplicate"}) == 1
+
+
+async def test_cooccurrence_agent_merges_rows_and_publishes_them(engine: Engine) -> None:
+    rows, dlq = Sent(), Sent()
+    agent = engine.app.agents["cooccurrence"]
+    with mock.patch.object(engine.topics.item_neighbours, "send_soon", rows), \
+         mock.patch.object(engine.topics.dlq, "send_soon", dlq):
+        async with agent.test_context() as ctx:
+            await ctx.put(key=b"4", value=b'{"count": 1, "ts": 1000, "pairs": {"1": 1.0}}')
+            await ctx.put(key=b"4", value=b'{"count": 1, "ts": 1000, "pairs": {"1": 0.5, "2": 1}}')
+            await ctx.put(key=b"4", value=b"[1, 2]")
+            await until(lambda: len(rows.records) >= 1 and len(dlq.records) >= 1)
+    row = json.loads(rows.records[-1][1])
+    assert row["count"] == 2.0 and row["pairs"] == {"1": 1.5, "2": 1.0}
+    assert json.loads(engine.tables.item_rows[b"4"]) == row
+    assert [d["reason"] for d in dlq.json()] == ["bad_value"]
 
 
 async def test_catalog_agent_embeds_items_once_and_forwards_tombstones(engine: Engine) -> None:

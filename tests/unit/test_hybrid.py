@@ -7,10 +7,12 @@ from cf.cooccurrence import ItemCooccurrence, SequentialCooccurrence
 from cf.hybrid import (
     BlendPolicy,
     BlendWeights,
+    best_first,
     blend,
     fit_policy,
     fit_weights,
     grid_gains,
+    new_item_picks,
     simplex_grid,
     stack,
     standardise,
@@ -43,7 +45,7 @@ def test_grid_gains_equal_brute_force_with_ties_against_the_target() -> None:
 
 def test_fit_finds_the_signal_that_ranks_the_targets() -> None:
     rng = np.random.default_rng(5)
-    n, cases = 50, 40
+    n, cases = 50, 120
     targets = rng.integers(0, n, size=cases)
     z = rng.normal(size=(cases, 4, n)).astype(np.float32)
     z[np.arange(cases), :, targets] = -100.0  # every other component puts the target last
@@ -55,8 +57,10 @@ def test_fit_finds_the_signal_that_ranks_the_targets() -> None:
     assert weights == BlendWeights(text=0.0, cf=0.0, cooc=1.0, popularity=0.0)
     assert ndcg == pytest.approx(1.0)
     policy, report = fit_policy(gains.astype(np.float64), np.full(cases, 50), grid)
-    assert policy.weights[0] == weights  # empty buckets take the all-cases fit
-    assert [r["cases"] for r in report] == [0, 0, cases, 0]
+    assert policy.weights[3] == weights
+    assert policy.weights[:3] == BlendPolicy().weights[:3]  # buckets without cases keep the prior
+    assert policy.weights[0] == BlendWeights(1.0, 0.0, 0.0, 0.0)  # nothing consumed: text alone
+    assert [r["cases"] for r in report] == [0, 0, 0, cases, 0]
 
 
 def test_policy_picks_weights_by_history_length() -> None:
@@ -84,3 +88,16 @@ def test_sequential_cooccurrence_prefers_the_most_recent_items_neighbours() -> N
     for item in (0, 1, 0):  # a repeated item adds twice
         classic.update("r", item, 0, None)
     assert classic.pairs[0, 1] == 2.0 and classic.pairs[1, 0] == 2.0
+
+
+def test_best_first_breaks_ties_by_index_even_at_the_cut() -> None:
+    scores = np.array([0.5, 0.9, 0.5, -np.inf, 0.5, 0.1], np.float32)
+    assert best_first(scores, np.arange(6), 3).tolist() == [1, 0, 2]
+    assert best_first(scores, np.array([4, 2, 5]), 2).tolist() == [2, 4]
+
+
+def test_new_item_picks_only_eligible_available_items() -> None:
+    scores = np.array([3.0, 2.0, -np.inf, 1.0, 0.5], np.float32)
+    eligible = np.array([False, True, True, True, True])
+    assert new_item_picks(scores, eligible, 2).tolist() == [1, 3]
+    assert new_item_picks(scores, np.zeros(5, bool), 2).size == 0

@@ -80,9 +80,10 @@ def test_items_and_tombstones() -> None:
 
 
 def test_output_records() -> None:
-    rec = json.loads(recommendation("u1", 5, "e1", [("a", 0.91234567)], "m+s"))
+    rec = json.loads(recommendation("u1", 5, "e1", [("a", 0.91234567)], "m+s", new_items=[("n", 1.0)]))
     assert rec == {"user_id": "u1", "ts": 5, "event_id": "e1",
-                   "items": [{"item_id": "a", "score": 0.912346}], "model": "m+s"}
+                   "items": [{"item_id": "a", "score": 0.912346}],
+                   "new_items": [{"item_id": "n", "score": 1.0}], "model": "m+s"}
     dlq = json.loads(dead_letter("bad_json", "x", "t", 1, 7, b"k", b"\xff", 9))
     assert base64.b64decode(dlq["value_b64"]) == b"\xff"
     assert (dlq["topic"], dlq["partition"], dlq["offset"], dlq["reason"]) == ("t", 1, 7, "bad_json")

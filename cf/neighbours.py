@@ -1,0 +1,229 @@
+"""Item co-occurrence rows: the sparse, mergeable form of `cf.cooccurrence.SequentialCooccurrence`
+that workers keep per item, plus each item's interaction count and decayed popularity.
+
+An interaction (u, i) after u's recent items j_1..j_L (newest last) yields row deltas
+    row i:    count += 1,  popularity += 1 (at the event time),  pairs[j_l] += p^(L - l)
+    row j_l:  pairs[i] += p^(L - l)
+Deltas of many events add up (`combine`) before they are merged into a row (`merge_row`), so a
+batch costs one message per touched row. A row keeps its `cap` heaviest pairs.
+Popularity decays with half-life h, kept lazily: value v at time a reads v 2^(-(t - a)/h) at t.
+
+Scores, for a user whose recent items are j_1..j_L (newest last), over catalog items n:
+    cooc[n] = sum_l r^(L - l) C[j_l, n] / sqrt(c_{j_l} c_n)        c: interaction counts
+    popularity[n] = v_n 2^(-(t - a_n)/h)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from cf.catalog import ItemCatalog
+from cf.cooccurrence import position_weights
+
+F32 = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class CoocConfig:
+    window: int = 50  # recent items an interaction pairs with
+    pair_decay: float = 0.9  # p: a pair l steps apart counts p^(l-1)
+    recency_decay: float = 0.8  # r: the l-th newest recent item speaks with weight r^(l-1)
+    half_life_s: float = 7 * 24 * 3600.0  # popularity
+    row_size: int = 200  # pairs kept per row
+
+
+def _decay(dt_ms: float, half_life_s: float) -> float:
+    """2^(-dt/h) for dt >= 0 in ms, h in seconds."""
+    return math.exp2(-max(dt_ms, 0.0) / 1000.0 / half_life_s)
+
+
+@dataclass
+class RowDelta:
+    count: float = 0.0
+    ts_ms: int = 0  # newest event time among the counted interactions (0: pairs only)
+    pairs: dict[str, float] = field(default_factory=dict)
+    popularity: float = 0.0  # the counted interactions decayed to ts_ms
+
+    def to_json(self) -> bytes:
+        return json.dumps({"count": self.count, "ts": self.ts_ms, "pairs": self.pairs,
+                           "popularity": self.popularity}).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> RowDelta:
+        data = json.loads(raw)
+        return cls(float(data["count"]), int(data["ts"]),
+                   {str(k): float(v) for k, v in data["pairs"].items()},
+                   float(data.get("popularity", data["count"])))
+
+
+def interaction_deltas(recent: Sequence[str], item: str, ts_ms: int, config: CoocConfig
+                       ) -> dict[str, RowDelta]:
+    """The row deltas of one interaction with `item` after `recent` (oldest first)."""
+    last = list(recent)[-config.window :]
+    weights = position_weights(len(last), config.pair_decay)  # (L,)
+    own = RowDelta(1.0, ts_ms, popularity=1.0)
+    out = {item: own}
+    for j, w in zip(last, weights.tolist(), strict=True):
+        own.pairs[j] = own.pairs.get(j, 0.0) + w
+        other = out.setdefault(j, RowDelta()) if j != item else own  # pairs only: no time
+        other.pairs[item] = other.pairs.get(item, 0.0) + w
+    return out
+
+
+def combine(deltas: Iterable[Mapping[str, RowDelta]], half_life_s: float) -> dict[str, RowDelta]:
+    """Deltas summed per row; popularity decayed to the newest time, as `merge_row` would."""
+    out: dict[str, RowDelta] = {}
+    for batch in deltas:
+        for row, d in batch.items():
+            acc = out.setdefault(row, RowDelta(ts_ms=d.ts_ms))
+            ts = max(acc.ts_ms, d.ts_ms)
+            acc.popularity = (acc.popularity * _decay(ts - acc.ts_ms, half_life_s)
+                              + d.popularity * _decay(ts - d.ts_ms, half_life_s))
+            acc.count += d.count
+            acc.ts_ms = ts
+            for j, w in d.pairs.items():
+                acc.pairs[j] = acc.pairs.get(j, 0.0) + w
+    return out
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    count: float = 0.0  # interactions, all time
+    popularity: float = 0.0  # decayed interactions at `at_ms`
+    at_ms: int = 0
+    pairs: dict[str, float] = field(default_factory=dict)
+
+    def popularity_at(self, now_ms: int, half_life_s: float) -> float:
+        return self.popularity * _decay(now_ms - self.at_ms, half_life_s)
+
+    def to_json(self) -> bytes:
+        return json.dumps({"count": self.count, "popularity": self.popularity, "at": self.at_ms,
+                           "pairs": self.pairs}).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> ItemRow:
+        data = json.loads(raw)
+        return cls(float(data["count"]), float(data["popularity"]), int(data["at"]),
+                   {str(k): float(v) for k, v in data["pairs"].items()})
+
+
+def merge_row(row: ItemRow | None, delta: RowDelta, config: CoocConfig) -> ItemRow:
+    """Add a delta to a row; popularity decays like `cf.decay.decay_merge` (a late delta is
+    discounted, never amplified). The row keeps its `row_size` heaviest pairs."""
+    row = row or ItemRow()
+    if delta.popularity and delta.ts_ms >= row.at_ms:
+        popularity = row.popularity_at(delta.ts_ms, config.half_life_s) + delta.popularity
+        at = delta.ts_ms
+    else:
+        late = _decay(row.at_ms - delta.ts_ms, config.half_life_s)
+        popularity, at = row.popularity + delta.popularity * late, row.at_ms
+    pairs = dict(row.pairs)
+    for j, w in delta.pairs.items():
+        pairs[j] = pairs.get(j, 0.0) + w
+    if len(pairs) > config.row_size:
+        pairs = dict(sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[: config.row_size])
+    return ItemRow(row.count + delta.count, popularity, at, pairs)
+
+
+class NeighbourIndex:
+    """Every item's row, as read from the item-neighbours topic, scored against a catalog."""
+
+    def __init__(self, config: CoocConfig) -> None:
+        self.config = config
+        self.rows: dict[str, ItemRow] = {}
+        self.version = 0
+        self._compiled: dict[str, tuple[npt.NDArray[np.intp], F32]] = {}
+        self._compiled_for: tuple[int, int] = (-1, -1)
+        self._counts: F32 | None = None
+        self._popularity: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] = (
+            np.zeros(0), np.zeros(0))
+
+    def apply(self, item_id: str, row: ItemRow | None) -> None:
+        if row is None:
+            self.rows.pop(item_id, None)
+        else:
+            self.rows[item_id] = row
+        self.version += 1
+        self._compiled.pop(item_id, None)
+        self._counts = None
+
+    def _sync(self, catalog: ItemCatalog) -> None:
+        if self._compiled_for[0] != catalog.version:  # rows moved: recompile every row lazily
+            self._compiled.clear()
+            self._counts = None
+        self._compiled_for = (catalog.version, self.version)
+
+    def _row(self, catalog: ItemCatalog, item_id: str) -> tuple[npt.NDArray[np.intp], F32]:
+        """(catalog rows, pair weights) of an item's row, items outside the catalog dropped."""
+        compiled = self._compiled.get(item_id)
+        if compiled is None:
+            row = self.rows.get(item_id)
+            pairs = [(catalog.row_of(j), w) for j, w in (row.pairs.items() if row else ())]
+            kept = [(r, w) for r, w in pairs if r is not None]
+            compiled = (np.array([r for r, _ in kept], dtype=np.intp),
+                        np.array([w for _, w in kept], dtype=np.float32))
+            self._compiled[item_id] = compiled
+        return compiled
+
+    def arrays(self, catalog: ItemCatalog) -> tuple[F32, npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """(N,) counts c_n, (N,) popularity values v_n and (N,) their times a_n (ms), in catalog
+        row order; rebuilt once after a change."""
+        self._sync(catalog)
+        if self._counts is None:
+            counts = np.zeros(len(catalog), np.float32)
+            value = np.zeros(len(catalog), np.float64)
+            at = np.zeros(len(catalog), np.float64)
+            for item_id, row in self.rows.items():
+                n = catalog.row_of(item_id)
+                if n is not None:
+                    counts[n], value[n], at[n] = row.count, row.popularity, row.at_ms
+            self._counts, self._popularity = counts, (value, at)
+        return self._counts, *self._popularity
+
+    def cooc_scores(self, catalog: ItemCatalog, recents: Sequence[Sequence[str]]) -> F32:
+        """(B, N) co-occurrence scores for users with these recent items (oldest first)."""
+        counts = self.arrays(catalog)[0]  # (N,)
+        inv = np.divide(1.0, np.sqrt(counts), out=np.zeros_like(counts), where=counts > 0)  # (N,)
+        out = np.zeros((len(recents), len(catalog)), np.float32)  # (B, N)
+        for b, recent in enumerate(recents):
+            last = list(recent)[-self.config.window :]
+            for j, r in zip(last, position_weights(len(last), self.config.recency_decay).tolist(),
+                            strict=True):
+                n_j = catalog.row_of(j)
+                if n_j is None or counts[n_j] == 0:
+                    continue
+                rows, weights = self._row(catalog, j)
+                np.add.at(out[b], rows, np.float32(r * inv[n_j]) * weights)
+            out[b] *= inv
+        return out
+
+    def popularity(self, catalog: ItemCatalog, now_ms: Sequence[int]) -> F32:
+        """(B, N) decayed popularity at each user's `now`."""
+        _, value, at = self.arrays(catalog)  # (N,), (N,) ms
+        age = np.maximum(np.asarray(now_ms, np.float64)[:, None] - at[None, :], 0.0)  # (B, N) ms
+        return (value[None, :] * np.exp2(-age / 1000.0 / self.config.half_life_s)).astype(np.float32)
+
+
+def batch_deltas(histories: Mapping[str, Sequence[str]],
+                 interactions: Iterable[tuple[str, str | None, int]],
+                 config: CoocConfig) -> dict[str, RowDelta]:
+    """All row deltas of a batch of (user, item, ts_ms) interactions in partition order, each
+    paired with its user's history as it stood just before it (`histories`: before the batch,
+    oldest first); like `UserState.history`, a repeated item moves to the end."""
+    recent = {u: list(h) for u, h in histories.items()}
+    out: list[dict[str, RowDelta]] = []
+    for user, item, ts_ms in interactions:
+        if item is None:
+            continue
+        history = recent.setdefault(user, [])
+        out.append(interaction_deltas(history, item, ts_ms, config))
+        if item in history:
+            history.remove(item)
+        history.append(item)
+    return combine(out, config.half_life_s)

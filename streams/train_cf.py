@@ -1,0 +1,108 @@
+"""`interests train-cf`: the factor model and the hybrid's blend, trained from a data set or from
+the event log on the broker, written as one versioned artifact folder that workers load
+(INTERESTS_CF_MODEL).
+
+Each user's last interaction is held out as a validation target; everything else is replayed
+through the same signals a worker keeps and the factor model is trained on it; the blend is
+fitted on the validation targets; then the model is retrained on everything and saved with the
+blend. The held-out targets never train the model the blend was fitted with.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
+
+from cf.artifact import CFArtifact
+from cf.decay import DecayConfig
+from cf.weights import EventWeights
+from streams.datasets import CatalogItem, Dataset, Interaction
+from streams.evaluation import Replay, TrainParams, held_out, validate
+from streams.records import Invalid, parse_event, parse_item_vector
+from streams.settings import Settings
+from streams.topic_reader import read_from_beginning
+
+F32 = npt.NDArray[np.float32]
+
+
+def train_cf(dataset: Dataset, vectors: F32, space: str, weights: EventWeights, decay: DecayConfig,
+             params: TrainParams, k: int = 10, progress: bool = True) -> CFArtifact:
+    started = time.monotonic()
+    replay = Replay(dataset, vectors, weights, decay, space, k, params)
+    events = replay.known(dataset.interactions)
+    if not events:
+        raise ValueError(f"{dataset.name}: no interactions with catalog items to train on")
+    (valid,) = held_out(events, 1)
+    with threadpool_limits(1, user_api="blas"):
+        for n, (x, target) in enumerate(tqdm(events, desc="train-cf", unit="ev",
+                                             disable=not progress, mininterval=1.0)):
+            if n not in valid:
+                replay.update(x, target)
+        replay.retrain()
+        validation = validate(replay, events, valid) if valid else {}
+        replay.retrain()  # on everything, validation targets included
+    model = replay.signals.model
+    assert model is not None
+    report = {
+        "dataset": dataset.name, "events": len(events), "users": len(replay.signals.histories),
+        "items": len(model.item_ids), "validation_cases": len(valid), "params": params.__dict__,
+        "validation": validation, "fits": replay.fits,
+        "wall_s": round(time.monotonic() - started, 1),
+    }
+    return CFArtifact(model, replay.policy, report)
+
+
+def event_log(settings: Settings, space: str, idle_ms: int = 3000,
+              say: Callable[[str], None] = print) -> tuple[Dataset, F32]:
+    """The catalog (with its vectors, as workers embedded them) and every valid item event,
+    read from the broker's item-vectors and events topics, in event-time order."""
+    vectors: dict[str, tuple[str, F32]] = {}
+    reader = read_from_beginning(settings, "item-vectors", consumer_timeout_ms=idle_ms)
+    for record in reader:
+        item_id = record.key.decode("utf-8") if record.key else None
+        if item_id is None:
+            continue
+        if record.value is None:
+            vectors.pop(item_id, None)
+            continue
+        parsed_id, title, item_space, vector = parse_item_vector(record.value)
+        if item_space == space:
+            vectors[parsed_id] = (title, vector)
+    reader.close()
+    interactions = []
+    reader = read_from_beginning(settings, "events", consumer_timeout_ms=idle_ms)
+    for record in reader:
+        try:
+            e = parse_event(record.key, record.value, max_text_chars=settings.max_text_chars)
+        except Invalid:
+            continue  # the workers sent it to the dead-letter topic
+        if e.item_id is not None and e.item_id in vectors:
+            interactions.append(Interaction(e.user_id, e.item_id, e.ts, e.rating, e.type))
+    reader.close()
+    interactions.sort(key=lambda x: x.ts_ms)
+    say(f"event log: {len(vectors)} items ({space}), {len(interactions)} item events")
+    ids = list(vectors)
+    items = [CatalogItem(i, vectors[i][0]) for i in ids]
+    matrix = (np.stack([vectors[i][1] for i in ids]).astype(np.float32) if ids
+              else np.zeros((0, 0), np.float32))
+    return Dataset("event-log", items, interactions), matrix
+
+
+def summary(artifact: CFArtifact, folder: Path) -> str:
+    r = artifact.report
+    lines = [f"cf model {artifact.version}: {r['items']} items, {r['users']} users, "
+             f"{r['events']} events, {r['validation_cases']} validation targets ({r['wall_s']} s)",
+             f"written to {folder}"]
+    validation = r.get("validation") or {}
+    assert isinstance(validation, dict)
+    for name, m in validation.items():
+        lines.append(f"  validation {name:<20} HR@10 {m['hr']:.4f}  NDCG@10 {m['ndcg']:.4f}")
+    lines.append("blend by history length: " + json.dumps(artifact.policy.to_json()))
+    return "\n".join(lines)

@@ -1,0 +1,133 @@
+"""The worker's scorer against the evaluator's: the same signals give the same hybrid."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cf.catalog import ItemCatalog
+from cf.cooccurrence import SequentialCooccurrence
+from cf.decay import DecayConfig, decay_merge
+from cf.factors import train_model
+from cf.hybrid import BlendPolicy, BlendWeights, blend, stack
+from cf.neighbours import CoocConfig, ItemRow, NeighbourIndex, RowDelta, batch_deltas, merge_row
+from cf.popularity import DecayedPopularity
+from cf.serving import HybridScorer
+from cf.signals import Signals, hybrid_inputs
+from cf.state import UserState
+from cf.weights import EventWeights
+
+N, D = 30, 8
+DAY_MS = 86_400_000
+
+
+def _world(seed: int = 0) -> tuple[list[str], np.ndarray, list[tuple[str, int, int]]]:
+    rng = np.random.default_rng(seed)
+    ids = [f"i{n}" for n in range(N)]
+    vectors = rng.normal(size=(N, D)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    events = []
+    for u in range(12):
+        for t, item in enumerate(rng.choice(N, size=8, replace=False)):
+            events.append((f"u{u}", int(item), (u * 3 + t) * DAY_MS // 4))
+    events.sort(key=lambda e: e[2])
+    return ids, vectors, events
+
+
+def _rows(ids: list[str], events: list[tuple[str, int, int]], config: CoocConfig,
+          batch: int) -> NeighbourIndex:
+    """Deltas in batches, merged per row: what the interest and co-occurrence stages do."""
+    index = NeighbourIndex(config)
+    histories: dict[str, list[str]] = {}
+    rows: dict[str, ItemRow] = {}
+    for start in range(0, len(events), batch):
+        chunk = [(u, ids[i], ts) for u, i, ts in events[start : start + batch]]
+        for row, delta in batch_deltas(histories, chunk, config).items():
+            rows[row] = merge_row(rows.get(row), delta, config)
+        for u, item, _ in chunk:
+            histories.setdefault(u, []).append(item)
+    for item, row in rows.items():
+        index.apply(item, row)
+    return index
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+def test_sparse_rows_score_like_the_dense_matrix(batch: int) -> None:
+    ids, vectors, events = _world()
+    config = CoocConfig(row_size=N * 2)  # nothing pruned
+    dense = SequentialCooccurrence(N)
+    pop = DecayedPopularity(N, half_life_s=config.half_life_s)
+    for u, i, ts in events:
+        dense.update(u, i, ts, None)
+        pop.update(u, i, ts, None)
+    index = _rows(ids, events, config, batch)
+    catalog = ItemCatalog(D)
+    for item_id, v in zip(ids, vectors, strict=True):
+        catalog.upsert(item_id, v)
+    users = sorted({u for u, _, _ in events})
+    recents = [[ids[i] for i in dense.recent[u]] for u in users]
+    sparse = index.cooc_scores(catalog, recents)  # (B, N)
+    for b, u in enumerate(users):
+        np.testing.assert_allclose(sparse[b], dense.scores(u, 0), rtol=1e-5, atol=1e-6)
+    now = events[-1][2]
+    np.testing.assert_allclose(index.popularity(catalog, [now])[0], pop.scores("u", now), rtol=1e-5)
+
+
+def test_a_row_keeps_its_heaviest_pairs_and_a_late_delta_is_discounted() -> None:
+    config = CoocConfig(row_size=2, half_life_s=1.0)
+    row = merge_row(None, RowDelta(1.0, 2000, {"a": 3.0, "b": 1.0, "c": 2.0}, 1.0), config)
+    assert row.pairs == {"a": 3.0, "c": 2.0}
+    late = merge_row(row, RowDelta(1.0, 1000, {}, popularity=1.0), config)
+    assert late.at_ms == 2000 and late.popularity == pytest.approx(1.5)
+    assert late.count == 2.0
+    assert ItemRow.from_json(late.to_json()) == late
+
+
+def test_worker_scorer_equals_the_evaluators_hybrid() -> None:
+    ids, vectors, events = _world(1)
+    weights, decay = EventWeights(), DecayConfig(half_life_s=3600.0 * 24)
+    signals = Signals(ids, vectors, weights, decay, "space")
+    states: dict[str, UserState] = {}
+    for u, i, ts in events:
+        signals.update(u, i, ts, None, "view")
+        state = states.get(u) or UserState.empty(D, "space")
+        states[u] = decay_merge(state, vectors[i], weights.weight("view", None), ts, decay,
+                                item_id=ids[i])
+    model = train_model(signals.histories, ids, vectors, "space", factors=4, iterations=5)
+    signals.use_model(model)
+    policy = BlendPolicy((3,), (BlendWeights(0.4, 0.3, 0.2, 0.1), BlendWeights(0.1, 0.2, 0.3, 0.4)))
+    catalog = ItemCatalog(D)
+    for item_id, v in zip(ids, vectors, strict=True):
+        catalog.upsert(item_id, v)
+    cooc = CoocConfig(row_size=N * 2, half_life_s=decay.half_life_s)
+    scorer = HybridScorer(catalog, _rows(ids, events, cooc, batch=5),
+                          model, policy, fold_in_items=signals.fold_in_items, new_item_slots=0)
+    users = sorted(states)
+    served, _ = scorer.scores([states[u] for u in users])  # (B, N)
+    for b, u in enumerate(users):
+        components = signals.components(u, states[u].updated_ms)
+        available = np.ones((1, N), bool)
+        available[0, signals.histories[u]] = False
+        z = stack({c: s[None, :] for c, s in hybrid_inputs(components).items()}, available)
+        expected = blend(z, policy, [len(signals.histories[u])], available)[0]
+        np.testing.assert_allclose(served[b], expected, rtol=1e-4, atol=1e-4)
+    top = scorer.top_k({u: states[u] for u in users[:2]}, 5)
+    assert [s.item_id for s in top[users[0]].items] == [
+        ids[i] for i in np.argsort(-served[0], kind="stable")[:5]]
+
+
+def test_a_new_item_on_the_users_topic_is_offered_beside_the_top_k() -> None:
+    ids, vectors, events = _world(2)
+    catalog = ItemCatalog(D)
+    for item_id, v in zip(ids, vectors, strict=True):
+        catalog.upsert(item_id, v)
+    catalog.upsert("new", vectors[0] + 0.01)  # never interacted with, close to i0 by text
+    index = _rows(ids, events, CoocConfig(), batch=4)
+    decay = DecayConfig(half_life_s=3600.0)
+    state = decay_merge(UserState.empty(D), vectors[0], 1.0, 0, decay, item_id="i0")
+    policy = BlendPolicy((1,), (BlendWeights(), BlendWeights(0.0, 0.0, 0.5, 0.5)))  # no text at all
+    ranked = HybridScorer(catalog, index, None, policy).top_k({"u": state}, 3)["u"]
+    assert "new" not in [s.item_id for s in ranked.items]
+    assert [s.item_id for s in ranked.new_items] == ["new"]
+    none = HybridScorer(catalog, index, None, policy, new_item_slots=0).top_k({"u": state}, 3)["u"]
+    assert none.new_items == []
