@@ -144,7 +144,9 @@ def fit_policy(gains: npt.NDArray[np.float64], history_lengths: npt.ArrayLike, g
     prior = prior or BlendPolicy()
     buckets = prior.bucket(history_lengths)  # (V,)
     index = {tuple(g.round(6).tolist()): n for n, g in enumerate(grid)}
-    weights, report = [], []
+    weights: list[BlendWeights] = []
+    report: list[dict[str, object]] = []
+    ndcg: float | None
     for b in range(len(prior.bounds) + 1):
         at = np.flatnonzero(buckets == b)
         if at.size >= MIN_CASES_PER_BUCKET:
@@ -152,9 +154,10 @@ def fit_policy(gains: npt.NDArray[np.float64], history_lengths: npt.ArrayLike, g
         else:
             w = prior.weights[b]
             g = index.get(tuple(w.as_array().round(6).tolist()))
-            ndcg = float(gains[at, g].mean()) if g is not None and at.size else float("nan")
+            ndcg = float(gains[at, g].mean()) if g is not None and at.size else None
         weights.append(w)
-        report.append({"bucket": b, "cases": int(at.size), "validation_ndcg": round(ndcg, 4),
+        report.append({"bucket": b, "cases": int(at.size),
+                       "validation_ndcg": None if ndcg is None else round(ndcg, 4),
                        "weights": w.to_json()})
     return BlendPolicy(prior.bounds, tuple(weights)), report
 

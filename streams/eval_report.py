@@ -29,7 +29,7 @@ def table(report: dict[str, Any]) -> str:
             lo, hi = bounds[b["bucket"]], bounds[b["bucket"] + 1]
             w = "/".join(f"{v:.1f}" for v in b["weights"].values())
             lines.append(f"  {lo}..{hi if hi is not None else ''}: {w}  "
-                         f"({b['cases']} cases, NDCG {b['validation_ndcg']})")
+                         f"({b['cases']} cases, NDCG {b['validation_ndcg'] if b['cases'] else '-'})")
     return "\n".join(lines)
 
 
