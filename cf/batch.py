@@ -1,4 +1,4 @@
-"""A batch of interactions -> new user states -> top-k lists: what the worker and the evaluator call."""
+"""A batch of interactions -> new user states: what the worker calls."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from cf.catalog import ItemCatalog
 from cf.decay import DecayConfig, decay_merge
-from cf.scoring import Scored, top_k
 from cf.state import FloatVec, UserState
 
 
@@ -50,16 +48,3 @@ def apply_interactions(
             event_id=x.event_id, item_id=x.item_id,
         )
     return out
-
-
-def recommend(
-    catalog: ItemCatalog, states: Mapping[str, UserState], k: int
-) -> dict[str, list[Scored]]:
-    """Top-k for many users with one (B, D) x (D, N) product."""
-    users = list(states)
-    if not users:
-        return {}
-    matrix = np.stack([states[u].vector for u in users]).astype(np.float32)  # (B, D)
-    sums = np.array([states[u].weight_sum for u in users], dtype=np.float32)  # (B,)
-    ranked = top_k(catalog, matrix, sums, [states[u].history for u in users], k)
-    return dict(zip(users, ranked, strict=True))

@@ -81,14 +81,20 @@ class FactorModel:
                    float(meta["alpha"]), str(meta["space"]), str(meta["version"]))
 
 
+@dataclass(frozen=True)
+class ALSParams:
+    factors: int = 64
+    regularization: float = 0.05
+    alpha: float = 3.0  # confidence of one interaction
+    iterations: int = 15
+    ridge: float = 1.0  # of the text-to-factor projection
+    seed: int = 0
+
+
 def train_als(
     histories: Mapping[str, Sequence[int]],  # user -> consumed item rows (0..M-1)
     n_items: int,
-    factors: int = 64,
-    regularization: float = 0.05,
-    alpha: float = 3.0,
-    iterations: int = 15,
-    seed: int = 0,
+    params: ALSParams,
 ) -> F32:
     """(M, F) float32 item factors by implicit's ALS on the binary user x item matrix."""
     import scipy.sparse as sp
@@ -99,8 +105,9 @@ def train_als(
     matrix = sp.csr_matrix((np.ones(len(cols), dtype=np.float32), (rows, cols)),
                            shape=(len(histories), n_items))  # (U, M) binary
     with threadpool_limits(1, user_api="blas"):  # implicit parallelises itself; BLAS threads fight it
-        model = AlternatingLeastSquares(factors=factors, regularization=regularization, alpha=alpha,
-                                        iterations=iterations, random_state=seed, use_gpu=False)
+        model = AlternatingLeastSquares(factors=params.factors, regularization=params.regularization,
+                                        alpha=params.alpha, iterations=params.iterations,
+                                        random_state=params.seed, use_gpu=False)
         model.fit(matrix, show_progress=False)
     return np.asarray(model.item_factors, dtype=np.float32)
 
@@ -145,11 +152,7 @@ def train_model(
     item_ids: Sequence[str],  # (N,) catalog ids
     text: F32,  # (N, D) float32 text vectors, catalog order
     space: str,
-    factors: int = 64,
-    regularization: float = 0.05,
-    alpha: float = 3.0,
-    iterations: int = 15,
-    ridge: float = 1.0,
+    params: ALSParams = ALSParams(),
 ) -> FactorModel:
     """ALS on the items that have interactions; the text projection fitted on those items."""
     used = sorted({i for items in histories.values() for i in items})
@@ -157,8 +160,8 @@ def train_model(
         raise ValueError("no interactions to train on")
     row = {item: m for m, item in enumerate(used)}
     remapped = {u: [row[i] for i in items] for u, items in histories.items() if items}
-    y = train_als(remapped, len(used), factors, regularization, alpha, iterations)  # (M, F)
-    projection = fit_projection(text[used], y, ridge)  # (D, F)
+    y = train_als(remapped, len(used), params)  # (M, F)
+    projection = fit_projection(text[used], y, params.ridge)  # (D, F)
     ids = tuple(item_ids[i] for i in used)
-    return FactorModel(ids, y, projection, regularization, alpha, space,
+    return FactorModel(ids, y, projection, params.regularization, params.alpha, space,
                        model_version(ids, y, projection))

@@ -10,8 +10,6 @@ import numpy.typing as npt
 
 from cf.catalog import ItemCatalog
 
-SCORER_VERSION = "centred-cosine-decay/2"
-
 
 @dataclass(frozen=True)
 class Scored:

@@ -133,9 +133,10 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _train_cf(args: argparse.Namespace, settings: Settings) -> int:
+    from cf.factors import ALSParams
     from encoders.transformer import TransformerEncoder
     from streams.datasets import load_dataset
-    from streams.evaluation import TrainParams, item_vectors
+    from streams.evaluation import item_vectors
     from streams.train_cf import event_log, summary, train_cf
 
     encoder = TransformerEncoder(args.encoder if args.encoder is not None else settings.encoder,
@@ -145,7 +146,7 @@ def _train_cf(args: argparse.Namespace, settings: Settings) -> int:
     else:
         dataset = load_dataset(args.dataset)
         vectors = item_vectors(encoder, dataset)
-    params = TrainParams(factors=args.factors, regularization=args.regularization, alpha=args.alpha,
+    params = ALSParams(factors=args.factors, regularization=args.regularization, alpha=args.alpha,
                          iterations=args.iterations)
     artifact = train_cf(dataset, vectors, encoder.version, settings.event_weights(),
                         settings.decay(), params, progress=not args.no_progress)

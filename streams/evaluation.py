@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict, deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -30,7 +30,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from cf.decay import DecayConfig
-from cf.factors import train_model
+from cf.factors import ALSParams, train_model
 from cf.hybrid import (
     COMPONENTS,
     BlendPolicy,
@@ -107,14 +107,6 @@ class ValidationCases:
         return fit_policy(np.stack(self.gains).astype(np.float64), np.array(self.history), self.grid)
 
 
-@dataclass(frozen=True)
-class TrainParams:
-    factors: int = 64
-    regularization: float = 0.05
-    alpha: float = 3.0
-    iterations: int = 15
-
-
 def item_vectors(encoder: Encoder, dataset: Dataset) -> F32:
     """(N, D) float32: each item's document embedded once, in dataset.items order."""
     return encoder.encode([item_document(i.title, i.text, i.tags) for i in dataset.items])
@@ -150,7 +142,7 @@ class Replay:
     and the rankings and metrics of up to `batch` such cases are computed together."""
 
     def __init__(self, dataset: Dataset, vectors: F32, weights: EventWeights, decay: DecayConfig,
-                 space: str, k: int, train: TrainParams, new_item_slots: int = 1,
+                 space: str, k: int, train: ALSParams, new_item_slots: int = 1,
                  new_item_max: int = 1, new_item_min_z: float = 2.0, batch: int = 64) -> None:
         self.dataset, self.k, self.train, self.batch = dataset, k, train, batch
         self.new_item_slots = new_item_slots  # the served list's places for new items (hybrid)
@@ -171,8 +163,7 @@ class Replay:
     def retrain(self) -> None:
         s = self.signals
         t = self.train
-        model = train_model(s.histories, s.item_ids, s.vectors, s.space, t.factors, t.regularization,
-                            t.alpha, t.iterations)
+        model = train_model(s.histories, s.item_ids, s.vectors, s.space, t)
         s.use_model(model)
         self.models.append(model.version)
 
@@ -297,10 +288,10 @@ def leave_one_out(replay: Replay, progress: bool = True) -> dict[str, object]:
 
 def run_eval(dataset: Dataset, encoder: Encoder, weights: EventWeights, decay: DecayConfig,
              protocol: Protocol = "prequential", k: int = 10, retrain_every: int | None = None,
-             train: TrainParams | None = None, progress: bool = True) -> dict[str, object]:
+             train: ALSParams | None = None, progress: bool = True) -> dict[str, object]:
     started = time.monotonic()
     vectors = item_vectors(encoder, dataset)
-    train = train or TrainParams()
+    train = train or ALSParams()
     replay = Replay(dataset, vectors, weights, decay, encoder.version, k, train)
     extra: dict[str, object] = {}
     with threadpool_limits(1, user_api="blas"):  # one small matvec per event: threads only cost
@@ -325,7 +316,7 @@ def run_eval(dataset: Dataset, encoder: Encoder, weights: EventWeights, decay: D
                            "hr": replay.new_item_hits / max(replay.new_item_targets, 1)},
         "hybrid_fits": replay.fits,
         "cf_models": replay.models,
-        "cf_params": train.__dict__,
+        "cf_params": asdict(train),
         **extra,
         "timeline": {"ts_ms": replay.scored_ts,
                      "hits": {name: r.overall.hits_over_time for name, r in replay.results.items()}},

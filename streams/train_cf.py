@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +23,10 @@ from tqdm import tqdm
 
 from cf.artifact import CFArtifact
 from cf.decay import DecayConfig
+from cf.factors import ALSParams
 from cf.weights import EventWeights
 from streams.datasets import CatalogItem, Dataset, Interaction
-from streams.evaluation import Replay, TrainParams, held_out, validate
+from streams.evaluation import Replay, held_out, validate
 from streams.records import Invalid, parse_event, parse_item_vector
 from streams.settings import Settings
 from streams.topic_reader import read_from_beginning
@@ -33,7 +35,7 @@ F32 = npt.NDArray[np.float32]
 
 
 def train_cf(dataset: Dataset, vectors: F32, space: str, weights: EventWeights, decay: DecayConfig,
-             params: TrainParams, k: int = 10, progress: bool = True) -> CFArtifact:
+             params: ALSParams, k: int = 10, progress: bool = True) -> CFArtifact:
     started = time.monotonic()
     replay = Replay(dataset, vectors, weights, decay, space, k, params)
     events = replay.known(dataset.interactions)
@@ -52,7 +54,7 @@ def train_cf(dataset: Dataset, vectors: F32, space: str, weights: EventWeights, 
     assert model is not None
     report = {
         "dataset": dataset.name, "events": len(events), "users": len(replay.signals.histories),
-        "items": len(model.item_ids), "validation_cases": len(valid), "params": params.__dict__,
+        "items": len(model.item_ids), "validation_cases": len(valid), "params": asdict(params),
         "validation": validation, "fits": replay.fits,
         "wall_s": round(time.monotonic() - started, 1),
     }
@@ -103,6 +105,12 @@ def summary(artifact: CFArtifact, folder: Path) -> str:
     validation = r.get("validation") or {}
     assert isinstance(validation, dict)
     for name, m in validation.items():
-        lines.append(f"  validation {name:<20} HR@10 {m['hr']:.4f}  NDCG@10 {m['ndcg']:.4f}")
+        label = "hybrid (prior blend)" if name == "hybrid" else name
+        lines.append(f"  validation {label:<22} HR@10 {m['hr']:.4f}  NDCG@10 {m['ndcg']:.4f}")
+    fits = r.get("fits") or [{}]
+    assert isinstance(fits, list)
+    for bucket in fits[-1].get("buckets", []):
+        lines.append(f"  fitted blend, history bucket {bucket['bucket']}: {bucket['cases']} cases, "
+                     f"NDCG@10 {bucket['validation_ndcg']}")
     lines.append("blend by history length: " + json.dumps(artifact.policy.to_json()))
     return "\n".join(lines)

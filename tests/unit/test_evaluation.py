@@ -7,11 +7,12 @@ import pytest
 
 from cf.cooccurrence import ItemCooccurrence
 from cf.decay import DecayConfig
+from cf.factors import ALSParams
 from cf.popularity import DecayedPopularity, Popularity
 from cf.ranking_metrics import RankingTally, rank_of
 from cf.weights import EventWeights
 from streams.datasets import CatalogItem, Dataset, Interaction
-from streams.evaluation import Replay, TrainParams, leave_one_out, prequential, retrain_due
+from streams.evaluation import Replay, leave_one_out, prequential, retrain_due
 
 
 def test_rank_breaks_ties_by_index_like_the_served_order() -> None:
@@ -53,7 +54,7 @@ def _replay(dataset: Dataset, dim: int = 8) -> Replay:
     vectors = rng.normal(size=(len(dataset.items), dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     return Replay(dataset, vectors, EventWeights(), DecayConfig(half_life_s=3600.0), "test", k=1,
-                  train=TrainParams(factors=4, iterations=3))
+                  train=ALSParams(factors=4, iterations=3))
 
 
 def _toy(users: int) -> Dataset:

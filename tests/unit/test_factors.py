@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 from implicit.als import AlternatingLeastSquares
 
-from cf.factors import FactorModel, fit_projection, fold_in, train_model
+from cf.factors import ALSParams, FactorModel, fit_projection, fold_in, train_model
 
 
 def test_fold_in_is_implicits_recalculate_user() -> None:
@@ -40,7 +40,7 @@ def test_model_round_trips_and_maps_unknown_items_through_text(tmp_path: Path) -
     text = rng.normal(size=(12, 5)).astype(np.float32)  # (N, D)
     histories = {f"u{u}": [int(i) for i in rng.choice(10, size=4, replace=False)] for u in range(20)}
     ids = [f"i{n}" for n in range(12)]
-    model = train_model(histories, ids, text, "space-a", factors=3, iterations=3)
+    model = train_model(histories, ids, text, "space-a", ALSParams(factors=3, iterations=3))
     assert set(model.item_ids) <= set(ids[:10])  # items 10 and 11 were never consumed
     loaded = FactorModel.load(model.save(tmp_path / "cf"))
     assert loaded.version == model.version and loaded.item_ids == model.item_ids

@@ -8,7 +8,7 @@ import pytest
 from cf.catalog import ItemCatalog
 from cf.cooccurrence import SequentialCooccurrence
 from cf.decay import DecayConfig, decay_merge
-from cf.factors import train_model
+from cf.factors import ALSParams, train_model
 from cf.hybrid import BlendPolicy, BlendWeights, blend, stack
 from cf.neighbours import CoocConfig, ItemRow, NeighbourIndex, RowDelta, batch_deltas, merge_row
 from cf.popularity import DecayedPopularity
@@ -93,7 +93,7 @@ def test_worker_scorer_equals_the_evaluators_hybrid() -> None:
         state = states.get(u) or UserState.empty(D, "space")
         states[u] = decay_merge(state, vectors[i], weights.weight("view", None), ts, decay,
                                 item_id=ids[i])
-    model = train_model(signals.histories, ids, vectors, "space", factors=4, iterations=5)
+    model = train_model(signals.histories, ids, vectors, "space", ALSParams(factors=4, iterations=5))
     signals.use_model(model)
     policy = BlendPolicy((3,), (BlendWeights(0.4, 0.3, 0.2, 0.1), BlendWeights(0.1, 0.2, 0.3, 0.4)))
     catalog = ItemCatalog(D)
