@@ -19,6 +19,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -50,16 +51,17 @@ class RowDelta:
     pairs: dict[str, float] = field(default_factory=dict)
     popularity: float = 0.0  # the counted interactions decayed to ts_ms
 
-    def to_json(self) -> bytes:
-        return json.dumps({"count": self.count, "ts": self.ts_ms, "pairs": self.pairs,
-                           "popularity": self.popularity}).encode()
+    def to_obj(self) -> dict[str, object]:
+        return {"count": self.count, "ts": self.ts_ms, "pairs": self.pairs,
+                "popularity": self.popularity}
 
     @classmethod
-    def from_json(cls, raw: bytes) -> RowDelta:
-        data = json.loads(raw)
-        return cls(float(data["count"]), int(data["ts"]),
-                   {str(k): float(v) for k, v in data["pairs"].items()},
-                   float(data.get("popularity", data["count"])))
+    def from_obj(cls, data: Mapping[str, Any]) -> RowDelta:
+        pairs = data["pairs"]
+        if not isinstance(pairs, dict):
+            raise TypeError("pairs must be an object")
+        return cls(float(data["count"]), int(data["ts"]), {str(k): float(v) for k, v in pairs.items()},
+                   float(data["popularity"]))
 
 
 def interaction_deltas(recent: Sequence[str], item: str, ts_ms: int, config: CoocConfig
@@ -215,15 +217,31 @@ def batch_deltas(histories: Mapping[str, Sequence[str]],
                  config: CoocConfig) -> dict[str, RowDelta]:
     """All row deltas of a batch of (user, item, ts_ms) interactions in partition order, each
     paired with its user's history as it stood just before it (`histories`: before the batch,
-    oldest first); like `UserState.history`, a repeated item moves to the end."""
+    oldest first); like `UserState.history`, a repeated item moves to the end. Equal to
+    `combine` of each interaction's `interaction_deltas`, accumulated in place."""
     recent = {u: list(h) for u, h in histories.items()}
-    out: list[dict[str, RowDelta]] = []
+    out: dict[str, RowDelta] = {}
+    weights = position_weights(config.window, config.pair_decay).tolist()  # (window,) oldest first
     for user, item, ts_ms in interactions:
         if item is None:
             continue
         history = recent.setdefault(user, [])
-        out.append(interaction_deltas(history, item, ts_ms, config))
+        own = out.get(item)
+        if own is None:
+            own = out[item] = RowDelta(ts_ms=ts_ms)
+        ts = max(own.ts_ms, ts_ms)
+        own.popularity = (own.popularity * _decay(ts - own.ts_ms, config.half_life_s)
+                          + _decay(ts - ts_ms, config.half_life_s))
+        own.count += 1.0
+        own.ts_ms = ts
+        last = history[-config.window :]
+        for j, w in zip(last, weights[config.window - len(last) :], strict=True):
+            own.pairs[j] = own.pairs.get(j, 0.0) + w
+            other = out.get(j)
+            if other is None:
+                other = out[j] = RowDelta()
+            other.pairs[item] = other.pairs.get(item, 0.0) + w
         if item in history:
             history.remove(item)
         history.append(item)
-    return combine(out, config.half_life_s)
+    return out

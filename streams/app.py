@@ -21,6 +21,7 @@ from streams import broker_profile
 from streams.catalog_agent import embed_items
 from streams.catalog_replica import CatalogReplica
 from streams.cooccurrence_agent import merge_deltas
+from streams.global_replica import ReplicaPublisher
 from streams.interest_agent import InterestStage
 from streams.metrics import Metrics
 from streams.neighbours_replica import NeighboursReplica
@@ -40,6 +41,7 @@ class Engine:
     replica: CatalogReplica
     neighbours: NeighboursReplica
     stage: InterestStage
+    publisher: ReplicaPublisher
     metrics: Metrics
 
 
@@ -98,10 +100,13 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
             await neighbours.ready.wait()
             await stage.process(batch)
 
+    publisher = ReplicaPublisher(settings)
+
     @app.agent(topics.item_pairs, name="cooccurrence")
     async def cooccurrence_agent(stream: Any) -> None:
-        async for batch in stream.take_events(settings.batch_size, within=settings.batch_wait_s):
-            await merge_deltas(batch, settings, topics, tables, metrics)
+        # long batches: a row changed many times in a second is published once
+        async for batch in stream.take_events(settings.batch_size, within=settings.neighbours_flush_s):
+            await merge_deltas(batch, settings, topics, tables, metrics, publisher)
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -113,7 +118,7 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
     async def count_users() -> None:
         metrics.users.set(sum(1 for _ in tables.users))
 
-    return Engine(app, settings, topics, tables, replica, neighbours, stage, metrics)
+    return Engine(app, settings, topics, tables, replica, neighbours, stage, publisher, metrics)
 
 
 def load_cf(folder: Path, space: str) -> CFArtifact:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams import broker_profile
 from streams.settings import Settings
@@ -48,8 +48,10 @@ class GlobalReplica:
             while True:
                 batches = await consumer.getmany(timeout_ms=200, max_records=5000)
                 for records in batches.values():
-                    for record in records:
+                    for n, record in enumerate(records):
                         self.apply(record.key, record.value)
+                        if n % 200 == 199:
+                            await asyncio.sleep(0)  # a long catch-up does not stall the agents
                 if not self.ready.is_set() and await self._caught_up(consumer, tps):
                     log.info("replica of %s ready", self.topic)
                     self.ready.set()
@@ -73,3 +75,31 @@ class GlobalReplica:
             if highwater is None or await consumer.position(tp) < highwater:
                 return False
         return True
+
+
+class ReplicaPublisher:
+    """Publishes to a replica topic (one that only `GlobalReplica`s read) with a plain, batching
+    aiokafka producer. Faust's own producer is kept to one record per batch on the embedded
+    broker, because that broker's ListOffsets breaks changelog recovery after multi-record
+    batches; replica readers take their end offsets from fetches, so their topics need no such
+    limit. `publish` returns once every record is acknowledged, so an agent that awaits it
+    commits its input only after its output is stored (at least once)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._producer: AIOKafkaProducer | None = None
+
+    async def publish(self, topic: str, records: list[tuple[bytes, bytes | None]]) -> None:
+        if not records:
+            return
+        if self._producer is None:
+            self._producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap, acks="all",
+                                              linger_ms=5)
+            await self._producer.start()
+        sent = [await self._producer.send(topic, key=key, value=value) for key, value in records]
+        await asyncio.gather(*sent)
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None

@@ -19,6 +19,7 @@ from cf.state import UserState
 from cf.weights import EventWeights
 from encoders import Encoder
 from streams.catalog_agent import embed
+from streams.cooccurrence_agent import pair_groups
 from streams.dead_letters import send_to_dlq
 from streams.event_context import event_context
 from streams.metrics import Metrics
@@ -115,13 +116,15 @@ class InterestStage:
 
     def _send_pairs(self, before: dict[str, UserState | None], interactions: list[Interaction],
                     fresh: list[bool]) -> None:
-        """The batch's co-occurrence deltas, one message per row, keyed by the row's item: the
-        co-occurrence stage that owns that item's partition merges them. A redelivered event
-        adds nothing."""
+        """The batch's co-occurrence deltas, one message per partition holding the rows of the
+        items that partition owns: the co-occurrence stage there merges them. A redelivered
+        event adds nothing."""
         histories = {u: s.history if s is not None else () for u, s in before.items()}
         firsts = [(x.user_id, x.item_id, x.ts_ms) for x, f in zip(interactions, fresh, strict=True) if f]
-        for row, delta in batch_deltas(histories, firsts, self.cooc).items():
-            self.topics.item_pairs.send_soon(key=row.encode("utf-8"), value=delta.to_json())
+        deltas = batch_deltas(histories, firsts, self.cooc)
+        for partition, value in pair_groups(deltas, self.settings.partitions).items():
+            self.topics.item_pairs.send_soon(key=b"rows-%d" % partition, value=value,
+                                             partition=partition)
 
     def _load(self, event: Any) -> UserState | None:
         """Reads, like writes, go to the partition of the current event: the user's own."""

@@ -39,6 +39,7 @@ class Settings:
     cooc_pair_decay: float = 0.9  # weight of a pair l steps apart: p^(l-1)
     cooc_recency_decay: float = 0.8  # weight of the l-th newest recent item when scoring
     cooc_row_size: int = 200  # co-occurring items kept per item
+    neighbours_flush_s: float = 1.0  # longest a changed co-occurrence row waits to be republished
     new_item_slots: int = 1  # places in each list kept for new items (0 = none)
     new_item_max: int = 1  # an item with fewer interactions than this is new
     history_size: int = 500

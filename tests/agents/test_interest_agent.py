@@ -13,6 +13,7 @@ import pytest
 
 from encoders.transformer import TransformerEncoder
 from streams.app import Engine, create_app
+from streams.cooccurrence_agent import row_partition
 from streams.metrics import Metrics
 from streams.records import dumps
 from streams.settings import Settings
@@ -88,30 +89,42 @@ async def test_events_update_interests_and_publish_top_k(engine: Engine) -> None
     assert m.get_sample_value("interests_embed_batch_size_count") >= 1
     assert engine.tables.users[b"u1"] is not None
     # co-occurrence deltas, keyed by the row's item: "4" after "1", counted once
-    deltas: dict[bytes, list[dict[str, Any]]] = {}
+    deltas: dict[str, list[dict[str, Any]]] = {}
     for key, value in pairs.records:
-        deltas.setdefault(key, []).append(json.loads(value))
-    assert deltas[b"1"][0] == {"count": 1.0, "ts": 1_000, "pairs": {}, "popularity": 1.0}
-    assert {"count": 1.0, "ts": 2_000, "pairs": {"1": 1.0}, "popularity": 1.0} in deltas[b"4"]
-    assert {"count": 0.0, "ts": 0, "pairs": {"4": 1.0}, "popularity": 0.0} in deltas[b"1"]
-    assert sum(d["count"] for d in deltas[b"4"]) == 1.0  # the redelivered e3 added nothing
+        for item_id, delta in json.loads(value)["rows"].items():
+            assert key == b"rows-%d" % row_partition(item_id, engine.settings.partitions)
+            deltas.setdefault(item_id, []).append(delta)
+    assert deltas["1"][0] == {"count": 1.0, "ts": 1_000, "pairs": {}, "popularity": 1.0}
+    assert {"count": 1.0, "ts": 2_000, "pairs": {"1": 1.0}, "popularity": 1.0} in deltas["4"]
+    assert {"count": 0.0, "ts": 0, "pairs": {"4": 1.0}, "popularity": 0.0} in deltas["1"]
+    assert sum(d["count"] for d in deltas["4"]) == 1.0  # the redelivered e3 added nothing
     assert m.get_sample_value("interests_events_total", {"type": "click", "outcome": "duplicate"}) == 1
 
 
 async def test_cooccurrence_agent_merges_rows_and_publishes_them(engine: Engine) -> None:
     rows, dlq = Sent(), Sent()
+
+    async def publish(topic: str, records: list[tuple[bytes, bytes]]) -> None:
+        assert topic == engine.settings.topic("item-neighbours")
+        for key, value in records:
+            rows(key=key, value=value)
+
     agent = engine.app.agents["cooccurrence"]
-    with mock.patch.object(engine.topics.item_neighbours, "send_soon", rows), \
+    with mock.patch.object(engine.publisher, "publish", publish), \
          mock.patch.object(engine.topics.dlq, "send_soon", dlq):
         async with agent.test_context() as ctx:
-            await ctx.put(key=b"4", value=b'{"count": 1, "ts": 1000, "pairs": {"1": 1.0}}')
-            await ctx.put(key=b"4", value=b'{"count": 1, "ts": 1000, "pairs": {"1": 0.5, "2": 1}}')
-            await ctx.put(key=b"4", value=b"[1, 2]")
-            await until(lambda: len(rows.records) >= 1 and len(dlq.records) >= 1)
+            p = row_partition("4", engine.settings.partitions)
+            for delta in (dict(count=1, ts=1000, popularity=1, pairs={"1": 1.0}),
+                          dict(count=1, ts=1000, popularity=1, pairs={"1": 0.5, "2": 1})):
+                await ctx.put(key=b"rows", value=dumps({"rows": {"4": delta}}), partition=p)
+            await ctx.put(key=b"rows", value=b"[1, 2]", partition=p)
+            stray = next(i for i in map(str, range(10)) if row_partition(i, engine.settings.partitions) != p)
+            await ctx.put(key=b"rows", value=dumps({"rows": {stray: delta}}), partition=p)
+            await until(lambda: len(rows.records) >= 1 and len(dlq.records) >= 2)
     row = json.loads(rows.records[-1][1])
     assert row["count"] == 2.0 and row["pairs"] == {"1": 1.5, "2": 1.0}
-    assert json.loads(engine.tables.item_rows[b"4"]) == row
-    assert [d["reason"] for d in dlq.json()] == ["bad_value"]
+    assert rows.records[-1][0] == b"4"
+    assert [d["reason"] for d in dlq.json()] == ["bad_value", "key_mismatch"]
 
 
 async def test_catalog_agent_embeds_items_once_and_forwards_tombstones(engine: Engine) -> None:
