@@ -17,6 +17,7 @@ and a user whose recent items are j_1..j_L (newest last) scores item n as
 from __future__ import annotations
 
 from collections import defaultdict, deque
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -24,9 +25,13 @@ import numpy.typing as npt
 F32 = npt.NDArray[np.float32]
 
 
+@lru_cache(maxsize=1024)
 def position_weights(n: int, decay: float) -> F32:
-    """(n,) decay^(n - 1 - l) for l = 0..n-1: 1 for the newest (last), decay^(n-1) for the oldest."""
-    return np.power(np.float32(decay), np.arange(n - 1, -1, -1, dtype=np.float32))
+    """(n,) decay^(n - 1 - l) for l = 0..n-1: 1 for the newest (last), decay^(n-1) for the oldest.
+    Cached and read-only: callers share it."""
+    w = np.power(np.float32(decay), np.arange(n - 1, -1, -1, dtype=np.float32))
+    w.flags.writeable = False
+    return w
 
 
 class ItemCooccurrence:
@@ -38,6 +43,7 @@ class ItemCooccurrence:
                  recency_decay: float = 1.0) -> None:
         self.pairs = np.zeros((n_items, n_items), dtype=np.float32)  # (N, N) weighted co-occurrences
         self.counts = np.zeros(n_items, dtype=np.float32)  # (N,)
+        self.inv_sqrt = np.zeros(n_items, dtype=np.float32)  # (N,) 1/sqrt(c), 0 where c = 0
         self.recent: dict[str, deque[int]] = defaultdict(lambda: deque(maxlen=recent))
         self.pair_decay, self.recency_decay = pair_decay, recency_decay
 
@@ -45,10 +51,9 @@ class ItemCooccurrence:
         last = list(self.recent.get(user, ()))
         if not last:
             return np.zeros_like(self.counts)
-        inv = np.divide(1.0, np.sqrt(self.counts), out=np.zeros_like(self.counts),
-                        where=self.counts > 0)  # (N,) 1/sqrt(c)
+        inv = self.inv_sqrt  # (N,)
         w = position_weights(len(last), self.recency_decay) * inv[last]  # (L,)
-        return (w @ self.pairs[last]) * inv  # (N,)
+        return ((w @ self.pairs[last]) * inv).astype(np.float32, copy=False)  # (N,)
 
     def update(self, user: str, item: int, ts_ms: int, rating: float | None) -> None:
         last = list(self.recent[user])
@@ -57,6 +62,7 @@ class ItemCooccurrence:
             np.add.at(self.pairs, (item, last), w)  # add.at: a repeated item adds twice
             np.add.at(self.pairs, (last, item), w)
         self.counts[item] += 1.0
+        self.inv_sqrt[item] = 1.0 / np.sqrt(self.counts[item])
         self.recent[user].append(item)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict, deque
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -139,7 +140,8 @@ def score_cases(cases: list[Case], policy: BlendPolicy) -> tuple[F32, F32]:
 
 class Replay:
     """The signals, fed in event order; each event's signals are read before it is learned,
-    and the rankings and metrics of up to `batch` such cases are computed together."""
+    and the rankings and metrics of up to `batch` such cases are computed together, on a helper
+    thread that overlaps the next events' signals (numpy releases the GIL)."""
 
     def __init__(self, dataset: Dataset, vectors: F32, weights: EventWeights, decay: DecayConfig,
                  space: str, k: int, train: ALSParams, new_item_slots: int = 1,
@@ -159,6 +161,8 @@ class Replay:
         self.models: list[str] = []
         self.scored_ts: list[int] = []
         self._cases: list[tuple[Case, ValidationCases | None]] = []
+        self._tallies = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tally")  # FIFO
+        self._pending: deque[Future[None]] = deque()
 
     def retrain(self) -> None:
         s = self.signals
@@ -188,15 +192,29 @@ class Replay:
         self._cases.append((self.case(x, target, cases is not None), cases))
         self.scored_ts.append(x.ts_ms)
         if len(self._cases) >= self.batch:
-            self.drain()
+            self._submit()
 
-    def drain(self) -> None:
+    def _submit(self) -> None:
+        """Ranks and tallies the pending cases on the helper thread (in order), while this
+        thread goes on with the next events' signals; at most two batches in flight."""
         if not self._cases:
             return
-        batch = [case for case, _ in self._cases]
-        scores, z = score_cases(batch, self.policy)  # (B, M, N), (C, B, N)
+        while len(self._pending) >= 2:
+            self._pending.popleft().result()
+        self._pending.append(self._tallies.submit(self._tally, self._cases, self.policy))
+        self._cases = []
+
+    def drain(self) -> None:
+        """Every case so far ranked and tallied (before a refit and at the end)."""
+        self._submit()
+        while self._pending:
+            self._pending.popleft().result()
+
+    def _tally(self, pending: list[tuple[Case, ValidationCases | None]], policy: BlendPolicy) -> None:
+        batch = [case for case, _ in pending]
+        scores, z = score_cases(batch, policy)  # (B, M, N), (C, B, N)
         tops = top_indices(scores, self.k)  # (B, M, k)
-        for b, (case, cases) in enumerate(self._cases):
+        for b, (case, cases) in enumerate(pending):
             ranks = ranks_of(scores[b], case.target)  # (M,)
             new_user = case.history < NEW_USER_EVENTS
             for m, name in enumerate(METHODS):
@@ -209,7 +227,6 @@ class Replay:
                 self.new_item_hits += int(case.target in picks.tolist())
             if cases is not None:
                 cases.add(z[:, b, :], case.target, case.available, case.history)
-        self._cases = []
 
     def update(self, x: Interaction, target: int) -> None:
         self.signals.update(x.user_id, target, x.ts_ms, x.rating, x.type)
