@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 F32 = npt.NDArray[np.float32]
 COMPONENTS = ("text", "cf", "cooc", "popularity")
+TEXT = COMPONENTS.index("text")
 HISTORY_BUCKETS = (1, 10, 40, 120)  # upper bounds (exclusive) of history length; the last is open
 MIN_CASES_PER_BUCKET = 100  # fewer validation cases: the bucket keeps its prior weights
 
@@ -174,10 +175,13 @@ def best_first(scores: F32, candidates: npt.NDArray[np.intp], k: int) -> npt.NDA
     return candidates[order][:k]
 
 
-def new_item_picks(scores: F32, eligible: npt.NDArray[np.bool_], slots: int
-                   ) -> npt.NDArray[np.intp]:
-    """The `slots` best eligible new items of one user's (N,) scores (-inf: unavailable), best
-    first: served beside the top-k, so an app can give a brand-new item an exploration slot
-    without the top-k losing its best items."""
-    candidates = np.flatnonzero(eligible & np.isfinite(scores))
+def new_item_picks(scores: F32, z_text: F32, new: npt.NDArray[np.bool_], top: npt.NDArray[np.intp],
+                   slots: int, min_z: float) -> npt.NDArray[np.intp]:
+    """The `slots` best new items of one user's (N,) scores (-inf: unavailable), best first,
+    among those on the user's topic (text z-score >= min_z) and not already in `top`: served
+    beside the top-k, so an app can give a brand-new item an exploration slot without the top-k
+    losing its best items."""
+    eligible = new & (z_text >= min_z) & np.isfinite(scores)  # (N,)
+    eligible[top] = False
+    candidates = np.flatnonzero(eligible)
     return best_first(scores, candidates, min(slots, candidates.size))

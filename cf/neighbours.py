@@ -64,20 +64,6 @@ class RowDelta:
                    float(data["popularity"]))
 
 
-def interaction_deltas(recent: Sequence[str], item: str, ts_ms: int, config: CoocConfig
-                       ) -> dict[str, RowDelta]:
-    """The row deltas of one interaction with `item` after `recent` (oldest first)."""
-    last = list(recent)[-config.window :]
-    weights = position_weights(len(last), config.pair_decay)  # (L,)
-    own = RowDelta(1.0, ts_ms, popularity=1.0)
-    out = {item: own}
-    for j, w in zip(last, weights.tolist(), strict=True):
-        own.pairs[j] = own.pairs.get(j, 0.0) + w
-        other = out.setdefault(j, RowDelta()) if j != item else own  # pairs only: no time
-        other.pairs[item] = other.pairs.get(item, 0.0) + w
-    return out
-
-
 def combine(deltas: Iterable[Mapping[str, RowDelta]], half_life_s: float) -> dict[str, RowDelta]:
     """Deltas summed per row; popularity decayed to the newest time, as `merge_row` would."""
     out: dict[str, RowDelta] = {}
@@ -134,32 +120,31 @@ def merge_row(row: ItemRow | None, delta: RowDelta, config: CoocConfig) -> ItemR
 
 
 class NeighbourIndex:
-    """Every item's row, as read from the item-neighbours topic, scored against a catalog."""
+    """Every item's row, as read from the item-neighbours topic, scored against a catalog.
+    Per-row arrays (catalog rows, weights) are compiled lazily and dropped when the row
+    changes; the (N,) count and popularity arrays are kept current row by row, and rebuilt only
+    when the catalog's rows move."""
 
     def __init__(self, config: CoocConfig) -> None:
         self.config = config
         self.rows: dict[str, ItemRow] = {}
-        self.version = 0
         self._compiled: dict[str, tuple[npt.NDArray[np.intp], F32]] = {}
-        self._compiled_for: tuple[int, int] = (-1, -1)
-        self._counts: F32 | None = None
-        self._popularity: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] = (
-            np.zeros(0), np.zeros(0))
+        self._catalog: ItemCatalog | None = None  # the catalog the arrays are aligned to ...
+        self._catalog_version = -1  # ... at this version
+        self._counts = np.zeros(0, np.float32)  # (N,) c_n
+        self._value = np.zeros(0, np.float64)  # (N,) v_n
+        self._at = np.zeros(0, np.float64)  # (N,) a_n, ms
 
     def apply(self, item_id: str, row: ItemRow | None) -> None:
         if row is None:
             self.rows.pop(item_id, None)
         else:
             self.rows[item_id] = row
-        self.version += 1
         self._compiled.pop(item_id, None)
-        self._counts = None
-
-    def _sync(self, catalog: ItemCatalog) -> None:
-        if self._compiled_for[0] != catalog.version:  # rows moved: recompile every row lazily
-            self._compiled.clear()
-            self._counts = None
-        self._compiled_for = (catalog.version, self.version)
+        n = self._catalog.row_of(item_id) if self._catalog is not None else None
+        if n is not None and self._catalog_version == self._catalog.version:  # type: ignore[union-attr]
+            r = row or ItemRow()
+            self._counts[n], self._value[n], self._at[n] = r.count, r.popularity, r.at_ms
 
     def _row(self, catalog: ItemCatalog, item_id: str) -> tuple[npt.NDArray[np.intp], F32]:
         """(catalog rows, pair weights) of an item's row, items outside the catalog dropped."""
@@ -175,18 +160,18 @@ class NeighbourIndex:
 
     def arrays(self, catalog: ItemCatalog) -> tuple[F32, npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """(N,) counts c_n, (N,) popularity values v_n and (N,) their times a_n (ms), in catalog
-        row order; rebuilt once after a change."""
-        self._sync(catalog)
-        if self._counts is None:
-            counts = np.zeros(len(catalog), np.float32)
-            value = np.zeros(len(catalog), np.float64)
-            at = np.zeros(len(catalog), np.float64)
+        row order."""
+        if self._catalog is not catalog or self._catalog_version != catalog.version:
+            self._compiled.clear()  # rows moved: every compiled row is stale
+            self._counts = np.zeros(len(catalog), np.float32)
+            self._value = np.zeros(len(catalog), np.float64)
+            self._at = np.zeros(len(catalog), np.float64)
             for item_id, row in self.rows.items():
                 n = catalog.row_of(item_id)
                 if n is not None:
-                    counts[n], value[n], at[n] = row.count, row.popularity, row.at_ms
-            self._counts, self._popularity = counts, (value, at)
-        return self._counts, *self._popularity
+                    self._counts[n], self._value[n], self._at[n] = row.count, row.popularity, row.at_ms
+            self._catalog, self._catalog_version = catalog, catalog.version
+        return self._counts, self._value, self._at
 
     def cooc_scores(self, catalog: ItemCatalog, recents: Sequence[Sequence[str]]) -> F32:
         """(B, N) co-occurrence scores for users with these recent items (oldest first)."""
@@ -217,8 +202,9 @@ def batch_deltas(histories: Mapping[str, Sequence[str]],
                  config: CoocConfig) -> dict[str, RowDelta]:
     """All row deltas of a batch of (user, item, ts_ms) interactions in partition order, each
     paired with its user's history as it stood just before it (`histories`: before the batch,
-    oldest first); like `UserState.history`, a repeated item moves to the end. Equal to
-    `combine` of each interaction's `interaction_deltas`, accumulated in place."""
+    oldest first); like `UserState.history`, a repeated item moves to the end. The batch's
+    deltas are summed per row as they are made (what `combine` does for deltas from many
+    batches)."""
     recent = {u: list(h) for u, h in histories.items()}
     out: dict[str, RowDelta] = {}
     weights = position_weights(config.window, config.pair_decay).tolist()  # (window,) oldest first

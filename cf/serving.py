@@ -16,14 +16,13 @@ import numpy.typing as npt
 
 from cf.catalog import ItemCatalog
 from cf.factors import FactorModel, fold_in
-from cf.hybrid import COMPONENTS, BlendPolicy, best_first, blend, new_item_picks, stack
+from cf.hybrid import TEXT, BlendPolicy, best_first, blend, new_item_picks, stack
 from cf.neighbours import NeighbourIndex
 from cf.scoring import Scored, cosine_scores
 from cf.state import UserState
 
 F32 = npt.NDArray[np.float32]
 SERVING_VERSION = "hybrid-zblend/1"
-TEXT = COMPONENTS.index("text")
 
 
 @dataclass
@@ -100,9 +99,7 @@ class HybridScorer:
             row = scores[b]
             available = np.flatnonzero(np.isfinite(row))
             top = best_first(row, available, min(k, available.size))
-            eligible = new & (z[TEXT, b] >= self.new_item_min_z)  # (N,) new and on-topic
-            eligible[top] = False
-            picks = new_item_picks(row, eligible, self.new_item_slots)
+            picks = new_item_picks(row, z[TEXT, b], new, top, self.new_item_slots, self.new_item_min_z)
             out[user] = Ranked([Scored(ids[int(i)], float(row[i])) for i in top],
                                [Scored(ids[int(i)], float(row[i])) for i in picks])
         return out

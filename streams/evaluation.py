@@ -34,6 +34,7 @@ from cf.decay import DecayConfig
 from cf.factors import ALSParams, train_model
 from cf.hybrid import (
     COMPONENTS,
+    TEXT,
     BlendPolicy,
     blend,
     fit_policy,
@@ -54,7 +55,6 @@ SINGLE = ("popularity", "decayed_popularity", "itemknn", "cooc", "text", "cf")
 METHODS = (*SINGLE, "hybrid")
 Protocol = Literal["prequential", "loo"]
 F32 = npt.NDArray[np.float32]
-TEXT = COMPONENTS.index("text")
 
 
 @dataclass
@@ -122,7 +122,6 @@ class Case:
     history: int  # events of the user before this one
     target: int
     cold: bool
-    sample: bool  # also a validation case for the next weight fit
     new_items: npt.NDArray[np.bool_]  # (N,) items the served list keeps slots for
 
 
@@ -155,7 +154,6 @@ class Replay:
         self.index = {item.item_id: n for n, item in enumerate(dataset.items)}
         self.signals = Signals(list(self.index), vectors, weights, decay, space)
         self.results = {name: MethodResult(k) for name in METHODS}
-        self.item_counts = np.zeros(len(self.index), dtype=np.int64)  # (N,)
         self.policy = BlendPolicy()
         self.fits: list[dict[str, object]] = []
         self.models: list[str] = []
@@ -179,17 +177,17 @@ class Replay:
         self.fits.append({"at_event": at_event, "cases": len(cases), "buckets": buckets,
                           "policy": self.policy.to_json()})
 
-    def case(self, x: Interaction, target: int, sample: bool) -> Case:
+    def case(self, x: Interaction, target: int) -> Case:
         history = self.signals.histories.get(x.user_id, [])
         available = np.ones(len(self.signals.item_ids), dtype=bool)  # (N,)
         available[history] = False
+        counts = self.signals.popularity.counts  # (N,) interactions so far
         return Case(self.signals.components(x.user_id, x.ts_ms), available, len(history), target,
-                    bool(self.item_counts[target] < COLD_ITEM_MAX), sample,
-                    self.item_counts < self.new_item_max)
+                    bool(counts[target] < COLD_ITEM_MAX), counts < self.new_item_max)
 
     def evaluate(self, x: Interaction, target: int, cases: ValidationCases | None) -> None:
         """Reads the signals before the event is learned; ranks and tallies in batches."""
-        self._cases.append((self.case(x, target, cases is not None), cases))
+        self._cases.append((self.case(x, target), cases))
         self.scored_ts.append(x.ts_ms)
         if len(self._cases) >= self.batch:
             self._submit()
@@ -220,9 +218,8 @@ class Replay:
             for m, name in enumerate(METHODS):
                 self.results[name].add(int(ranks[m]), tops[b, m], case.cold, new_user)
             if case.new_items[case.target]:  # a never-seen item: did the new-item picks have it?
-                eligible = case.new_items & (z[TEXT, b] >= self.new_item_min_z)  # (N,)
-                eligible[tops[b, -1]] = False
-                picks = new_item_picks(scores[b, -1], eligible, self.new_item_slots)
+                picks = new_item_picks(scores[b, -1], z[TEXT, b], case.new_items, tops[b, -1],
+                                       self.new_item_slots, self.new_item_min_z)
                 self.new_item_targets += 1
                 self.new_item_hits += int(case.target in picks.tolist())
             if cases is not None:
@@ -230,7 +227,6 @@ class Replay:
 
     def update(self, x: Interaction, target: int) -> None:
         self.signals.update(x.user_id, target, x.ts_ms, x.rating, x.type)
-        self.item_counts[target] += 1
 
     def known(self, xs: Iterable[Interaction]) -> list[tuple[Interaction, int]]:
         return [(x, self.index[x.item_id]) for x in xs if x.item_id in self.index]
@@ -274,7 +270,7 @@ def validate(replay: Replay, events: list[tuple[Interaction, int]], valid: set[i
     cases = ValidationCases(replay.k, capacity=max(len(valid), 1))
     validation = {name: MethodResult(replay.k) for name in METHODS}
     for n in sorted(valid):
-        case = replay.case(*events[n], sample=True)
+        case = replay.case(*events[n])
         scores, z = score_cases([case], replay.policy)  # (1, M, N), (C, 1, N)
         cases.add(z[:, 0, :], case.target, case.available, case.history)
         ranks = ranks_of(scores[0], case.target)  # (M,)

@@ -97,7 +97,11 @@ def test_best_first_breaks_ties_by_index_even_at_the_cut() -> None:
 
 
 def test_new_item_picks_only_eligible_available_items() -> None:
-    scores = np.array([3.0, 2.0, -np.inf, 1.0, 0.5], np.float32)
-    eligible = np.array([False, True, True, True, True])
-    assert new_item_picks(scores, eligible, 2).tolist() == [1, 3]
-    assert new_item_picks(scores, np.zeros(5, bool), 2).size == 0
+    scores = np.array([3.0, 2.0, -np.inf, 1.0, 0.5, 0.4], np.float32)
+    z_text = np.array([3.0, 3.0, 3.0, 3.0, 3.0, 0.0], np.float32)
+    new = np.array([False, True, True, True, True, True])
+    nothing = np.zeros(0, dtype=np.intp)
+    assert new_item_picks(scores, z_text, new, nothing, 2, 2.0).tolist() == [1, 3]
+    assert new_item_picks(scores, z_text, new, np.array([1]), 2, 2.0).tolist() == [3, 4]  # not in top
+    assert new_item_picks(scores, z_text, np.zeros(6, bool), nothing, 2, 2.0).size == 0
+    assert 5 not in new_item_picks(scores, z_text, new, nothing, 5, 2.0).tolist()  # off-topic

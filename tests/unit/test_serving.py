@@ -131,3 +131,23 @@ def test_a_new_item_on_the_users_topic_is_offered_beside_the_top_k() -> None:
     assert [s.item_id for s in ranked.new_items] == ["new"]
     none = HybridScorer(catalog, index, None, policy, new_item_slots=0).top_k({"u": state}, 3)["u"]
     assert none.new_items == []
+
+
+def test_rows_applied_after_scoring_update_the_arrays_in_place() -> None:
+    ids, vectors, events = _world(3)
+    catalog = ItemCatalog(D)
+    for item_id, v in zip(ids, vectors, strict=True):
+        catalog.upsert(item_id, v)
+    config = CoocConfig()
+    live = _rows(ids, events[:40], config, batch=4)
+    live.arrays(catalog)  # built once ...
+    for item_id, row in _rows(ids, events, config, batch=4).rows.items():
+        live.apply(item_id, row)  # ... then kept current row by row
+    live.apply(ids[0], None)
+    fresh = NeighbourIndex(config)
+    for item_id, row in live.rows.items():
+        fresh.apply(item_id, row)
+    for got, want in zip(live.arrays(catalog), fresh.arrays(catalog), strict=True):
+        np.testing.assert_array_equal(got, want)
+    recents = [[ids[i] for i in range(5)]]
+    np.testing.assert_array_equal(live.cooc_scores(catalog, recents), fresh.cooc_scores(catalog, recents))
