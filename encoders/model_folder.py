@@ -5,6 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 PACKAGED = "all-MiniLM-L6-v2"
 
@@ -34,3 +38,14 @@ def folder_version(folder: Path) -> str:
         digest.update(f"{weights.name}:{os.path.getsize(weights)}".encode())
     name = PACKAGED if folder.name == "model" else folder.name
     return f"{name}@{digest.hexdigest()[:12]}"
+
+
+def load_tokenizer(folder: Path) -> PreTrainedTokenizerBase:
+    """The folder's own (fast) tokenizer; offline, without progress bars."""
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    hf_logging.disable_progress_bar()
+    return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)

@@ -11,17 +11,17 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from encoders.loading import BACKENDS
 from streams.settings import Settings
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     import faust
 
-    from encoders.transformer import TransformerEncoder
     from streams.app import create_app
+    from streams.encoder_setup import open_encoder
 
-    encoder = TransformerEncoder(settings.encoder, batch_size=settings.embed_batch,
-                                 threads=settings.torch_threads)
+    encoder = open_encoder(settings)
     engine = create_app(settings, encoder)
     engine.metrics.serve(settings.metrics_host, settings.metrics_port)
     logging.getLogger(__name__).info(
@@ -108,16 +108,15 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _eval(args: argparse.Namespace, settings: Settings) -> int:
-    from encoders.transformer import TransformerEncoder
     from streams.datasets import load_dataset
+    from streams.encoder_setup import open_encoder
     from streams.eval_report import plot, table, write
     from streams.evaluation import run_eval
 
     dataset = load_dataset(args.dataset)
     if args.limit:
         dataset = replace(dataset, interactions=dataset.interactions[: args.limit])
-    encoder = TransformerEncoder(args.encoder if args.encoder is not None else settings.encoder,
-                                 batch_size=settings.embed_batch, threads=settings.torch_threads)
+    encoder = open_encoder(settings, args.encoder, args.backend, cache_texts=0)
     report = run_eval(dataset, encoder, settings.event_weights(), settings.decay(),
                       protocol=args.protocol, k=args.k, retrain_every=args.retrain_every,
                       progress=not args.no_progress)
@@ -134,13 +133,12 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
 
 def _train_cf(args: argparse.Namespace, settings: Settings) -> int:
     from cf.factors import ALSParams
-    from encoders.transformer import TransformerEncoder
     from streams.datasets import load_dataset
+    from streams.encoder_setup import open_encoder
     from streams.evaluation import item_vectors
     from streams.train_cf import event_log, summary, train_cf
 
-    encoder = TransformerEncoder(args.encoder if args.encoder is not None else settings.encoder,
-                                 batch_size=settings.embed_batch, threads=settings.torch_threads)
+    encoder = open_encoder(settings, args.encoder, args.backend, cache_texts=0)
     if args.from_broker:
         dataset, vectors = event_log(settings, encoder.version)
     else:
@@ -153,6 +151,19 @@ def _train_cf(args: argparse.Namespace, settings: Settings) -> int:
     folder = artifact.save(args.out)
     print(summary(artifact, folder))
     print(f"serve it: INTERESTS_CF_MODEL={folder} interests worker")
+    return 0
+
+
+def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    if args.what == "encoder":
+        from streams.bench_encoder import run_bench, table
+
+        report = run_bench(settings, backends=args.backends, batches=args.batches, rounds=args.rounds,
+                           model=args.encoder, progress=lambda line: print(line, file=sys.stderr, flush=True))
+        print(table(report))
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"report: {args.out}")
     return 0
 
 
@@ -203,7 +214,10 @@ def parser() -> argparse.ArgumentParser:
                    help="PNG of HR@k along replay time (default: next to --out)")
     e.add_argument("--k", type=int, default=10)
     e.add_argument("--limit", type=int, default=None, help="only the first N events")
-    e.add_argument("--encoder", default=None, help="a local model folder (default: INTERESTS_ENCODER)")
+    e.add_argument("--encoder", default=None,
+                   help="a local model folder, e.g. one `interests finetune` wrote (default: INTERESTS_ENCODER)")
+    e.add_argument("--backend", default=None, choices=BACKENDS,
+                   help="encoder backend (default: INTERESTS_ENCODER_BACKEND)")
     e.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(run=_eval)
@@ -215,12 +229,23 @@ def parser() -> argparse.ArgumentParser:
                     help="train on the event log instead: the items and events topics on INTERESTS_BROKER")
     tc.add_argument("--out", type=Path, default=Path("var/cf-model"), help="artifact folder")
     tc.add_argument("--encoder", default=None, help="a local model folder (default: INTERESTS_ENCODER)")
+    tc.add_argument("--backend", default=None, choices=BACKENDS,
+                    help="encoder backend (default: INTERESTS_ENCODER_BACKEND)")
     tc.add_argument("--factors", type=int, default=64)
     tc.add_argument("--regularization", type=float, default=0.05)
     tc.add_argument("--alpha", type=float, default=3.0, help="confidence of one interaction")
     tc.add_argument("--iterations", type=int, default=15)
     tc.add_argument("--no-progress", action="store_true")
     tc.set_defaults(run=_train_cf)
+    be = sub.add_parser("bench", help="benchmarks: print a table, write JSON")
+    be.add_argument("what", choices=["encoder"])
+    be.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
+    be.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS,
+                    help="encoder: backends side by side (torch-fp32 is the reference)")
+    be.add_argument("--batches", nargs="+", type=int, default=[1, 8, 32, 128], help="encoder: batch sizes")
+    be.add_argument("--rounds", type=int, default=3, help="timed rounds per cell; the median is reported")
+    be.add_argument("--encoder", default=None, help="a local model folder (default: INTERESTS_ENCODER)")
+    be.set_defaults(run=_bench)
     return p
 
 

@@ -11,6 +11,7 @@ from typing import Literal, cast
 from cf.decay import DecayConfig
 from cf.neighbours import CoocConfig
 from cf.weights import DEFAULT_WEIGHTS, EventWeights, parse_weights
+from encoders.loading import BACKENDS
 
 BrokerProfile = Literal["kafka", "tansu"]
 
@@ -26,7 +27,10 @@ class Settings:
     store: str = "rocksdb://"  # Faust table store; "memory://" for agent tests
     data_dir: Path = Path("var/data")
     encoder: str = ""  # "" = packaged all-MiniLM-L6-v2, else a local model folder
-    torch_threads: int = 0  # 0 = torch default
+    encoder_backend: str = "onnx-int8"  # torch-fp32 | onnx-fp32 | onnx-int8 (see `interests bench encoder`)
+    encoder_threads: int = 0  # intra-op threads of torch or ONNX Runtime; 0 = their default
+    encoder_cache_texts: int = 10000  # LRU cache of recent texts' vectors; 0 = off
+    onnx_cache: str = ""  # exported ONNX graphs; "" = ~/.cache/realtime-interests/onnx
     embed_batch: int = 32  # texts per forward pass
     batch_size: int = 500  # events taken per stream batch
     batch_wait_s: float = 0.05  # longest wait to fill a batch
@@ -102,6 +106,9 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        if self.encoder_backend not in BACKENDS:
+            raise ValueError(f"INTERESTS_ENCODER_BACKEND must be one of {', '.join(BACKENDS)}, "
+                             f"not {self.encoder_backend!r}")
         if self.broker_profile not in ("kafka", "tansu"):
             raise ValueError(f"INTERESTS_BROKER_PROFILE must be kafka or tansu, not {self.broker_profile!r}")
         for name in ("partitions", "embed_batch", "batch_size", "top_k", "history_size",

@@ -1,0 +1,81 @@
+"""The fast backends give the reference's vectors (fp32) or close ones (int8); the cache is exact."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from encoders.loading import load_encoder
+from encoders.onnx_backend import OnnxEncoder, exported
+from encoders.text_cache import CachedEncoder
+from encoders.transformer import TransformerEncoder
+
+TEXTS = ["a", "a much longer text about science fiction films in space", "horror",
+         "Toy Story (1995). Animation, Children's, Comedy", "baking bread and pastry at home"]
+
+
+@pytest.fixture(scope="session")
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("onnx")
+
+
+def test_onnx_fp32_gives_the_reference_vectors(encoder: TransformerEncoder, onnx_cache: Path) -> None:
+    onnx = OnnxEncoder("", cache=onnx_cache)
+    batch = onnx.encode(TEXTS)  # (5, D), padded to the longest in its batch
+    np.testing.assert_allclose(batch, encoder.encode(TEXTS), atol=2e-5)
+    one_by_one = np.stack([onnx.encode([t])[0] for t in TEXTS])
+    np.testing.assert_allclose(batch, one_by_one, atol=2e-5)  # padding does not leak in
+    assert onnx.version == encoder.version  # same vectors, same space
+
+
+def test_onnx_int8_is_close_and_a_space_of_its_own(encoder: TransformerEncoder, onnx_cache: Path) -> None:
+    int8 = OnnxEncoder("", int8=True, cache=onnx_cache)
+    cos = np.einsum("nd,nd->n", int8.encode(TEXTS), encoder.encode(TEXTS))  # (5,)
+    assert cos.min() > 0.95 and cos.mean() > 0.98
+    np.testing.assert_allclose(np.linalg.norm(int8.encode(TEXTS), axis=1), 1.0, rtol=1e-5)
+    assert int8.version == encoder.version + "+int8"
+
+
+def test_export_happens_once(onnx_cache: Path, encoder: TransformerEncoder) -> None:
+    graph = exported(encoder.folder, onnx_cache, int8=False)
+    before = graph.stat().st_mtime_ns
+    assert exported(encoder.folder, onnx_cache, int8=False) == graph
+    assert graph.stat().st_mtime_ns == before
+    assert not list(graph.parent.glob("tmp*"))  # no half-written leftovers
+
+
+def test_unknown_backend_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown encoder backend"):
+        load_encoder("", "tensorrt")  # type: ignore[arg-type]
+
+
+class CountingEncoder:
+    dim = 2
+    version = "toy@1"
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        self.calls.append(list(texts))
+        return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
+
+
+def test_cache_returns_the_same_vectors_and_encodes_each_text_once() -> None:
+    inner = CountingEncoder()
+    cached = CachedEncoder(inner, capacity=2)
+    first = cached.encode(["ab", "abc", "ab"])
+    np.testing.assert_array_equal(first, inner.encode(["ab", "abc", "ab"]))
+    assert inner.calls[0] == ["ab", "abc"]  # distinct missing texts, one call
+    cached.encode(["abc", "ab"])  # both cached: no call
+    assert len(inner.calls) == 2 and (cached.hits, cached.misses) == (3, 2)
+    cached.encode(["abcd"])  # evicts the least recently used: "abc" (used before "ab")
+    cached.encode(["ab"])
+    assert inner.calls[-1] == ["abcd"]
+    cached.encode(["abc"])
+    assert inner.calls[-1] == ["abc"]
+    assert cached.encode([]).shape == (0, 2)
