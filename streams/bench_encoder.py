@@ -120,9 +120,10 @@ def _token_counts(encoders: dict[str, Encoder], sets: TextSets) -> dict[str, flo
     tokenizer = getattr(next(iter(encoders.values())), "tokenizer", None)
     if tokenizer is None:
         return {}
-    return {kind: float(np.mean([len(ids) for ids in tokenizer(getattr(sets, kind)[:256],
-                                                                truncation=True, max_length=128)["input_ids"]]))
-            for kind in ("short", "long")}
+    counts = {kind: [len(ids) for ids in tokenizer(getattr(sets, kind)[:256], truncation=True,
+                                                    max_length=128)["input_ids"]]
+              for kind in ("short", "long")}
+    return {kind: float(np.mean(n)) for kind, n in counts.items()}
 
 
 def table(report: dict[str, Any]) -> str:

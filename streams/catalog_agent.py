@@ -10,6 +10,7 @@ from concurrent.futures import Executor
 from typing import Any
 
 from encoders import Encoder, item_document
+from streams.catalog_replica import CatalogReplica
 from streams.dead_letters import send_to_dlq
 from streams.metrics import Metrics
 from streams.records import Invalid, Item, item_vector, parse_item
@@ -48,10 +49,8 @@ async def embed_items(
         latest.pop(item_id, None)
         latest[item_id] = item
     upserts = [item for item in latest.values() if item is not None]
-    vectors = (
-        await embed(encoder, executor, metrics, [item_document(i.title, i.text, i.tags) for i in upserts])
-        if upserts else None
-    )
+    documents = [item_document(i.title, i.text, i.tags) for i in upserts]
+    vectors = await embed(encoder, executor, metrics, documents) if upserts else None
     now_ms = int(time.time() * 1000)
     for item_id, maybe_item in latest.items():
         if maybe_item is None:
@@ -60,6 +59,30 @@ async def embed_items(
         assert vectors is not None
         topics.item_vectors.send_soon(
             key=item.item_id.encode("utf-8"),
-            value=item_vector(item.item_id, item.title, vectors[row], encoder.version, now_ms),
+            value=item_vector(item.item_id, item.title, vectors[row], encoder.version, now_ms,
+                              documents[row]),
         )
     metrics.items_embedded.inc(len(upserts))
+
+
+async def reembed(replica: CatalogReplica, topics: Topics, encoder: Encoder, executor: Executor,
+                  metrics: Metrics, batch: int = 256) -> None:
+    """The replica's stale items (vectors of another encoder version only) are embedded again
+    with this worker's encoder, put in its catalog at once and published. An item is stale only
+    while this worker has no vector of its own for it, so two encoder versions running side by
+    side (a rolling upgrade) each embed an item once, not back and forth."""
+    stale = replica.stale
+    ids = list(stale)
+    for start in range(0, len(ids), batch):
+        chunk = ids[start : start + batch]
+        vectors = await embed(encoder, executor, metrics, [stale[i][1] for i in chunk])  # (B, D)
+        now_ms = int(time.time() * 1000)
+        for row, item_id in enumerate(chunk):
+            title, document = stale.pop(item_id)
+            replica.catalog.upsert(item_id, vectors[row])
+            replica.titles[item_id] = title
+            await topics.item_vectors.send(
+                key=item_id.encode("utf-8"),
+                value=item_vector(item_id, title, vectors[row], encoder.version, now_ms, document))
+        metrics.items_embedded.inc(len(chunk))
+    log.info("re-embedded %d catalog items with encoder %s", len(ids), encoder.version)

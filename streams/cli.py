@@ -112,14 +112,20 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     from streams.encoder_setup import open_encoder
     from streams.eval_report import plot, table, write
     from streams.evaluation import run_eval
+    from streams.finetune import read_metadata, scored_from, time_cutoff
 
     dataset = load_dataset(args.dataset)
     if args.limit:
         dataset = replace(dataset, interactions=dataset.interactions[: args.limit])
-    encoder = open_encoder(settings, args.encoder, args.backend, cache_texts=0)
+    model = args.encoder if args.encoder is not None else settings.encoder
+    encoder = open_encoder(settings, model, args.backend, cache_texts=0)
+    # an encoder fine-tuned on this data set is scored only on events it never trained on
+    start = scored_from(read_metadata(model) if model else None, dataset, args.protocol)
+    if args.score_from is not None:
+        start = max(start or 0, time_cutoff(dataset.interactions, args.score_from))
     report = run_eval(dataset, encoder, settings.event_weights(), settings.decay(),
                       protocol=args.protocol, k=args.k, retrain_every=args.retrain_every,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, scored_from_ms=start)
     print(table(report))
     if args.out:
         write(report, args.out)
@@ -151,6 +157,33 @@ def _train_cf(args: argparse.Namespace, settings: Settings) -> int:
     folder = artifact.save(args.out)
     print(summary(artifact, folder))
     print(f"serve it: INTERESTS_CF_MODEL={folder} interests worker")
+    return 0
+
+
+def _finetune(args: argparse.Namespace, settings: Settings) -> int:
+    from tqdm import tqdm
+
+    from encoders.contrastive import TuneParams, finetune
+    from streams.datasets import load_dataset
+    from streams.finetune import documents, split
+
+    dataset = load_dataset(args.dataset)
+    data = split(dataset, args.protocol, args.train_fraction, args.history)
+    params = TuneParams(method=args.method, steps=args.steps, batch=args.batch, lr=args.lr,
+                        seed=args.seed, checkpoint_every=args.checkpoint_every)
+    out = args.out or Path("var/encoders") / f"{dataset.name}-{args.protocol}-{args.method}"
+    with tqdm(total=params.steps, desc="finetune", unit="step", disable=args.no_progress) as bar:
+        def progress(step: int, loss: float) -> None:
+            bar.n = step
+            bar.set_postfix(loss=f"{loss:.3f}", refresh=True)
+
+        info = finetune(args.encoder if args.encoder is not None else settings.encoder, documents(dataset),
+                        data.train, data.validation, params, out, data.metadata, resume=args.resume,
+                        progress=progress)
+    curve = ", ".join(f"{e['step']}: {e['validation_hr10']:.4f}" for e in info["log"])
+    print(f"encoder {info['version']} in {out} ({info['wall_s']} s, {info['train_pairs']} pairs)\n"
+          f"validation HR@10 by step: {curve}\n"
+          f"evaluate it: interests eval --encoder {out}   serve it: INTERESTS_ENCODER={out}")
     return 0
 
 
@@ -215,9 +248,13 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--k", type=int, default=10)
     e.add_argument("--limit", type=int, default=None, help="only the first N events")
     e.add_argument("--encoder", default=None,
-                   help="a local model folder, e.g. one `interests finetune` wrote (default: INTERESTS_ENCODER)")
+                   help="a local model folder, e.g. one `interests finetune` wrote "
+                   "(default: INTERESTS_ENCODER)")
     e.add_argument("--backend", default=None, choices=BACKENDS,
                    help="encoder backend (default: INTERESTS_ENCODER_BACKEND)")
+    e.add_argument("--score-from", type=float, default=None, metavar="FRACTION",
+                   help="prequential: score only events from this quantile of event time on (all are "
+                   "replayed); an encoder fine-tuned on the data set sets its own cutoff")
     e.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(run=_eval)
@@ -237,6 +274,28 @@ def parser() -> argparse.ArgumentParser:
     tc.add_argument("--iterations", type=int, default=15)
     tc.add_argument("--no-progress", action="store_true")
     tc.set_defaults(run=_train_cf)
+    ft = sub.add_parser("finetune", help="contrastive fine-tuning of the text encoder on a data set's "
+                        "interactions (history -> next item, in-batch negatives)")
+    ft.add_argument("--dataset", default="ml-100k",
+                    help="ml-100k, a GroupLens ml-100k folder, or a CSV folder")
+    ft.add_argument("--protocol", choices=["prequential", "loo"], default="prequential",
+                    help="which `interests eval` protocol's test targets to keep out of training")
+    ft.add_argument("--train-fraction", type=float, default=0.5,
+                    help="prequential: train on the events before this quantile of event time")
+    ft.add_argument("--method", choices=["lora", "full"], default="lora")
+    ft.add_argument("--steps", type=int, default=400)
+    ft.add_argument("--batch", type=int, default=64, help="pairs per step (in-batch negatives)")
+    ft.add_argument("--lr", type=float, default=0.0, help="peak learning rate (0 = the method's default)")
+    ft.add_argument("--history", type=int, default=5, help="latest items a query averages")
+    ft.add_argument("--seed", type=int, default=7)
+    ft.add_argument("--checkpoint-every", type=int, default=100)
+    ft.add_argument("--resume", action="store_true", help="go on from the checkpoint in --out")
+    ft.add_argument("--encoder", default=None,
+                    help="the model folder to start from (default: INTERESTS_ENCODER)")
+    ft.add_argument("--out", type=Path, default=None,
+                    help="output model folder (default: var/encoders/DATASET-PROTOCOL-METHOD)")
+    ft.add_argument("--no-progress", action="store_true")
+    ft.set_defaults(run=_finetune)
     be = sub.add_parser("bench", help="benchmarks: print a table, write JSON")
     be.add_argument("what", choices=["encoder"])
     be.add_argument("--out", type=Path, default=None, help="write the report as JSON here")

@@ -10,7 +10,12 @@ import numpy as np
 
 
 def table(report: dict[str, Any]) -> str:
-    lines = [f"{report['dataset']} {report['protocol']} @{report['k']}  ({report['wall_s']} s)",
+    window = ""
+    if report.get("scored_from_ms"):
+        start = np.datetime64(report["scored_from_ms"], "ms").astype("datetime64[s]")
+        window = f", scored from {start} on: {report['methods']['hybrid']['n']} events"
+    lines = [f"{report['dataset']} {report['protocol']} @{report['k']}  ({report['wall_s']} s{window})"
+             f"  encoder {report['encoder']}",
              f"{'method':<20}{'HR':>8}{'NDCG':>8}{'MRR':>8}{'cov':>8}{'HR cold':>9}{'HR new':>8}"]
     for name, m in report["methods"].items():
         lines.append(

@@ -123,6 +123,7 @@ class Case:
     target: int
     cold: bool
     new_items: npt.NDArray[np.bool_]  # (N,) items the served list keeps slots for
+    scored: bool = True  # False: only a validation case for the blend (before the scored window)
 
 
 def score_cases(cases: list[Case], policy: BlendPolicy) -> tuple[F32, F32]:
@@ -177,18 +178,20 @@ class Replay:
         self.fits.append({"at_event": at_event, "cases": len(cases), "buckets": buckets,
                           "policy": self.policy.to_json()})
 
-    def case(self, x: Interaction, target: int) -> Case:
+    def case(self, x: Interaction, target: int, scored: bool = True) -> Case:
         history = self.signals.histories.get(x.user_id, [])
         available = np.ones(len(self.signals.item_ids), dtype=bool)  # (N,)
         available[history] = False
         counts = self.signals.popularity.counts  # (N,) interactions so far
         return Case(self.signals.components(x.user_id, x.ts_ms), available, len(history), target,
-                    bool(counts[target] < COLD_ITEM_MAX), counts < self.new_item_max)
+                    bool(counts[target] < COLD_ITEM_MAX), counts < self.new_item_max, scored)
 
-    def evaluate(self, x: Interaction, target: int, cases: ValidationCases | None) -> None:
+    def evaluate(self, x: Interaction, target: int, cases: ValidationCases | None,
+                 scored: bool = True) -> None:
         """Reads the signals before the event is learned; ranks and tallies in batches."""
-        self._cases.append((self.case(x, target), cases))
-        self.scored_ts.append(x.ts_ms)
+        self._cases.append((self.case(x, target, scored), cases))
+        if scored:
+            self.scored_ts.append(x.ts_ms)
         if len(self._cases) >= self.batch:
             self._submit()
 
@@ -213,6 +216,10 @@ class Replay:
         scores, z = score_cases(batch, policy)  # (B, M, N), (C, B, N)
         tops = top_indices(scores, self.k)  # (B, M, k)
         for b, (case, cases) in enumerate(pending):
+            if cases is not None:
+                cases.add(z[:, b, :], case.target, case.available, case.history)
+            if not case.scored:
+                continue
             ranks = ranks_of(scores[b], case.target)  # (M,)
             new_user = case.history < NEW_USER_EVENTS
             for m, name in enumerate(METHODS):
@@ -222,8 +229,6 @@ class Replay:
                                        self.new_item_slots, self.new_item_min_z)
                 self.new_item_targets += 1
                 self.new_item_hits += int(case.target in picks.tolist())
-            if cases is not None:
-                cases.add(z[:, b, :], case.target, case.available, case.history)
 
     def update(self, x: Interaction, target: int) -> None:
         self.signals.update(x.user_id, target, x.ts_ms, x.rating, x.type)
@@ -239,7 +244,9 @@ def retrain_due(n: int, every: int) -> bool:
 
 
 def prequential(replay: Replay, retrain_every: int, cases_per_fit: int = 2000,
-                progress: bool = True) -> None:
+                progress: bool = True, scored_from_ms: int | None = None) -> None:
+    """Every event is ranked before it is learned; events before `scored_from_ms` only feed the
+    blend's validation cases (an encoder fine-tuned on them must not be scored on them)."""
     events = replay.known(replay.dataset.interactions)
     stride = max(1, retrain_every // cases_per_fit)
     cases = ValidationCases(replay.k)
@@ -248,8 +255,10 @@ def prequential(replay: Replay, retrain_every: int, cases_per_fit: int = 2000,
         if retrain_due(n, retrain_every):
             replay.retrain()
             replay.refit(cases, n)
-        if replay.signals.histories.get(x.user_id):
-            replay.evaluate(x, target, cases if n % stride == 0 else None)
+        scored = scored_from_ms is None or x.ts_ms >= scored_from_ms
+        fits = n % stride == 0
+        if replay.signals.histories.get(x.user_id) and (scored or fits):
+            replay.evaluate(x, target, cases if fits else None, scored)
         replay.update(x, target)
     replay.drain()
 
@@ -301,7 +310,8 @@ def leave_one_out(replay: Replay, progress: bool = True) -> dict[str, object]:
 
 def run_eval(dataset: Dataset, encoder: Encoder, weights: EventWeights, decay: DecayConfig,
              protocol: Protocol = "prequential", k: int = 10, retrain_every: int | None = None,
-             train: ALSParams | None = None, progress: bool = True) -> dict[str, object]:
+             train: ALSParams | None = None, progress: bool = True,
+             scored_from_ms: int | None = None) -> dict[str, object]:
     started = time.monotonic()
     vectors = item_vectors(encoder, dataset)
     train = train or ALSParams()
@@ -310,8 +320,9 @@ def run_eval(dataset: Dataset, encoder: Encoder, weights: EventWeights, decay: D
     with threadpool_limits(1, user_api="blas"):  # one small matvec per event: threads only cost
         if protocol == "prequential":
             every = retrain_every or max(1, len(dataset.interactions) // 10)
-            prequential(replay, every, progress=progress)
+            prequential(replay, every, progress=progress, scored_from_ms=scored_from_ms)
             extra["retrain_every"] = every
+            extra["scored_from_ms"] = scored_from_ms
         else:
             extra["validation"] = leave_one_out(replay, progress=progress)
     n_items = len(dataset.items)

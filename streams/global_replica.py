@@ -53,11 +53,15 @@ class GlobalReplica:
                         if n % 200 == 199:
                             await asyncio.sleep(0)  # a long catch-up does not stall the agents
                 if not self.ready.is_set() and await self._caught_up(consumer, tps):
+                    await self.before_ready()
                     log.info("replica of %s ready", self.topic)
                     self.ready.set()
                 self.on_batch()
         finally:
             await consumer.stop()
+
+    async def before_ready(self) -> None:
+        """Runs once the history is applied, before `ready` is set."""
 
     async def _partitions(self, consumer: AIOKafkaConsumer) -> list[int]:
         for _ in range(300):

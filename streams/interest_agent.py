@@ -68,7 +68,7 @@ class InterestStage:
         last_event = {parsed.user_id: (event, parsed) for event, parsed in valid}
         before = {u: self._load(event) for u, (event, _) in last_event.items()}
         after = apply_interactions(
-            before, interactions, self.decay, self.encoder.dim, self.encoder.version
+            before, interactions, self.decay, self.encoder.dim, self.encoder.version, self.catalog.vector
         )
         fresh = first_deliveries(before, interactions)
         self._send_pairs(before, interactions, fresh)

@@ -6,7 +6,7 @@ import base64
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -204,12 +204,15 @@ def dead_letter(
     )
 
 
-def item_vector(item_id: str, title: str, vector: npt.NDArray[np.float32], space: str, ts_ms: int) -> bytes:
-    """`interests.item-vectors`, key = item id: one embedded catalog item (float32 LE, base64)."""
+def item_vector(item_id: str, title: str, vector: npt.NDArray[np.float32], space: str, ts_ms: int,
+                document: str = "") -> bytes:
+    """`interests.item-vectors`, key = item id: one embedded catalog item (float32 LE, base64),
+    with the document it embeds, so a worker with another encoder can re-embed it."""
     return dumps(
         {
             "item_id": item_id,
             "title": title,
+            "document": document,
             "space": space,
             "dim": int(vector.shape[0]),
             "vector_b64": base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii"),
@@ -218,10 +221,18 @@ def item_vector(item_id: str, title: str, vector: npt.NDArray[np.float32], space
     )
 
 
-def parse_item_vector(raw: bytes) -> tuple[str, str, str, npt.NDArray[np.float32]]:
-    """-> (item_id, title, space, (D,) float32)."""
+class ItemVector(NamedTuple):
+    item_id: str
+    title: str
+    space: str
+    vector: npt.NDArray[np.float32]  # (D,) float32
+    document: str  # the embedded text; "" in records written before it was carried
+
+
+def parse_item_vector(raw: bytes) -> ItemVector:
     obj = json.loads(raw)
     vector = np.frombuffer(base64.b64decode(obj["vector_b64"]), dtype="<f4").astype(np.float32)
     if vector.shape != (obj["dim"],):
         raise ValueError("vector length does not match dim")
-    return str(obj["item_id"]), str(obj.get("title", "")), str(obj["space"]), vector
+    return ItemVector(str(obj["item_id"]), str(obj.get("title", "")), str(obj["space"]), vector,
+                      str(obj.get("document", "")))

@@ -74,9 +74,9 @@ def event_log(settings: Settings, space: str, idle_ms: int = 3000,
         if record.value is None:
             vectors.pop(item_id, None)
             continue
-        parsed_id, title, item_space, vector = parse_item_vector(record.value)
-        if item_space == space:
-            vectors[parsed_id] = (title, vector)
+        parsed = parse_item_vector(record.value)
+        if parsed.space == space:
+            vectors[parsed.item_id] = (parsed.title, parsed.vector)
     reader.close()
     interactions = []
     reader = read_from_beginning(settings, "events", consumer_timeout_ms=idle_ms)

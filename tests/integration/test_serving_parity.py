@@ -86,7 +86,7 @@ def test_published_lists_are_the_in_process_scorers(stack: Stack) -> None:
     catalog = ItemCatalog(384)
     for value in vectors.values():
         assert value is not None
-        item_id, _, _, vector = parse_item_vector(value)
+        item_id, _, _, vector, _ = parse_item_vector(value)
         catalog.upsert(item_id, vector)
     raw_states = latest_values(stack, f"{stack.settings.app_id}-users-changelog")
     states = {u: UserState.from_bytes(raw) for u in probes if (raw := raw_states[u.encode()])}

@@ -94,3 +94,12 @@ def test_loo_tests_each_users_last_event_after_streaming_the_validation_ones() -
 def test_retraining_is_early_then_periodic() -> None:
     due = [n for n in range(1, 50) if retrain_due(n, 16)]
     assert due == [2, 4, 8, 16, 32, 48]
+
+
+def test_a_scored_window_replays_everything_and_scores_only_its_events() -> None:
+    replay = _replay(_toy(5))
+    prequential(replay, retrain_every=1000, progress=False, scored_from_ms=1000 * 9)  # from u3 on
+    knn = replay.results["itemknn"].overall.summary()
+    assert knn["n"] == 2 * 2  # u3, u4: two events with history each
+    assert knn["hr"] == pytest.approx(1.0)  # learned from u0..u2, which were replayed unscored
+    assert min(replay.scored_ts) >= 9000

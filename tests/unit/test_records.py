@@ -88,6 +88,6 @@ def test_output_records() -> None:
     assert base64.b64decode(dlq["value_b64"]) == b"\xff"
     assert (dlq["topic"], dlq["partition"], dlq["offset"], dlq["reason"]) == ("t", 1, 7, "bad_json")
     v = np.linspace(-1, 1, 6).astype(np.float32)
-    item_id, title, space, back = parse_item_vector(item_vector("i", "T", v, "m@1", 0))
-    assert (item_id, title, space) == ("i", "T", "m@1")
+    item_id, title, space, back, document = parse_item_vector(item_vector("i", "T", v, "m@1", 0, "T. Drama"))
+    assert (item_id, title, space, document) == ("i", "T", "m@1", "T. Drama")
     np.testing.assert_array_equal(back, v)
