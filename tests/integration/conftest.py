@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from streams.admin import ensure_topics
 from streams.broker import EmbeddedBroker, free_port, wait_for_port
@@ -191,3 +191,15 @@ def publish_catalog(stack: Stack, items: dict[str, tuple[str, str, list[str]]] =
         item = {"item_id": item_id, "title": title, "text": text, "tags": tags, "ts": 0}
         stack.send("items", item_id, item)
     stack.flush()
+
+
+def latest_values(stack: Stack, topic: str) -> dict[bytes, bytes | None]:
+    """The last value per key of a whole topic (full name), read to its end."""
+    consumer = KafkaConsumer(bootstrap_servers=stack.settings.bootstrap, enable_auto_commit=False,
+                             consumer_timeout_ms=1500, fetch_max_wait_ms=50)
+    tps = [TopicPartition(topic, p) for p in range(stack.settings.partitions)]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    out = {record.key: record.value for record in consumer}
+    consumer.close()
+    return out

@@ -13,7 +13,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from cf.artifact import CFArtifact
 from cf.catalog import ItemCatalog
@@ -22,22 +21,10 @@ from cf.serving import HybridScorer
 from cf.state import UserState
 from streams.cooccurrence_agent import parse_row
 from streams.records import parse_item_vector
-from tests.integration.conftest import CATALOG, Stack, publish_catalog
+from tests.integration.conftest import CATALOG, Stack, latest_values, publish_catalog
 from tests.integration.test_scale_out import click, ready
 
 pytestmark = pytest.mark.integration
-
-
-def latest_values(stack: Stack, topic: str) -> dict[bytes, bytes | None]:
-    """The last value per key of a whole topic (full name), read to its end."""
-    consumer = KafkaConsumer(bootstrap_servers=stack.settings.bootstrap, enable_auto_commit=False,
-                             consumer_timeout_ms=1500, fetch_max_wait_ms=50)
-    tps = [TopicPartition(topic, p) for p in range(stack.settings.partitions)]
-    consumer.assign(tps)
-    consumer.seek_to_beginning(*tps)
-    out = {record.key: record.value for record in consumer}
-    consumer.close()
-    return out
 
 
 def test_published_lists_are_the_in_process_scorers(stack: Stack) -> None:
