@@ -55,7 +55,7 @@ class Pair:
 @dataclass(frozen=True)
 class TuneParams:
     method: Method = "lora"
-    steps: int = 400
+    steps: int = 500
     batch: int = 64  # pairs per step; the other B - 1 targets are the negatives
     lr: float = 0.0  # 0 = the method's default: 1e-3 for LoRA, 5e-5 for full
     warmup: float = 0.1  # share of steps the learning rate ramps up linearly, then cosine decay

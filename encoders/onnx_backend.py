@@ -55,9 +55,15 @@ def export_fp32(folder: Path, target: Path) -> None:
 
 def quantize_int8(fp32: Path, target: Path) -> None:
     """Dynamic quantisation: int8 weights with per-channel scales, activations scaled per call."""
+    import logging
+
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(fp32), str(target), weight_type=QuantType.QInt8, per_channel=True)
+    logging.disable(logging.WARNING)  # the quantiser's advice to pre-process, logged on the root logger
+    try:
+        quantize_dynamic(str(fp32), str(target), weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def exported(folder: Path, cache: Path, int8: bool) -> Path:

@@ -10,6 +10,7 @@ from concurrent.futures import Executor
 from typing import Any
 
 from encoders import Encoder, item_document
+from encoders.text_cache import CachedEncoder
 from streams.catalog_replica import CatalogReplica
 from streams.dead_letters import send_to_dlq
 from streams.metrics import Metrics
@@ -28,6 +29,9 @@ async def embed(
     vectors = await asyncio.get_running_loop().run_in_executor(executor, encoder.encode, list(texts))
     metrics.embed_seconds.observe(time.perf_counter() - started)
     metrics.embed_batch.observe(len(texts))
+    if isinstance(encoder, CachedEncoder):
+        metrics.encoder_cache.labels("hit").set(encoder.hits)
+        metrics.encoder_cache.labels("miss").set(encoder.misses)
     return vectors
 
 

@@ -194,6 +194,12 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         report = run_bench(settings, backends=args.backends, batches=args.batches, rounds=args.rounds,
                            model=args.encoder, progress=lambda line: print(line, file=sys.stderr, flush=True))
         print(table(report))
+    else:
+        from streams.bench_profile import run_profile
+        from streams.bench_profile import table as profile_table
+
+        report = run_profile(settings, seconds=args.seconds, rate=args.rate)
+        print(profile_table(report))
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n")
         print(f"report: {args.out}")
@@ -283,10 +289,10 @@ def parser() -> argparse.ArgumentParser:
     ft.add_argument("--train-fraction", type=float, default=0.5,
                     help="prequential: train on the events before this quantile of event time")
     ft.add_argument("--method", choices=["lora", "full"], default="lora")
-    ft.add_argument("--steps", type=int, default=400)
+    ft.add_argument("--steps", type=int, default=500)
     ft.add_argument("--batch", type=int, default=64, help="pairs per step (in-batch negatives)")
     ft.add_argument("--lr", type=float, default=0.0, help="peak learning rate (0 = the method's default)")
-    ft.add_argument("--history", type=int, default=5, help="latest items a query averages")
+    ft.add_argument("--history", type=int, default=20, help="latest items a query averages")
     ft.add_argument("--seed", type=int, default=7)
     ft.add_argument("--checkpoint-every", type=int, default=100)
     ft.add_argument("--resume", action="store_true", help="go on from the checkpoint in --out")
@@ -297,13 +303,16 @@ def parser() -> argparse.ArgumentParser:
     ft.add_argument("--no-progress", action="store_true")
     ft.set_defaults(run=_finetune)
     be = sub.add_parser("bench", help="benchmarks: print a table, write JSON")
-    be.add_argument("what", choices=["encoder"])
+    be.add_argument("what", choices=["encoder", "profile"],
+                    help="encoder: backends side by side; profile: where a worker's time goes on searches")
     be.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
     be.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS,
                     help="encoder: backends side by side (torch-fp32 is the reference)")
     be.add_argument("--batches", nargs="+", type=int, default=[1, 8, 32, 128], help="encoder: batch sizes")
     be.add_argument("--rounds", type=int, default=3, help="timed rounds per cell; the median is reported")
     be.add_argument("--encoder", default=None, help="a local model folder (default: INTERESTS_ENCODER)")
+    be.add_argument("--seconds", type=float, default=25.0, help="profile: how long to sample")
+    be.add_argument("--rate", type=float, default=400.0, help="profile: searches per second")
     be.set_defaults(run=_bench)
     return p
 

@@ -123,7 +123,6 @@ class Case:
     target: int
     cold: bool
     new_items: npt.NDArray[np.bool_]  # (N,) items the served list keeps slots for
-    scored: bool = True  # False: only a validation case for the blend (before the scored window)
 
 
 def score_cases(cases: list[Case], policy: BlendPolicy) -> tuple[F32, F32]:
@@ -178,20 +177,18 @@ class Replay:
         self.fits.append({"at_event": at_event, "cases": len(cases), "buckets": buckets,
                           "policy": self.policy.to_json()})
 
-    def case(self, x: Interaction, target: int, scored: bool = True) -> Case:
+    def case(self, x: Interaction, target: int) -> Case:
         history = self.signals.histories.get(x.user_id, [])
         available = np.ones(len(self.signals.item_ids), dtype=bool)  # (N,)
         available[history] = False
         counts = self.signals.popularity.counts  # (N,) interactions so far
         return Case(self.signals.components(x.user_id, x.ts_ms), available, len(history), target,
-                    bool(counts[target] < COLD_ITEM_MAX), counts < self.new_item_max, scored)
+                    bool(counts[target] < COLD_ITEM_MAX), counts < self.new_item_max)
 
-    def evaluate(self, x: Interaction, target: int, cases: ValidationCases | None,
-                 scored: bool = True) -> None:
+    def evaluate(self, x: Interaction, target: int, cases: ValidationCases | None) -> None:
         """Reads the signals before the event is learned; ranks and tallies in batches."""
-        self._cases.append((self.case(x, target, scored), cases))
-        if scored:
-            self.scored_ts.append(x.ts_ms)
+        self._cases.append((self.case(x, target), cases))
+        self.scored_ts.append(x.ts_ms)
         if len(self._cases) >= self.batch:
             self._submit()
 
@@ -216,10 +213,6 @@ class Replay:
         scores, z = score_cases(batch, policy)  # (B, M, N), (C, B, N)
         tops = top_indices(scores, self.k)  # (B, M, k)
         for b, (case, cases) in enumerate(pending):
-            if cases is not None:
-                cases.add(z[:, b, :], case.target, case.available, case.history)
-            if not case.scored:
-                continue
             ranks = ranks_of(scores[b], case.target)  # (M,)
             new_user = case.history < NEW_USER_EVENTS
             for m, name in enumerate(METHODS):
@@ -229,6 +222,8 @@ class Replay:
                                        self.new_item_slots, self.new_item_min_z)
                 self.new_item_targets += 1
                 self.new_item_hits += int(case.target in picks.tolist())
+            if cases is not None:
+                cases.add(z[:, b, :], case.target, case.available, case.history)
 
     def update(self, x: Interaction, target: int) -> None:
         self.signals.update(x.user_id, target, x.ts_ms, x.rating, x.type)
@@ -245,8 +240,9 @@ def retrain_due(n: int, every: int) -> bool:
 
 def prequential(replay: Replay, retrain_every: int, cases_per_fit: int = 2000,
                 progress: bool = True, scored_from_ms: int | None = None) -> None:
-    """Every event is ranked before it is learned; events before `scored_from_ms` only feed the
-    blend's validation cases (an encoder fine-tuned on them must not be scored on them)."""
+    """Every event is ranked before it is learned. Events before `scored_from_ms` are learned
+    but neither scored nor used to fit the blend: an encoder fine-tuned on them would look
+    better on them than it is (and the blend would trust it too much)."""
     events = replay.known(replay.dataset.interactions)
     stride = max(1, retrain_every // cases_per_fit)
     cases = ValidationCases(replay.k)
@@ -255,10 +251,8 @@ def prequential(replay: Replay, retrain_every: int, cases_per_fit: int = 2000,
         if retrain_due(n, retrain_every):
             replay.retrain()
             replay.refit(cases, n)
-        scored = scored_from_ms is None or x.ts_ms >= scored_from_ms
-        fits = n % stride == 0
-        if replay.signals.histories.get(x.user_id) and (scored or fits):
-            replay.evaluate(x, target, cases if fits else None, scored)
+        if replay.signals.histories.get(x.user_id) and (scored_from_ms is None or x.ts_ms >= scored_from_ms):
+            replay.evaluate(x, target, cases if n % stride == 0 else None)
         replay.update(x, target)
     replay.drain()
 

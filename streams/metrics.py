@@ -17,6 +17,7 @@ class Metrics:
     dlq: Counter  # by reason and source topic
     embed_batch: Histogram
     embed_seconds: Histogram
+    encoder_cache: Gauge
     batch_seconds: Histogram
     end_to_end: Histogram
     recommendations: Counter
@@ -46,6 +47,9 @@ class Metrics:
             embed_seconds=Histogram(
                 "interests_embed_seconds", "Wall time of one encoder call", registry=r,
                 buckets=LATENCY_BUCKETS),
+            encoder_cache=Gauge(
+                "interests_encoder_cache_texts", "Texts looked up in the encoder's LRU cache since "
+                "start, by result (hit, miss)", ["result"], registry=r),
             batch_seconds=Histogram(
                 "interests_batch_seconds", "Wall time to process one batch of events, "
                 "validate to publish", registry=r, buckets=LATENCY_BUCKETS),

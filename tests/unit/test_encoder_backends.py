@@ -79,3 +79,18 @@ def test_cache_returns_the_same_vectors_and_encodes_each_text_once() -> None:
     cached.encode(["abc"])
     assert inner.calls[-1] == ["abc"]
     assert cached.encode([]).shape == (0, 2)
+
+
+def test_profile_buckets_put_each_stack_where_its_time_goes() -> None:
+    from streams.bench_profile import shares
+
+    raw = "\n".join([
+        "main (cli.py:1);run (onnxruntime/capi/onnxruntime_inference_collection.py:220) 6",
+        "main (cli.py:1);_encode_batch (encoders/onnx_backend.py:99);__call__ (tokenization_utils_base.py:1) 2",
+        "main (cli.py:1);top_k (cf/serving.py:80) 1",
+        "main (cli.py:1);mystery (x.py:1) 1",
+    ])
+    samples, by_bucket = shares(raw)
+    assert samples == 10
+    assert by_bucket == {"model (ONNX Runtime / torch forward)": 0.6, "tokenize": 0.2,
+                         "hybrid scoring": 0.1, "other": 0.1}
