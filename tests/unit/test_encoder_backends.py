@@ -86,7 +86,8 @@ def test_profile_buckets_put_each_stack_where_its_time_goes() -> None:
 
     raw = "\n".join([
         "main (cli.py:1);run (onnxruntime/capi/onnxruntime_inference_collection.py:220) 6",
-        "main (cli.py:1);_encode_batch (encoders/onnx_backend.py:99);__call__ (tokenization_utils_base.py:1) 2",
+        "main (cli.py:1);_encode_batch (encoders/onnx_backend.py:99);"
+        "__call__ (tokenization_utils_base.py:1) 2",
         "main (cli.py:1);top_k (cf/serving.py:80) 1",
         "main (cli.py:1);mystery (x.py:1) 1",
     ])
