@@ -23,7 +23,7 @@ from streams.cooccurrence_agent import pair_groups
 from streams.dead_letters import send_to_dlq
 from streams.event_context import event_context
 from streams.metrics import Metrics
-from streams.records import Event, Invalid, parse_event, recommendation
+from streams.records import Event, Invalid, TimeBounds, parse_event, recommendation
 from streams.settings import Settings
 from streams.tables import Tables
 from streams.topics import Topics
@@ -53,10 +53,12 @@ class InterestStage:
         """`batch`: faust Events of one `take_events` call, in partition order."""
         started = time.perf_counter()
         valid: list[tuple[Any, Event]] = []
+        bounds = TimeBounds(int(time.time() * 1000), self.settings.min_event_ts_ms,
+                            int(self.settings.max_event_ahead_s * 1000))
         for event in batch:
             try:
                 parsed = parse_event(event.message.key, event.message.value,
-                                     max_text_chars=self.settings.max_text_chars)
+                                     max_text_chars=self.settings.max_text_chars, bounds=bounds)
             except Invalid as error:
                 self.metrics.events.labels("invalid", "dlq").inc()
                 send_to_dlq(self.topics.dlq, self.metrics, event, error)

@@ -61,8 +61,8 @@ def _object(raw: bytes | None) -> dict[str, Any]:
         raise Invalid("bad_json", "empty value")
     try:
         obj = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Invalid("bad_json", str(exc)) from None
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, a 5,000-digit number, deep nesting
+        raise Invalid("bad_json", str(exc)[:200]) from None
     if not isinstance(obj, dict):
         raise Invalid("not_object", f"expected a JSON object, got {type(obj).__name__}")
     return obj
@@ -82,7 +82,17 @@ def _id(obj: dict[str, Any], name: str, *, required: bool) -> str | None:
     return text
 
 
-def _ts(obj: dict[str, Any]) -> int:
+@dataclass(frozen=True)
+class TimeBounds:
+    """Event times an event may carry. Too early is almost always seconds sent as milliseconds;
+    too far ahead would move a user's decay clock past every later event."""
+
+    now_ms: int  # the receiving clock
+    min_ms: int = 0
+    max_ahead_ms: int = 86_400_000
+
+
+def _ts(obj: dict[str, Any], bounds: TimeBounds | None = None) -> int:
     value = obj.get("ts")
     if value is None:
         raise Invalid("missing_field", "ts is required")
@@ -90,6 +100,12 @@ def _ts(obj: dict[str, Any]) -> int:
         raise Invalid("wrong_type", "ts must be an integer (epoch milliseconds)")
     if value < 0:
         raise Invalid("bad_value", "ts must not be negative")
+    if bounds is not None:
+        if value < bounds.min_ms:
+            raise Invalid("bad_value", f"ts {value} is before {bounds.min_ms}: seconds, not milliseconds?")
+        if value > bounds.now_ms + bounds.max_ahead_ms:
+            raise Invalid("bad_value", f"ts {value} is more than {bounds.max_ahead_ms // 1000} s "
+                          "ahead of the receiving clock")
     return value
 
 
@@ -111,7 +127,8 @@ def _key_matches(key: bytes | None, expected: str, name: str) -> None:
         raise Invalid("key_mismatch", f"message key must equal {name} (it routes the partition)")
 
 
-def parse_event(key: bytes | None, raw: bytes | None, *, max_text_chars: int = 2000) -> Event:
+def parse_event(key: bytes | None, raw: bytes | None, *, max_text_chars: int = 2000,
+                bounds: TimeBounds | None = None) -> Event:
     obj = _object(raw)
     user_id = _id(obj, "user_id", required=True)
     event_id = _id(obj, "event_id", required=True)
@@ -122,7 +139,7 @@ def parse_event(key: bytes | None, raw: bytes | None, *, max_text_chars: int = 2
         raise Invalid("wrong_type", "type must be a string")
     if etype not in EVENT_TYPES:
         raise Invalid("unknown_type", f"type {etype!r} is not one of {', '.join(EVENT_TYPES)}")
-    ts = _ts(obj)
+    ts = _ts(obj, bounds)
     item_id = _id(obj, "item_id", required=False)
     text = _text(obj, "text", max_text_chars)
     if item_id is None and text is None:

@@ -48,6 +48,8 @@ class Settings:
     new_item_max: int = 1  # an item with fewer interactions than this is new
     history_size: int = 500
     max_text_chars: int = 2000
+    min_event_ts_ms: int = 100_000_000_000  # 1973-03-03: an earlier ts is seconds sent as ms
+    max_event_ahead_s: float = 86_400.0  # an event time further ahead of the worker's clock is refused
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464
     web_port: int = 6066

@@ -32,7 +32,8 @@ class Sent:
 
 @pytest.fixture()
 def engine(encoder: TransformerEncoder, tmp_path: Any) -> Iterator[Engine]:
-    settings = Settings(store="memory://", data_dir=tmp_path, app_id="agent-test", top_k=3)
+    # the toy events' times are small numbers: no lower bound on event time here
+    settings = Settings(store="memory://", data_dir=tmp_path, app_id="agent-test", top_k=3, min_event_ts_ms=0)
     engine = create_app(settings, encoder, Metrics.create())
     titles = {"1": "Alien. Horror, Sci-Fi", "2": "Halloween. Horror", "3": "Toy Story. Animation, Children",
               "4": "The Shining. Horror, Thriller", "5": "Finding Nemo. Animation, Children"}
