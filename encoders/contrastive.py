@@ -143,11 +143,9 @@ class Trainer:
         self.trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
         self.optimizer = torch.optim.AdamW(self.trainable.values(), lr=params.learning_rate(),
                                            weight_decay=0.01)
-        self.bank = torch.zeros(len(self.tokens), int(model.config.hidden_size))  # (N, D), see validate
-        self._rng = torch.get_rng_state()
+        self.bank = torch.zeros(len(self.tokens), int(model.config.hidden_size))  # (N, D), see refresh_bank
         counts = torch.bincount(torch.tensor(list(targets), dtype=torch.long), minlength=len(self.tokens))
         self.log_q = torch.log((counts.float() + 1.0) / (counts.sum() + len(self.tokens)))  # (N,) log p
-
 
     def embed(self, items: Sequence[int]) -> torch.Tensor:
         """(U,) item indices -> (U, D) unit vectors (with gradients when training)."""
@@ -185,11 +183,16 @@ class Trainer:
             out[rows] = self.embed(rows).numpy()
         return out
 
-    def validate(self, pairs: Sequence[Pair], k: int = 10) -> float:
-        """HR@k of the next item among all items, ranked by cosine to the history's unit mean
-        (the history's own items excluded), over the validation pairs."""
+    def refresh_bank(self) -> npt.NDArray[np.float32]:
+        """Every item's vector under the current weights, into the bank; (N, D)."""
         items = self.catalog()  # (N, D)
         self.bank = torch.from_numpy(items.copy())
+        return items
+
+    def validate(self, pairs: Sequence[Pair], k: int = 10) -> float:
+        """HR@k of the next item among all items, ranked by cosine to the history's unit mean
+        (the history's own items excluded), over the validation pairs; refreshes the bank."""
+        items = self.refresh_bank()  # (N, D)
         hits = 0
         for p in pairs:
             query = items[list(p.history)].sum(axis=0)  # (D,)
@@ -217,7 +220,7 @@ class Trainer:
                 self.trainable[name].copy_(value)
         self.optimizer.load_state_dict(saved["optimizer"])
         state = json.loads((target / "state.json").read_text())
-        self._rng = saved["rng"]
+        torch.set_rng_state(saved["rng"])  # dropout continues as if never stopped
         return int(state["step"]), list(state["log"])
 
     def save_model(self, folder: Path) -> None:
@@ -248,8 +251,7 @@ def finetune(
     if first == 0:
         log = [{"step": 0, "validation_hr10": trainer.validate(held)}]
     else:
-        trainer.validate(held[:1])  # fills the bank with the resumed weights' vectors
-        torch.set_rng_state(trainer._rng)  # dropout continues as if never stopped
+        trainer.refresh_bank()  # the resumed weights' vectors (no randomness drawn)
     batches = Batches(train, params.batch, params.seed)
     losses: list[float] = []
     for n in range(first, params.steps):
