@@ -194,6 +194,13 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         report = run_bench(settings, backends=args.backends, batches=args.batches, rounds=args.rounds,
                            model=args.encoder, progress=lambda line: print(line, file=sys.stderr, flush=True))
         print(table(report))
+    elif args.what == "scoring":
+        from streams.bench_scoring import run_bench as run_scoring
+        from streams.bench_scoring import table as scoring_table
+
+        report = run_scoring(settings, sizes=args.sizes,
+                             progress=lambda line: print(line, file=sys.stderr, flush=True))
+        print(scoring_table(report))
     else:
         from streams.bench_profile import run_profile
         from streams.bench_profile import table as profile_table
@@ -303,14 +310,17 @@ def parser() -> argparse.ArgumentParser:
     ft.add_argument("--no-progress", action="store_true")
     ft.set_defaults(run=_finetune)
     be = sub.add_parser("bench", help="benchmarks: print a table, write JSON")
-    be.add_argument("what", choices=["encoder", "profile"],
-                    help="encoder: backends side by side; profile: where a worker's time goes on searches")
+    be.add_argument("what", choices=["encoder", "profile", "scoring"],
+                    help="encoder: backends side by side; profile: where a worker's time goes on "
+                    "searches; scoring: exact top-k against an approximate index by catalog size")
     be.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
     be.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS,
                     help="encoder: backends side by side (torch-fp32 is the reference)")
     be.add_argument("--batches", nargs="+", type=int, default=[1, 8, 32, 128], help="encoder: batch sizes")
     be.add_argument("--rounds", type=int, default=3, help="timed rounds per cell; the median is reported")
     be.add_argument("--encoder", default=None, help="a local model folder (default: INTERESTS_ENCODER)")
+    be.add_argument("--sizes", nargs="+", type=int, default=[10_000, 100_000, 1_000_000],
+                    help="scoring: catalog sizes")
     be.add_argument("--seconds", type=float, default=25.0, help="profile: how long to sample")
     be.add_argument("--rate", type=float, default=400.0, help="profile: searches per second")
     be.set_defaults(run=_bench)
