@@ -67,14 +67,14 @@ def run_bench(settings: Settings, backends: Sequence[str] = BACKENDS, batches: S
               progress: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
     sets = texts or text_sets()
     encoders: dict[str, Encoder] = {b: open_encoder(settings, model, b, cache_texts=0) for b in backends}
-    quality: dict[tuple[str, str], tuple[float, float]] = {}
+    quality: dict[tuple[str, str], tuple[float, float] | None] = {}  # None: no reference in the run
     for kind in ("short", "long"):
         fixed = getattr(sets, kind)[:256]
         reference = encoders[REFERENCE].encode(fixed) if REFERENCE in encoders else None
         for name, encoder in encoders.items():
             encoder.encode(fixed[:8])  # warm-up: first-call allocations
             quality[(name, kind)] = (cosines(reference, encoder.encode(fixed))
-                                     if reference is not None else (float("nan"), float("nan")))
+                                     if reference is not None else None)
     rows: list[dict[str, Any]] = []
     tokenizer = getattr(next(iter(encoders.values())), "tokenizer", None)
     for kind in ("short", "long"):
@@ -92,14 +92,15 @@ def run_bench(settings: Settings, backends: Sequence[str] = BACKENDS, batches: S
                                                               max_length=128, return_tensors="np"),
                                           chunk, batch))
             for name in encoders:
-                cos_mean, cos_min = quality[(name, kind)]
+                cos = quality[(name, kind)]
                 per_s = statistics.median(samples[name])
                 rows.append({"backend": name, "texts": kind, "batch": batch,
                              "sent_per_s": round(per_s, 1),
                              # share of the encode call spent tokenising (the rest: the model)
                              "tokenize_share": round(per_s / statistics.median(tokenized), 3)
                              if tokenized else None,
-                             "cos_mean": round(cos_mean, 5), "cos_min": round(cos_min, 5),
+                             "cos_mean": round(cos[0], 5) if cos else None,
+                             "cos_min": round(cos[1], 5) if cos else None,
                              "version": encoders[name].version, "rounds": rounds, "texts_per_round": n})
             progress(f"{kind} batch {batch}: " + ", ".join(
                 f"{name} {statistics.median(s):.0f}/s" for name, s in samples.items()))
@@ -134,6 +135,7 @@ def table(report: dict[str, Any]) -> str:
     for r in report["rows"]:
         speedup = f"{r['speedup']:.2f}" if r["speedup"] is not None else "-"
         lines.append(f"{r['backend']:<12}{r['texts']:<7}{r['batch']:>6}{r['sent_per_s']:>10.1f}{speedup:>8}"
-                     f"{r['cos_mean']:>10.4f}{r['cos_min']:>9.4f}"
+                     f"{r['cos_mean'] if r['cos_mean'] is not None else float('nan'):>10.4f}"
+                     f"{r['cos_min'] if r['cos_min'] is not None else float('nan'):>9.4f}"
                      f"{100 * r['tokenize_share'] if r['tokenize_share'] is not None else 0:>7.1f}")
     return "\n".join(lines)

@@ -95,3 +95,20 @@ def test_profile_buckets_put_each_stack_where_its_time_goes() -> None:
     assert samples == 10
     assert by_bucket == {"model (ONNX Runtime / torch forward)": 0.6, "tokenize": 0.2,
                          "hybrid scoring": 0.1, "other": 0.1}
+
+
+def test_bench_encoder_rows_follow_the_output_contract(onnx_cache: Path) -> None:
+    from streams.bench_encoder import TextSets, run_bench
+    from streams.settings import Settings
+
+    texts = TextSets(short=TEXTS * 4, long=[" ".join(TEXTS)] * 4)
+    report = run_bench(Settings(onnx_cache=str(onnx_cache)), backends=["torch-fp32", "onnx-fp32"],
+                       batches=[1, 2], rounds=1, texts=texts)
+    rows = report["rows"]
+    assert len(rows) == 2 * 2 * 2  # backends x texts x batches
+    for r in rows:
+        assert {"backend", "texts", "batch", "sent_per_s", "cos_mean", "cos_min"} <= set(r)
+        assert r["sent_per_s"] > 0 and r["texts"] in ("short", "long")
+    onnx = [r for r in rows if r["backend"] == "onnx-fp32"]
+    assert all(r["cos_min"] > 0.9999 for r in onnx)
+    assert all(r["speedup"] == 1.0 for r in rows if r["backend"] == "torch-fp32")
