@@ -213,6 +213,19 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _dataset_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="ml-100k",
+                   help="ml-100k, a GroupLens ml-100k folder, or a CSV folder")
+
+
+def _encoder_options(p: argparse.ArgumentParser, backend: bool = True) -> None:
+    p.add_argument("--encoder", default=None, help="a local model folder, e.g. one `interests finetune` "
+                   "wrote (default: INTERESTS_ENCODER)")
+    if backend:
+        p.add_argument("--backend", default=None, choices=BACKENDS,
+                       help="encoder backend (default: INTERESTS_ENCODER_BACKEND)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="interests",
@@ -227,8 +240,7 @@ def parser() -> argparse.ArgumentParser:
     w = sub.add_parser("worker", help="run the Faust worker")
     w.set_defaults(run=_worker)
     pr = sub.add_parser("produce", help="replay a data set to Kafka: items, then events in time order")
-    pr.add_argument("--dataset", default="ml-100k",
-                    help="ml-100k, a GroupLens ml-100k folder, or a CSV folder")
+    _dataset_option(pr)
     pr.add_argument("--rate", type=float, default=0.0, help="events/s, 0 = as fast as possible")
     pr.add_argument("--limit", type=int, default=None, help="replay only the first N events")
     pr.add_argument("--no-wait-catalog", action="store_true",
@@ -249,8 +261,7 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--users", type=int, default=3, help="users shown live")
     d.set_defaults(run=_demo)
     e = sub.add_parser("eval", help="replay a data set in process and measure ranking quality per method")
-    e.add_argument("--dataset", default="ml-100k",
-                   help="ml-100k, a GroupLens ml-100k folder, or a CSV folder")
+    _dataset_option(e)
     e.add_argument("--protocol", choices=["prequential", "loo"], default="prequential",
                    help="prequential: rank each next event before learning it; "
                    "loo: RecBole's leave-one-out (last item test, second-last validation)")
@@ -260,11 +271,7 @@ def parser() -> argparse.ArgumentParser:
                    help="PNG of HR@k along replay time (default: next to --out)")
     e.add_argument("--k", type=int, default=10)
     e.add_argument("--limit", type=int, default=None, help="only the first N events")
-    e.add_argument("--encoder", default=None,
-                   help="a local model folder, e.g. one `interests finetune` wrote "
-                   "(default: INTERESTS_ENCODER)")
-    e.add_argument("--backend", default=None, choices=BACKENDS,
-                   help="encoder backend (default: INTERESTS_ENCODER_BACKEND)")
+    _encoder_options(e)
     e.add_argument("--score-from", type=float, default=None, metavar="FRACTION",
                    help="prequential: score only events from this quantile of event time on (all are "
                    "replayed); an encoder fine-tuned on the data set sets its own cutoff")
@@ -273,14 +280,11 @@ def parser() -> argparse.ArgumentParser:
     e.set_defaults(run=_eval)
     tc = sub.add_parser("train-cf", help="train the factor model and fit the hybrid blend; write the "
                         "artifact workers load (INTERESTS_CF_MODEL)")
-    tc.add_argument("--dataset", default="ml-100k",
-                    help="ml-100k, a GroupLens ml-100k folder, or a CSV folder")
+    _dataset_option(tc)
     tc.add_argument("--from-broker", action="store_true",
                     help="train on the event log instead: the items and events topics on INTERESTS_BROKER")
     tc.add_argument("--out", type=Path, default=Path("var/cf-model"), help="artifact folder")
-    tc.add_argument("--encoder", default=None, help="a local model folder (default: INTERESTS_ENCODER)")
-    tc.add_argument("--backend", default=None, choices=BACKENDS,
-                    help="encoder backend (default: INTERESTS_ENCODER_BACKEND)")
+    _encoder_options(tc)
     tc.add_argument("--factors", type=int, default=64)
     tc.add_argument("--regularization", type=float, default=0.05)
     tc.add_argument("--alpha", type=float, default=3.0, help="confidence of one interaction")
@@ -289,8 +293,7 @@ def parser() -> argparse.ArgumentParser:
     tc.set_defaults(run=_train_cf)
     ft = sub.add_parser("finetune", help="contrastive fine-tuning of the text encoder on a data set's "
                         "interactions (history -> next item, in-batch negatives)")
-    ft.add_argument("--dataset", default="ml-100k",
-                    help="ml-100k, a GroupLens ml-100k folder, or a CSV folder")
+    _dataset_option(ft)
     ft.add_argument("--protocol", choices=["prequential", "loo"], default="prequential",
                     help="which `interests eval` protocol's test targets to keep out of training")
     ft.add_argument("--train-fraction", type=float, default=0.5,
@@ -318,7 +321,7 @@ def parser() -> argparse.ArgumentParser:
                     help="encoder: backends side by side (torch-fp32 is the reference)")
     be.add_argument("--batches", nargs="+", type=int, default=[1, 8, 32, 128], help="encoder: batch sizes")
     be.add_argument("--rounds", type=int, default=3, help="timed rounds per cell; the median is reported")
-    be.add_argument("--encoder", default=None, help="a local model folder (default: INTERESTS_ENCODER)")
+    _encoder_options(be, backend=False)
     be.add_argument("--sizes", nargs="+", type=int, default=[10_000, 100_000, 1_000_000],
                     help="scoring: catalog sizes")
     be.add_argument("--seconds", type=float, default=25.0, help="profile: how long to sample")

@@ -18,15 +18,15 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from encoders import item_document
 from encoders.contrastive import Pair
 from streams.datasets import Dataset, Interaction
+from streams.evaluation import Protocol
 
-Protocol = Literal["prequential", "loo"]
 VALIDATION_SHARE = 0.05
 
 
