@@ -15,7 +15,6 @@ Scores, for a user whose recent items are j_1..j_L (newest last), over catalog i
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from cf.catalog import ItemCatalog
 from cf.cooccurrence import position_weights
@@ -68,16 +68,21 @@ def combine(deltas: Iterable[Mapping[str, RowDelta]], half_life_s: float) -> dic
     """Deltas summed per row; popularity decayed to the newest time, as `merge_row` would."""
     out: dict[str, RowDelta] = {}
     for batch in deltas:
-        for row, d in batch.items():
-            acc = out.setdefault(row, RowDelta(ts_ms=d.ts_ms))
-            ts = max(acc.ts_ms, d.ts_ms)
-            acc.popularity = (acc.popularity * _decay(ts - acc.ts_ms, half_life_s)
-                              + d.popularity * _decay(ts - d.ts_ms, half_life_s))
-            acc.count += d.count
-            acc.ts_ms = ts
-            for j, w in d.pairs.items():
-                acc.pairs[j] = acc.pairs.get(j, 0.0) + w
+        add_into(out, batch, half_life_s)
     return out
+
+
+def add_into(out: dict[str, RowDelta], batch: Mapping[str, RowDelta], half_life_s: float) -> None:
+    """`combine`, one batch at a time: adds `batch` to the running sums in `out`."""
+    for row, d in batch.items():
+        acc = out.setdefault(row, RowDelta(ts_ms=d.ts_ms))
+        ts = max(acc.ts_ms, d.ts_ms)
+        acc.popularity = (acc.popularity * _decay(ts - acc.ts_ms, half_life_s)
+                          + d.popularity * _decay(ts - d.ts_ms, half_life_s))
+        acc.count += d.count
+        acc.ts_ms = ts
+        for j, w in d.pairs.items():
+            acc.pairs[j] = acc.pairs.get(j, 0.0) + w
 
 
 @dataclass(frozen=True)
@@ -91,14 +96,16 @@ class ItemRow:
         return self.popularity * _decay(now_ms - self.at_ms, half_life_s)
 
     def to_json(self) -> bytes:
-        return json.dumps({"count": self.count, "popularity": self.popularity, "at": self.at_ms,
-                           "pairs": self.pairs}).encode()
+        return orjson.dumps({"count": self.count, "popularity": self.popularity, "at": self.at_ms,
+                             "pairs": self.pairs})
 
     @classmethod
     def from_json(cls, raw: bytes) -> ItemRow:
-        data = json.loads(raw)
-        return cls(float(data["count"]), float(data["popularity"]), int(data["at"]),
-                   {str(k): float(v) for k, v in data["pairs"].items()})
+        data = orjson.loads(raw)
+        pairs = data["pairs"]  # JSON object keys are strings already
+        if not all(type(w) is float for w in pairs.values()):  # what `to_json` writes; else convert
+            pairs = {k: float(w) for k, w in pairs.items()}
+        return cls(float(data["count"]), float(data["popularity"]), int(data["at"]), pairs)
 
 
 def merge_row(row: ItemRow | None, delta: RowDelta, config: CoocConfig) -> ItemRow:
@@ -114,9 +121,19 @@ def merge_row(row: ItemRow | None, delta: RowDelta, config: CoocConfig) -> ItemR
     pairs = dict(row.pairs)
     for j, w in delta.pairs.items():
         pairs[j] = pairs.get(j, 0.0) + w
-    if len(pairs) > config.row_size:
-        pairs = dict(sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[: config.row_size])
-    return ItemRow(row.count + delta.count, popularity, at, pairs)
+    return ItemRow(row.count + delta.count, popularity, at, heaviest(pairs, config.row_size))
+
+
+def heaviest(pairs: dict[str, float], size: int) -> dict[str, float]:
+    """The `size` heaviest pairs; among equal weights at the cut, the smallest ids.
+    Equivalent to sorting by (-w, id) and keeping `size`, without sorting the whole row."""
+    if len(pairs) <= size:
+        return pairs
+    cut = sorted(pairs.values(), reverse=True)[size - 1]  # floats only: far cheaper than keyed items
+    kept = {j: w for j, w in pairs.items() if w > cut}
+    ties = sorted(j for j, w in pairs.items() if w == cut)[: size - len(kept)]
+    kept.update(dict.fromkeys(ties, cut))
+    return kept
 
 
 class NeighbourIndex:

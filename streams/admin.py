@@ -17,6 +17,24 @@ log = logging.getLogger(__name__)
 
 
 def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
+    _create(settings, [
+        NewTopic(
+            settings.topic(name),
+            num_partitions=settings.partitions,
+            replication_factor=settings.replication_factor,
+            topic_configs=dict(COMPACTED) if name in COMPACTED_TOPICS else {},
+        )
+        for name in TOPIC_NAMES
+    ], timeout_s)
+
+
+def create_topics(settings: Settings, names: list[str], timeout_s: float = 30.0) -> None:
+    """Plain topics of full names (benchmarks), with the app's partition count."""
+    _create(settings, [NewTopic(name, num_partitions=settings.partitions,
+                                replication_factor=settings.replication_factor) for name in names], timeout_s)
+
+
+def _create(settings: Settings, topics: list[NewTopic], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -28,16 +46,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
             time.sleep(0.5)
     try:
         existing = set(admin.list_topics())
-        wanted = [
-            NewTopic(
-                settings.topic(name),
-                num_partitions=settings.partitions,
-                replication_factor=settings.replication_factor,
-                topic_configs=dict(COMPACTED) if name in COMPACTED_TOPICS else {},
-            )
-            for name in TOPIC_NAMES
-            if settings.topic(name) not in existing
-        ]
+        wanted = [t for t in topics if t.name not in existing]
         if wanted:
             with contextlib.suppress(TopicAlreadyExistsError):  # another process was first
                 admin.create_topics(wanted)

@@ -21,10 +21,10 @@ from streams import broker_profile
 from streams.catalog_agent import embed_items, reembed
 from streams.catalog_replica import CatalogReplica
 from streams.cooccurrence_agent import merge_deltas
-from streams.global_replica import ReplicaPublisher
 from streams.interest_agent import InterestStage
 from streams.metrics import Metrics
 from streams.neighbours_replica import NeighboursReplica
+from streams.publisher import Publisher
 from streams.settings import Settings
 from streams.tables import Tables, declare_tables
 from streams.topics import Topics, declare_topics
@@ -41,7 +41,8 @@ class Engine:
     replica: CatalogReplica
     neighbours: NeighboursReplica
     stage: InterestStage
-    publisher: ReplicaPublisher
+    publisher: Publisher  # the interest agent's
+    rows_publisher: Publisher  # the co-occurrence agent's
     metrics: Metrics
 
 
@@ -60,6 +61,7 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
         key_serializer="raw",  # no codec guesses anything, and nothing is pickled
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
+        producer_max_batch_size=settings.producer_batch_bytes,
         web_enabled=False,
         web_port=settings.web_port,
         **broker_profile.faust_options(settings),
@@ -76,7 +78,10 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
         artifact = load_cf(Path(settings.cf_model), encoder.version)
         scorer.model, scorer.policy = artifact.model, artifact.policy
     metrics.cf_model.labels(scorer.version).set(1)
-    stage = InterestStage(settings, topics, tables, catalog, encoder, executor, metrics, scorer)
+    # one output producer per agent: a flush waits only for the agent's own records (a
+    # co-occurrence flush sends megabytes of rows; recommendations should not queue behind them)
+    publisher, rows_publisher = Publisher(settings), Publisher(settings)
+    stage = InterestStage(settings, topics, tables, catalog, encoder, executor, metrics, scorer, publisher)
 
     @app.agent(topics.items, name="catalog")
     async def catalog_agent(stream: Any) -> None:
@@ -111,13 +116,12 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
             await neighbours.ready.wait()
             await stage.process(batch)
 
-    publisher = ReplicaPublisher(settings)
-
     @app.agent(topics.item_pairs, name="cooccurrence")
     async def cooccurrence_agent(stream: Any) -> None:
         # long batches: a row changed many times in a second is published once
         async for batch in stream.take_events(settings.batch_size, within=settings.neighbours_flush_s):
-            await merge_deltas(batch, settings, topics, tables, metrics, publisher)
+            await merge_deltas(batch, settings, topics, tables, metrics, rows_publisher,
+                               changelog_ebb=app.producer.buffer.wait_until_ebb)
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -129,7 +133,8 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
     async def count_users() -> None:
         metrics.users.set(sum(1 for _ in tables.users))
 
-    return Engine(app, settings, topics, tables, replica, neighbours, stage, publisher, metrics)
+    return Engine(app, settings, topics, tables, replica, neighbours, stage, publisher, rows_publisher,
+                  metrics)
 
 
 def load_cf(folder: Path, space: str) -> CFArtifact:

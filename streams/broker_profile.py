@@ -2,16 +2,23 @@
 
 - Tansu answers a fetch only when `fetch_max_wait_ms` runs out, even with data waiting, and
   faust-streaming 0.15.3 hard-codes 1500 ms for its group consumer: we lower it.
-- Tansu's ListOffsets(latest) is wrong after multi-record batches, which breaks changelog
-  recovery with RocksDB: producer batches of one record avoid it (see `faust_options`).
+- Tansu's ListOffsets(latest) answers the base offset of a partition's last batch + 1, not its
+  end, after multi-record batches. Faust takes changelog highwaters from it, so recovery stopped
+  short or died (`persisted offset > highwater`). We correct each listed end with the high
+  watermark of one fetch from just before it (fetch responses carry the right one), and so
+  Faust's producer can batch like on any broker.
 - JoinGroup takes about session_timeout / 2: a short session timeout.
 Real Kafka runs none of this.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Mapping
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
 from faust.transport.drivers import aiokafka as driver
 
 from streams.settings import Settings
@@ -19,11 +26,47 @@ from streams.settings import Settings
 
 class _FetchWaitThread(driver.AIOKafkaConsumerThread):
     fetch_max_wait_ms = 1500
+    bootstrap = ""
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = self.fetch_max_wait_ms  # read when the fetcher starts
         return consumer
+
+    async def _highwaters(self, partitions: list[Any]) -> Mapping[Any, int]:
+        listed = await super()._highwaters(partitions)
+        return await fetched_ends(self.bootstrap, listed, self.fetch_max_wait_ms)
+
+
+async def fetched_ends(bootstrap: str, listed: Mapping[Any, int], fetch_wait_ms: int,
+                       timeout_s: float = 10.0) -> dict[Any, int]:
+    """Each partition's end offset as a fetch reports it (its high watermark), read from one
+    record before the end ListOffsets gave; that end where a partition is empty."""
+    out = dict(listed)
+    tps = [tp for tp, end in listed.items() if end]
+    if not tps:
+        return out
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                fetch_max_wait_ms=fetch_wait_ms, max_partition_fetch_bytes=1024)
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, listed[tp] - 1)
+        pending, deadline = set(tps), time.monotonic() + timeout_s
+        while pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no fetch answered for {sorted(pending)}")
+            await consumer.getmany(*pending, timeout_ms=200)
+            for tp in list(pending):
+                highwater = consumer.highwater(tp)
+                if highwater is not None:
+                    out[tp] = max(highwater, listed[tp])
+                    pending.discard(tp)
+            await asyncio.sleep(0)
+    finally:
+        await consumer.stop()
+    return out
 
 
 def _new_consumer_thread(self: Any) -> driver.AIOKafkaConsumerThread:
@@ -34,6 +77,7 @@ def apply(settings: Settings) -> None:
     if settings.broker_profile != "tansu":
         return
     _FetchWaitThread.fetch_max_wait_ms = settings.fetch_max_wait_ms
+    _FetchWaitThread.bootstrap = settings.bootstrap
     driver.Consumer._new_consumer_thread = _new_consumer_thread  # type: ignore[method-assign]
 
 
@@ -41,14 +85,14 @@ def faust_options(settings: Settings) -> dict[str, Any]:
     if settings.broker_profile != "tansu":
         return {}
     return {
-        "producer_max_batch_size": 1,
         "broker_session_timeout": settings.session_timeout_s,
         "broker_heartbeat_interval": min(1.0, settings.session_timeout_s / 3),
     }
 
 
-def client_options(settings: Settings) -> dict[str, Any]:
-    """For aiokafka consumers we create ourselves."""
+def replica_options(settings: Settings) -> dict[str, Any]:
+    """For the replicas' own aiokafka consumers: they poll all the time, mostly finding nothing;
+    a longer wait costs their updates a fraction of a second and the worker far fewer fetches."""
     if settings.broker_profile != "tansu":
         return {}
-    return {"fetch_max_wait_ms": settings.fetch_max_wait_ms}
+    return {"fetch_max_wait_ms": settings.replica_fetch_wait_ms}

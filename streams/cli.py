@@ -17,10 +17,14 @@ from streams.settings import Settings
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     import faust
+    from threadpoolctl import threadpool_limits
 
     from streams.app import create_app
     from streams.encoder_setup import open_encoder
 
+    # BLAS worker threads spin after each product: at one batch's matrix product every few ms
+    # they burned most of a core the event loop needs
+    threadpool_limits(settings.scoring_threads, user_api="blas")
     encoder = open_encoder(settings)
     engine = create_app(settings, encoder)
     engine.metrics.serve(settings.metrics_host, settings.metrics_port)
@@ -201,11 +205,21 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         report = run_scoring(settings, sizes=args.sizes,
                              progress=lambda line: print(line, file=sys.stderr, flush=True))
         print(scoring_table(report))
+    elif args.what == "pipeline":
+        from streams.bench_pipeline import PipelineOptions, run_pipeline
+        from streams.bench_pipeline import table as pipeline_table
+
+        options = PipelineOptions(item_rates=tuple(args.item_rates), text_rates=tuple(args.text_rates),
+                                  seconds=args.seconds or 10.0, max_events=args.events,
+                                  max_text_events=args.text_events, workers=args.workers)
+        report = run_pipeline(settings, options, dataset=args.dataset,
+                              progress=lambda line: print(line, file=sys.stderr, flush=True))
+        print(pipeline_table(report))
     else:
         from streams.bench_profile import run_profile
         from streams.bench_profile import table as profile_table
 
-        report = run_profile(settings, seconds=args.seconds, rate=args.rate)
+        report = run_profile(settings, seconds=args.seconds or 25.0, rate=args.rate)
         print(profile_table(report))
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n")
@@ -313,9 +327,11 @@ def parser() -> argparse.ArgumentParser:
     ft.add_argument("--no-progress", action="store_true")
     ft.set_defaults(run=_finetune)
     be = sub.add_parser("bench", help="benchmarks: print a table, write JSON")
-    be.add_argument("what", choices=["encoder", "profile", "scoring"],
+    be.add_argument("what", choices=["encoder", "profile", "scoring", "pipeline"],
                     help="encoder: backends side by side; profile: where a worker's time goes on "
-                    "searches; scoring: exact top-k against an approximate index by catalog size")
+                    "searches; scoring: exact top-k against an approximate index by catalog size; "
+                    "pipeline: events/s and produce->recommendation latency through a real worker, "
+                    "beside a bare pass-through")
     be.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
     be.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS,
                     help="encoder: backends side by side (torch-fp32 is the reference)")
@@ -324,7 +340,16 @@ def parser() -> argparse.ArgumentParser:
     _encoder_options(be, backend=False)
     be.add_argument("--sizes", nargs="+", type=int, default=[10_000, 100_000, 1_000_000],
                     help="scoring: catalog sizes")
-    be.add_argument("--seconds", type=float, default=25.0, help="profile: how long to sample")
+    be.add_argument("--seconds", type=float, default=None,
+                    help="profile: how long to sample (25); pipeline: length of a fixed-rate phase (10)")
+    _dataset_option(be)
+    be.add_argument("--item-rates", nargs="+", type=float, default=[1000.0, 0.0],
+                    help="pipeline: item-event rates per phase, 0 = as fast as possible")
+    be.add_argument("--text-rates", nargs="+", type=float, default=[100.0, 0.0],
+                    help="pipeline: search rates per phase, 0 = as fast as possible")
+    be.add_argument("--events", type=int, default=20_000, help="pipeline: item events at max rate")
+    be.add_argument("--workers", type=int, default=1, help="pipeline: worker processes")
+    be.add_argument("--text-events", type=int, default=2_000, help="pipeline: searches at max rate")
     be.add_argument("--rate", type=float, default=400.0, help="profile: searches per second")
     be.set_defaults(run=_bench)
     return p

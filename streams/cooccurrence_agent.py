@@ -11,25 +11,27 @@ again (at-least-once): a bounded overcount.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import orjson
 from kafka.partitioner.default import murmur2
 
-from cf.neighbours import ItemRow, RowDelta, combine, merge_row
+from cf.neighbours import ItemRow, RowDelta, add_into, merge_row
 from streams.dead_letters import send_to_dlq
 from streams.event_context import event_context
-from streams.global_replica import ReplicaPublisher
 from streams.metrics import Metrics
+from streams.publisher import Publisher
 from streams.records import Invalid
 from streams.settings import Settings
 from streams.tables import Tables
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
-YIELD_EVERY = 100  # rows merged between two turns of the event loop
+YIELD_EVERY = 20  # rows merged between two turns of the event loop (a few ms)
+FLUSH_BACKOFF = 2.0  # B: after each step of rows, pause B times as long as the step took
 
 
 def row_partition(item_id: str, partitions: int) -> int:
@@ -42,12 +44,12 @@ def pair_groups(deltas: dict[str, RowDelta], partitions: int) -> dict[int, bytes
     groups: dict[int, dict[str, object]] = {}
     for item_id, delta in deltas.items():
         groups.setdefault(row_partition(item_id, partitions), {})[item_id] = delta.to_obj()
-    return {p: json.dumps({"rows": rows}).encode() for p, rows in groups.items()}
+    return {p: orjson.dumps({"rows": rows}) for p, rows in groups.items()}
 
 
 def parse_group(raw: bytes | None, partition: int, partitions: int) -> dict[str, RowDelta]:
     try:
-        rows = json.loads(raw or b"")["rows"]
+        rows = orjson.loads(raw or b"")["rows"]
         deltas = {str(item): RowDelta.from_obj(d) for item, d in rows.items()}
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise Invalid("bad_value", f"unreadable co-occurrence deltas: {exc}") from exc
@@ -58,24 +60,36 @@ def parse_group(raw: bytes | None, partition: int, partitions: int) -> dict[str,
 
 
 async def merge_deltas(batch: Sequence[Any], settings: Settings, topics: Topics, tables: Tables,
-                       metrics: Metrics, publisher: ReplicaPublisher) -> None:
+                       metrics: Metrics, publisher: Publisher,
+                       changelog_ebb: Callable[[], Awaitable[None]] | None = None) -> None:
     """Combine the batch's deltas per row first, then read, merge, write and publish each
-    changed row once: a row's cost is per batch, not per delta."""
+    changed row once: a row's cost is per batch, not per delta. `changelog_ebb` waits until
+    the table's changelog producer has caught up: Faust stops delivering *every* stream's
+    messages while that producer's buffer is over 100 records, so a flush of a thousand rows
+    written at once stalled the interest agent for a second; written in steps, it does not."""
+    started = time.perf_counter()
     config = settings.cooc()
-    groups: list[dict[str, RowDelta]] = []
+    combined: dict[str, RowDelta] = {}
     context: dict[str, Any] = {}  # item id -> an event of its partition, for the table's context
     for event in batch:
+        await asyncio.sleep(0)  # a message holds up to a whole interest batch's pairs: tens of ms
         try:
             deltas = parse_group(event.message.value, event.message.partition, settings.partitions)
         except Invalid as error:
             send_to_dlq(topics.dlq, metrics, event, error)
             continue
-        groups.append(deltas)
+        add_into(combined, deltas, config.half_life_s)
         context.update(dict.fromkeys(deltas, event))
     rows: list[tuple[bytes, bytes | None]] = []
-    for n, (item_id, delta) in enumerate(combine(groups, config.half_life_s).items()):
+    chunk_started = time.perf_counter()
+    for n, (item_id, delta) in enumerate(combined.items()):
         if n % YIELD_EVERY == YIELD_EVERY - 1:
-            await asyncio.sleep(0)  # a long flush lets the interest agent and fetchers run between rows
+            # A thousand rows are a second of work: paced, they take at most 1 / (1 + B) of the
+            # event loop, so the interest agent keeps its share and its latency.
+            await asyncio.sleep(FLUSH_BACKOFF * (time.perf_counter() - chunk_started))
+            if changelog_ebb is not None:
+                await changelog_ebb()
+            chunk_started = time.perf_counter()
         key = item_id.encode("utf-8")
         with event_context(context[item_id]):  # the row's own partition
             raw = tables.item_rows.get(key)
@@ -83,11 +97,12 @@ async def merge_deltas(batch: Sequence[Any], settings: Settings, topics: Topics,
             tables.item_rows[key] = row
         rows.append((key, row))
     await publisher.publish(topics.item_neighbours.get_topic_name(), rows)
+    metrics.neighbours_flush.observe(time.perf_counter() - started)
     metrics.item_rows_published.inc(len(rows))
 
 
 def parse_row(raw: bytes) -> ItemRow:
     try:
         return ItemRow.from_json(raw)
-    except (ValueError, KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, orjson.JSONDecodeError) as exc:
         raise ValueError(f"unreadable item row: {exc}") from exc

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams import broker_profile
 from streams.settings import Settings
@@ -37,7 +37,7 @@ class GlobalReplica:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            **broker_profile.client_options(self.settings),
+            **broker_profile.replica_options(self.settings),
         )
         await consumer.start()
         try:
@@ -79,31 +79,3 @@ class GlobalReplica:
             if highwater is None or await consumer.position(tp) < highwater:
                 return False
         return True
-
-
-class ReplicaPublisher:
-    """Publishes to a replica topic (one that only `GlobalReplica`s read) with a plain, batching
-    aiokafka producer. Faust's own producer is kept to one record per batch on the embedded
-    broker, because that broker's ListOffsets breaks changelog recovery after multi-record
-    batches; replica readers take their end offsets from fetches, so their topics need no such
-    limit. `publish` returns once every record is acknowledged, so an agent that awaits it
-    commits its input only after its output is stored (at least once)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._producer: AIOKafkaProducer | None = None
-
-    async def publish(self, topic: str, records: list[tuple[bytes, bytes | None]]) -> None:
-        if not records:
-            return
-        if self._producer is None:
-            self._producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap, acks="all",
-                                              linger_ms=5)
-            await self._producer.start()
-        sent = [await self._producer.send(topic, key=key, value=value) for key, value in records]
-        await asyncio.gather(*sent)
-
-    async def stop(self) -> None:
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None

@@ -23,6 +23,7 @@ from streams.cooccurrence_agent import pair_groups
 from streams.dead_letters import send_to_dlq
 from streams.event_context import event_context
 from streams.metrics import Metrics
+from streams.publisher import Publisher
 from streams.records import Event, Invalid, TimeBounds, parse_event, recommendation
 from streams.settings import Settings
 from streams.tables import Tables
@@ -39,6 +40,7 @@ class InterestStage:
     executor: Executor
     metrics: Metrics
     scorer: HybridScorer
+    publisher: Publisher
 
     def __post_init__(self) -> None:
         self.weights: EventWeights = self.settings.event_weights()  # built once, not per batch
@@ -73,22 +75,24 @@ class InterestStage:
             before, interactions, self.decay, self.encoder.dim, self.encoder.version, self.catalog.vector
         )
         fresh = first_deliveries(before, interactions)
-        self._send_pairs(before, interactions, fresh)
+        await self._send_pairs(before, interactions, fresh)
         ranked = self.scorer.top_k(after, self.settings.top_k)
         self._count(valid, interactions, fresh)
         now = time.time()
+        out_topic = self.topics.recommendations.get_topic_name()
         for user_id, state in after.items():
             event, parsed = last_event[user_id]
             with event_context(event):  # this user's partition, not the batch's last one
                 self.tables.users[event.message.key] = state.to_bytes()
-            self.topics.recommendations.send_soon(
-                key=event.message.key,
-                value=recommendation(
+            await self.publisher.send(
+                out_topic, event.message.key,
+                recommendation(
                     user_id, int(now * 1000), parsed.event_id,
                     [(s.item_id, s.score) for s in ranked[user_id].items], self.model,
                     new_items=[(s.item_id, s.score) for s in ranked[user_id].new_items],
                 ),
             )
+        await self.publisher.flush()  # stored before the batch's offsets can be committed
         self.metrics.recommendations.inc(len(after))
         for event, _ in valid:
             self.metrics.end_to_end.observe(max(0.0, now - event.message.timestamp))
@@ -116,7 +120,7 @@ class InterestStage:
             ))
         return out
 
-    def _send_pairs(self, before: dict[str, UserState | None], interactions: list[Interaction],
+    async def _send_pairs(self, before: dict[str, UserState | None], interactions: list[Interaction],
                     fresh: list[bool]) -> None:
         """The batch's co-occurrence deltas, one message per partition holding the rows of the
         items that partition owns: the co-occurrence stage there merges them. A redelivered
@@ -124,9 +128,9 @@ class InterestStage:
         histories = {u: s.history if s is not None else () for u, s in before.items()}
         firsts = [(x.user_id, x.item_id, x.ts_ms) for x, f in zip(interactions, fresh, strict=True) if f]
         deltas = batch_deltas(histories, firsts, self.cooc)
+        topic = self.topics.item_pairs.get_topic_name()
         for partition, value in pair_groups(deltas, self.settings.partitions).items():
-            self.topics.item_pairs.send_soon(key=b"rows-%d" % partition, value=value,
-                                             partition=partition)
+            await self.publisher.send(topic, b"rows-%d" % partition, value, partition=partition)
 
     def _load(self, event: Any) -> UserState | None:
         """Reads, like writes, go to the partition of the current event: the user's own."""

@@ -19,6 +19,7 @@ class Metrics:
     embed_seconds: Histogram
     encoder_cache: Gauge
     batch_seconds: Histogram
+    neighbours_flush: Histogram
     end_to_end: Histogram
     recommendations: Counter
     items_embedded: Counter
@@ -53,6 +54,10 @@ class Metrics:
             batch_seconds=Histogram(
                 "interests_batch_seconds", "Wall time to process one batch of events, "
                 "validate to publish", registry=r, buckets=LATENCY_BUCKETS),
+            neighbours_flush=Histogram(
+                "interests_neighbours_flush_seconds", "Wall time to merge, store and republish one "
+                "flush of changed co-occurrence rows (paced to leave the event loop to the interest "
+                "agent)", registry=r, buckets=LATENCY_BUCKETS),
             end_to_end=Histogram(
                 "interests_end_to_end_seconds", "From an event's arrival at the broker (message "
                 "timestamp) to its user's recommendations being published", registry=r,

@@ -31,9 +31,10 @@ class Settings:
     encoder_threads: int = 0  # intra-op threads of torch or ONNX Runtime; 0 = their default
     encoder_cache_texts: int = 10000  # LRU cache of recent texts' vectors; 0 = off
     onnx_cache: str = ""  # exported ONNX graphs; "" = ~/.cache/realtime-interests/onnx
+    scoring_threads: int = 1  # BLAS threads of the worker's matrix products; idle BLAS threads spin
     embed_batch: int = 32  # texts per forward pass
-    batch_size: int = 500  # events taken per stream batch
-    batch_wait_s: float = 0.05  # longest wait to fill a batch
+    batch_size: int = 2000  # events taken per stream batch (most a backlog gives at once)
+    batch_wait_s: float = 0.02  # longest wait to fill a batch
     half_life_s: float = 7 * 24 * 3600.0
     weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     top_k: int = 10
@@ -43,19 +44,22 @@ class Settings:
     cooc_pair_decay: float = 0.9  # weight of a pair l steps apart: p^(l-1)
     cooc_recency_decay: float = 0.8  # weight of the l-th newest recent item when scoring
     cooc_row_size: int = 200  # co-occurring items kept per item
-    neighbours_flush_s: float = 1.0  # longest a changed co-occurrence row waits to be republished
+    neighbours_flush_s: float = 5.0  # longest a changed co-occurrence row waits to be republished
     new_item_slots: int = 1  # places in each list kept for new items (0 = none)
     new_item_max: int = 1  # an item with fewer interactions than this is new
     history_size: int = 500
     max_text_chars: int = 2000
     min_event_ts_ms: int = 100_000_000_000  # 1973-03-03: an earlier ts is seconds sent as ms
     max_event_ahead_s: float = 86_400.0  # an event time further ahead of the worker's clock is refused
+    publish_linger_ms: int = 2  # output producer: wait this long to fill a request
+    producer_batch_bytes: int = 262_144  # per-partition batch of both producers (changelog rows are KBs)
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464
     web_port: int = 6066
     log_level: str = "info"
     # Tansu-profile knobs (ignored for real Kafka)
-    fetch_max_wait_ms: int = 20
+    fetch_max_wait_ms: int = 20  # the agents' fetches (latency)
+    replica_fetch_wait_ms: int = 200  # the catalog and neighbour replicas' fetches (idle polling)
     session_timeout_s: float = 6.0
 
     @property
@@ -113,7 +117,7 @@ class Settings:
                              f"not {self.encoder_backend!r}")
         if self.broker_profile not in ("kafka", "tansu"):
             raise ValueError(f"INTERESTS_BROKER_PROFILE must be kafka or tansu, not {self.broker_profile!r}")
-        for name in ("partitions", "embed_batch", "batch_size", "top_k", "history_size",
+        for name in ("partitions", "scoring_threads", "embed_batch", "batch_size", "top_k", "history_size",
                      "cf_fold_in_items", "cooc_window", "cooc_row_size"):
             if cast(int, getattr(self, name)) < 1:
                 raise ValueError(f"INTERESTS_{name.upper()} must be >= 1")

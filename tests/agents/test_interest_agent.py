@@ -30,6 +30,22 @@ class Sent:
         return [json.loads(v) for _, v in self.records]
 
 
+@dataclass
+class Published:
+    """Stands in for the worker's output producer; records by topic."""
+
+    by_topic: dict[str, Sent] = field(default_factory=dict)
+
+    async def send(self, topic: str, key: bytes, value: Any, partition: int | None = None) -> None:
+        self.topic(topic)(key=key, value=value)
+
+    async def flush(self) -> None:
+        pass
+
+    def topic(self, name: str) -> Sent:
+        return self.by_topic.setdefault(name, Sent())
+
+
 @pytest.fixture()
 def engine(encoder: TransformerEncoder, tmp_path: Any) -> Iterator[Engine]:
     # the toy events' times are small numbers: no lower bound on event time here
@@ -59,11 +75,12 @@ def event(**fields: Any) -> bytes:
 
 
 async def test_events_update_interests_and_publish_top_k(engine: Engine) -> None:
-    recs, dlq, pairs = Sent(), Sent(), Sent()
+    out, dlq = Published(), Sent()
+    recs, pairs = out.topic("interests.recommendations"), out.topic("interests.item-pairs")
     agent = engine.app.agents["interests"]
-    with mock.patch.object(engine.topics.recommendations, "send_soon", recs), \
-         mock.patch.object(engine.topics.dlq, "send_soon", dlq), \
-         mock.patch.object(engine.topics.item_pairs, "send_soon", pairs):
+    with mock.patch.object(engine.publisher, "send", out.send), \
+         mock.patch.object(engine.publisher, "flush", out.flush), \
+         mock.patch.object(engine.topics.dlq, "send_soon", dlq):
         async with agent.test_context() as ctx:
             await ctx.put(key=b"u1", value=event(event_id="e1", item_id="1"))
             await ctx.put(key=b"u1", value=b"{broken")
@@ -111,7 +128,7 @@ async def test_cooccurrence_agent_merges_rows_and_publishes_them(engine: Engine)
             rows(key=key, value=value)
 
     agent = engine.app.agents["cooccurrence"]
-    with mock.patch.object(engine.publisher, "publish", publish), \
+    with mock.patch.object(engine.rows_publisher, "publish", publish), \
          mock.patch.object(engine.topics.dlq, "send_soon", dlq):
         async with agent.test_context() as ctx:
             p = row_partition("4", engine.settings.partitions)

@@ -1,0 +1,330 @@
+"""`interests bench pipeline`: events/s absorbed and produce -> recommendation latency, end to end.
+
+One embedded broker; in the same run, side by side:
+- `passthrough`: a bare aiokafka consumer -> producer process (no parsing, no state, no scoring), the
+  ceiling any worker on this broker and machine can reach;
+- `item`: a real worker fed MovieLens-100k rating events (item vectors come from the catalog, no
+  model call);
+- `text`: the same worker fed free-text searches of three random title words (the model runs).
+
+Each (mode, rate) phase produces its events at `rate` per second (0 = as fast as the producer
+goes, the worker absorbs the backlog) and reads the output topic. A recommendation for user u that
+names event e covers e and every earlier event of u (one list per user per batch), so each event's
+latency is (first output covering it, received) - (sent), both on this machine's monotonic clock.
+Throughput is events / (last covered - first sent). CPU and RSS are the consuming process's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from streams.broker import EmbeddedBroker, free_port, wait_for_port
+from streams.datasets import Dataset, load_dataset
+from streams.records import dumps
+from streams.settings import Settings
+
+PASS_SOURCE, PASS_SINK = "bench.passthrough.in", "bench.passthrough.out"
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Coverage:
+    """Events sent per user, in order; an output naming event e of user u covers e and every
+    earlier event of u still pending."""
+
+    pending: dict[str, collections.deque[tuple[str, float]]] = field(
+        default_factory=lambda: collections.defaultdict(collections.deque))
+    latencies_s: list[float] = field(default_factory=list)
+    first_sent: float = 0.0
+    last_covered: float = 0.0
+    sent: int = 0
+
+    def on_sent(self, user: str, event_id: str, at: float) -> None:
+        if not self.sent:
+            self.first_sent = at
+        self.pending[user].append((event_id, at))
+        self.sent += 1
+
+    def on_output(self, user: str, event_id: str, at: float) -> None:
+        queue = self.pending.get(user)
+        if not queue or all(e != event_id for e, _ in queue):
+            return  # another phase's, or already covered by a later list
+        while queue:
+            e, sent_at = queue.popleft()
+            self.latencies_s.append(at - sent_at)
+            if e == event_id:
+                break
+        self.last_covered = at
+
+    @property
+    def covered(self) -> int:
+        return len(self.latencies_s)
+
+
+def percentile_ms(values: list[float], q: float) -> float:
+    """Nearest-rank percentile of seconds, in ms."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return 1000 * ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+class ProcessClock:
+    """CPU seconds and resident memory of some processes together, from /proc (Linux)."""
+
+    def __init__(self, *pids: int) -> None:
+        self.pids = pids
+        self.ticks = os.sysconf("SC_CLK_TCK")
+
+    def cpu_s(self) -> float:
+        total = 0
+        for pid in self.pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime, in ticks
+        return total / self.ticks
+
+    def rss_mb(self) -> float:
+        total_kb = 0
+        for pid in self.pids:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kb += int(line.split()[1])
+        return total_kb / 1024
+
+
+def item_events(data: Dataset, run: str, count: int, now_ms: int) -> Iterator[tuple[str, bytes, str]]:
+    """(user, value, event id): MovieLens ratings in time order, stamped with wall time (so
+    the worker's time bounds and decay see live events), cycling the data set if needed."""
+    xs = data.interactions
+    for n in range(count):
+        x = xs[n % len(xs)]
+        event_id = f"{run}-{n}"
+        yield x.user_id, dumps({"event_id": event_id, "user_id": x.user_id, "type": x.type,
+                                "item_id": x.item_id, "rating": x.rating, "ts": now_ms + n}), event_id
+
+
+def text_events(data: Dataset, run: str, count: int, now_ms: int,
+                seed: int) -> Iterator[tuple[str, bytes, str]]:
+    """Searches of three random title words by MovieLens users: the text cache rarely helps."""
+    words = sorted({w.strip("().,:'").lower() for i in data.items for w in i.title.split() if len(w) > 3})
+    users = sorted({x.user_id for x in data.interactions})
+    rng = random.Random(seed)
+    for n in range(count):
+        user, event_id = rng.choice(users), f"{run}-{n}"
+        yield user, dumps({"event_id": event_id, "user_id": user, "type": "search",
+                           "text": " ".join(rng.sample(words, 3)), "ts": now_ms + n}), event_id
+
+
+async def _produce(bootstrap: str, topic: str, events: Iterator[tuple[str, bytes, str]], rate: float,
+                   coverage: Coverage) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, acks=1)
+    await producer.start()
+    try:
+        started = time.monotonic()
+        for n, (user, value, event_id) in enumerate(events):
+            if rate > 0:
+                delay = started + n / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            coverage.on_sent(user, event_id, time.monotonic())
+            await producer.send(topic, value=value, key=user.encode())  # queued, not awaited to the broker
+            if n % 2000 == 1999:
+                await asyncio.sleep(0)  # let the reader run between bursts
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def _measure(bootstrap: str, source: str, sink: str, partitions: int, fetch_wait_ms: int,
+                   events: Iterator[tuple[str, bytes, str]], rate: float, expected: int,
+                   drain_s: float, decode: Callable[[bytes, bytes], tuple[str, str]]) -> Coverage:
+    """Produce `events` to `source` while reading `sink` from its start, until every event is
+    covered or `drain_s` passed since the last one was sent."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    coverage = Coverage()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                fetch_max_wait_ms=fetch_wait_ms, auto_offset_reset="earliest")
+    await consumer.start()
+    consumer.assign([TopicPartition(sink, p) for p in range(partitions)])
+    try:
+        producing = asyncio.create_task(_produce(bootstrap, source, events, rate, coverage))
+        deadline = float("inf")
+        while coverage.covered < expected and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=50, max_records=5000)
+            at = time.monotonic()
+            for records in batches.values():
+                for r in records:
+                    if r.key is not None and r.value is not None:
+                        coverage.on_output(*decode(r.key, r.value), at)
+            if producing.done() and deadline == float("inf"):
+                producing.result()
+                deadline = time.monotonic() + drain_s
+        await producing
+    finally:
+        await consumer.stop()
+    return coverage
+
+
+def _user_and_event(key: bytes, value: bytes) -> tuple[str, str]:
+    """Of a recommendation (the event it follows) or of a pass-through copy (the event itself)."""
+    return key.decode(), json.loads(value)["event_id"]
+
+
+async def passthrough(bootstrap: str, source: str, sink: str, group: str, fetch_wait_ms: int) -> None:
+    """The ceiling: consume and produce every record unchanged; offsets auto-committed."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=group,
+                                auto_offset_reset="earliest", fetch_max_wait_ms=fetch_wait_ms,
+                                session_timeout_ms=6000, heartbeat_interval_ms=1000)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, acks=1)
+    await consumer.start()
+    await producer.start()
+    try:
+        while True:
+            batches = await consumer.getmany(timeout_ms=100, max_records=1000)
+            for records in batches.values():
+                for r in records:
+                    await producer.send(sink, value=r.value, key=r.key)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+def _phase_row(mode: str, rate: float, coverage: Coverage, clock: ProcessClock, cpu_before: float,
+               wall_before: float, expected: int) -> dict[str, Any]:
+    span = max(coverage.last_covered - coverage.first_sent, 1e-9)
+    wall = time.monotonic() - wall_before
+    return {
+        "mode": mode, "rate": rate, "events": expected, "covered": coverage.covered,
+        "events_per_s": round(coverage.covered / span, 1),
+        "p50_ms": round(percentile_ms(coverage.latencies_s, 50), 2),
+        "p99_ms": round(percentile_ms(coverage.latencies_s, 99), 2),
+        "cpu_cores": round((clock.cpu_s() - cpu_before) / wall, 2),
+        "rss_mb": round(clock.rss_mb(), 1),
+    }
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    item_rates: tuple[float, ...] = (1000.0, 0.0)
+    text_rates: tuple[float, ...] = (100.0, 0.0)
+    seconds: float = 10.0  # length of a fixed-rate phase
+    max_events: int = 20_000  # events of a max-rate item or passthrough phase
+    max_text_events: int = 2_000  # events of a max-rate text phase
+    drain_s: float = 60.0
+    workers: int = 1  # worker processes sharing the events topic's partitions
+    seed: int = 1
+
+
+def _count(rate: float, options: PipelineOptions, at_max: int) -> int:
+    return int(rate * options.seconds) if rate > 0 else at_max
+
+
+def run_pipeline(settings: Settings, options: PipelineOptions = PipelineOptions(), dataset: str = "ml-100k",
+                 progress: Progress = lambda line: None) -> dict[str, Any]:
+    from streams.admin import create_topics, ensure_topics
+    from streams.replay import replay
+    from streams.worker_process import WorkerProcess
+
+    data = load_dataset(dataset)
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as scratch, EmbeddedBroker(
+            port=free_port(), log_file=Path(scratch) / "broker.log") as broker:
+        s = replace(settings, broker=broker.url, broker_profile="tansu", app_id=f"pipeline-{time.time_ns()}",
+                    metrics_port=free_port(), web_port=free_port(), data_dir=Path(scratch) / "data")
+        ensure_topics(s)
+        create_topics(s, [PASS_SOURCE, PASS_SINK])
+        wait_ms = s.fetch_max_wait_ms
+
+        # the ceiling first, with the machine otherwise idle
+        copier = subprocess.Popen(
+            [sys.executable, "-m", "streams.bench_pipeline", "passthrough", s.bootstrap, PASS_SOURCE,
+             PASS_SINK, f"pass-{time.time_ns()}", str(wait_ms)], start_new_session=True)
+        try:
+            clock = ProcessClock(copier.pid)
+            # until the copier has joined its group and copies: not part of any phase
+            asyncio.run(_measure(s.bootstrap, PASS_SOURCE, PASS_SINK, s.partitions, wait_ms,
+                                 item_events(data, "warm", 1000, int(time.time() * 1000)), 0, 1000,
+                                 options.drain_s, _user_and_event))
+            for rate in sorted({*options.item_rates}, reverse=True):
+                n = _count(rate, options, options.max_events)
+                progress(f"passthrough at {rate or 'max'} events/s: {n} events")
+                cpu, wall = clock.cpu_s(), time.monotonic()
+                cov = asyncio.run(_measure(s.bootstrap, PASS_SOURCE, PASS_SINK, s.partitions, wait_ms,
+                                           item_events(data, f"p{rate}", n, int(time.time() * 1000)),
+                                           rate, n, options.drain_s, _user_and_event))
+                rows.append(_phase_row("passthrough", rate, cov, clock, cpu, wall, n))
+        finally:
+            copier.kill()
+            copier.wait()
+
+        workers = []
+        for n in range(options.workers):
+            own = s if n == 0 else replace(s, metrics_port=free_port(), web_port=free_port(),
+                                           data_dir=Path(scratch) / f"data-{n}")
+            workers.append((own, WorkerProcess(own, Path(scratch) / f"worker-{n}.log").start()))
+        try:
+            for own, _ in workers:
+                wait_for_port(own.metrics_host, own.metrics_port, timeout_s=180)
+            progress(f"{len(workers)} worker(s) up; embedding the catalog")
+            replay(s, replace(data, interactions=[]), wait_catalog=True)
+            clock = ProcessClock(*(w.process.pid for _, w in workers if w.process is not None))
+            # warm the worker (first batches, caches, JIT-free but allocator warm-up) before measuring
+            asyncio.run(_measure(s.bootstrap, s.topic("events"), s.topic("recommendations"), s.partitions,
+                                 wait_ms, item_events(data, "warm", 2000, int(time.time() * 1000)), 0, 2000,
+                                 options.drain_s, _user_and_event))
+            phases = [("item", r) for r in options.item_rates] + [("text", r) for r in options.text_rates]
+            for mode, rate in phases:
+                at_max = options.max_events if mode == "item" else options.max_text_events
+                n = _count(rate, options, at_max)
+                run = f"{mode}{rate}"
+                now_ms = int(time.time() * 1000)
+                events = (item_events(data, run, n, now_ms) if mode == "item"
+                          else text_events(data, run, n, now_ms, options.seed))
+                progress(f"{mode} at {rate or 'max'} events/s: {n} events")
+                cpu, wall = clock.cpu_s(), time.monotonic()
+                cov = asyncio.run(_measure(s.bootstrap, s.topic("events"), s.topic("recommendations"),
+                                           s.partitions, wait_ms, events, rate, n, options.drain_s,
+                                           _user_and_event))
+                if not all(w.alive() for _, w in workers):
+                    raise RuntimeError(f"a worker died; see {scratch}/worker-*.log")
+                rows.append(_phase_row(mode, rate, cov, clock, cpu, wall, n))
+        finally:
+            for _, w in workers:
+                w.stop()
+    ceiling = max((r["events_per_s"] for r in rows if r["mode"] == "passthrough"), default=0.0)
+    item_max = max((r["events_per_s"] for r in rows if r["mode"] == "item"), default=0.0)
+    return {"rows": rows, "backend": settings.encoder_backend, "batch_size": settings.batch_size,
+            "partitions": settings.partitions, "workers": options.workers, "cores": os.cpu_count(),
+            "item_vs_passthrough": round(item_max / ceiling, 3) if ceiling else None}
+
+
+def table(report: dict[str, Any]) -> str:
+    lines = [f"{'mode':<12}{'rate':>8}{'events':>8}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
+             f"{'cpu':>6}{'rss MB':>8}"]
+    for r in report["rows"]:
+        lines.append(f"{r['mode']:<12}{r['rate'] or 'max':>8}{r['covered']:>8}{r['events_per_s']:>10.0f}"
+                     f"{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['cpu_cores']:>6.2f}{r['rss_mb']:>8.0f}")
+    if report.get("item_vs_passthrough") is not None:
+        lines.append(f"item events at max rate: {report['item_vs_passthrough']:.2f}x the pass-through")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__" and len(sys.argv) == 7 and sys.argv[1] == "passthrough":
+    asyncio.run(passthrough(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6])))

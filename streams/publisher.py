@@ -1,0 +1,51 @@
+"""The worker's output producer: recommendations, co-occurrence deltas and replica topics.
+
+A plain, batching aiokafka producer beside Faust's own. Faust's producer also writes the table
+changelogs, and on the embedded broker it is kept to one record per batch (that broker's
+ListOffsets breaks changelog recovery after multi-record batches); none of these output topics is
+a changelog, so they batch freely: one request carries many records.
+
+At least once: `flush` returns when every record sent so far is acknowledged, and an agent awaits
+it before it takes its next batch, so Faust commits an input offset only after the outputs it
+caused are stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import AIOKafkaProducer
+
+from streams.settings import Settings
+
+
+class Publisher:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._producer: AIOKafkaProducer | None = None
+        self._pending: list[asyncio.Future[object]] = []
+
+    async def send(self, topic: str, key: bytes, value: bytes | None, partition: int | None = None) -> None:
+        """Queue a record (waits only when the producer's buffer is full)."""
+        if self._producer is None:
+            self._producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap, acks="all",
+                                              linger_ms=self.settings.publish_linger_ms,
+                                              max_batch_size=self.settings.producer_batch_bytes)
+            await self._producer.start()
+        self._pending.append(await self._producer.send(topic, key=key, value=value, partition=partition))
+
+    async def flush(self) -> None:
+        """Wait until every queued record is acknowledged; raises if one failed."""
+        pending, self._pending = self._pending, []
+        if pending:
+            await asyncio.gather(*pending)
+
+    async def publish(self, topic: str, records: list[tuple[bytes, bytes | None]]) -> None:
+        for key, value in records:
+            await self.send(topic, key, value)
+        await self.flush()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
