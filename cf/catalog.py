@@ -24,6 +24,19 @@ class ItemCatalog:
         self._sum = np.zeros(dim, dtype=np.float64)  # (D,) sum of rows
         self._centring: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None = None
         self.version = 0  # bumped whenever a row is added, replaced or moved
+        self._changed: dict[str, None] | None = None  # ids upserted or removed, once tracked
+
+    def track_changes(self) -> None:
+        """Record the ids of upserted and removed items from now on, for `take_changes`."""
+        if self._changed is None:
+            self._changed = {}
+
+    def take_changes(self) -> list[str]:
+        """Ids upserted or removed since the last call (each once, oldest change first)."""
+        if not self._changed:
+            return []
+        out, self._changed = list(self._changed), {}
+        return out
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -86,6 +99,9 @@ class ItemCatalog:
         self._sum += self._matrix[row]
         self._centring = None
         self.version += 1
+        if self._changed is not None:
+            self._changed.pop(item_id, None)
+            self._changed[item_id] = None
 
     def remove(self, item_id: str) -> bool:
         row = self._row.pop(item_id, None)
@@ -102,4 +118,7 @@ class ItemCatalog:
         self._ids.pop()
         self._matrix[last] = 0.0
         self.version += 1
+        if self._changed is not None:
+            self._changed.pop(item_id, None)
+            self._changed[item_id] = None
         return True

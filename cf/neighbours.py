@@ -190,10 +190,14 @@ class NeighbourIndex:
             self._catalog, self._catalog_version = catalog, catalog.version
         return self._counts, self._value, self._at
 
-    def cooc_scores(self, catalog: ItemCatalog, recents: Sequence[Sequence[str]]) -> F32:
-        """(B, N) co-occurrence scores for users with these recent items (oldest first)."""
+    def cooc_scores(self, catalog: ItemCatalog, recents: Sequence[Sequence[str]],
+                    cols: npt.NDArray[np.intp] | None = None) -> F32:
+        """(B, N) co-occurrence scores for users with these recent items (oldest first); (B, M)
+        of the catalog rows `cols` when given."""
         counts = self.arrays(catalog)[0]  # (N,)
         inv = np.divide(1.0, np.sqrt(counts), out=np.zeros_like(counts), where=counts > 0)  # (N,)
+        if cols is not None:
+            return self._cooc_cols(catalog, recents, cols, counts, inv)
         out = np.zeros((len(recents), len(catalog)), np.float32)  # (B, N)
         for b, recent in enumerate(recents):
             last = list(recent)[-self.config.window :]
@@ -207,9 +211,38 @@ class NeighbourIndex:
             out[b] *= inv
         return out
 
-    def popularity(self, catalog: ItemCatalog, now_ms: Sequence[int]) -> F32:
-        """(B, N) decayed popularity at each user's `now`."""
+    def _cooc_cols(self, catalog: ItemCatalog, recents: Sequence[Sequence[str]], cols: npt.NDArray[np.intp],
+                   counts: F32, inv: F32) -> F32:
+        """`cooc_scores` on the catalog rows `cols` only: each row's pairs scattered through a
+        row -> column map, so no (B, N) array is made."""
+        position = np.full(len(catalog), -1, np.intp)  # (N,) column of a catalog row, -1: none
+        position[cols] = np.arange(cols.size)
+        out = np.zeros((len(recents), cols.size), np.float32)  # (B, M)
+        for b, recent in enumerate(recents):
+            last = list(recent)[-self.config.window :]
+            for j, r in zip(last, position_weights(len(last), self.config.recency_decay).tolist(),
+                            strict=True):
+                n_j = catalog.row_of(j)
+                if n_j is None or counts[n_j] == 0:
+                    continue
+                rows, weights = self._row(catalog, j)
+                at = position[rows]  # (P,) columns, -1 outside
+                keep = at >= 0
+                np.add.at(out[b], at[keep], np.float32(r * inv[n_j]) * weights[keep])
+            out[b] *= inv[cols]
+        return out
+
+    def neighbours_of(self, catalog: ItemCatalog, recent: Sequence[str], items: int) -> npt.NDArray[np.intp]:
+        """Catalog rows paired with a user's `items` newest recent items: co-occurrence candidates."""
+        rows = [self._row(catalog, j)[0] for j in list(recent)[-items:] if catalog.row_of(j) is not None]
+        return np.concatenate(rows) if rows else np.zeros(0, np.intp)
+
+    def popularity(self, catalog: ItemCatalog, now_ms: Sequence[int],
+                   cols: npt.NDArray[np.intp] | None = None) -> F32:
+        """(B, N) decayed popularity at each user's `now` ((B, M) of `cols`)."""
         _, value, at = self.arrays(catalog)  # (N,), (N,) ms
+        if cols is not None:
+            value, at = value[cols], at[cols]  # (M,), (M,)
         age = np.maximum(np.asarray(now_ms, np.float64)[:, None] - at[None, :], 0.0)  # (B, N) ms
         return (value[None, :] * np.exp2(-age / 1000.0 / self.config.half_life_s)).astype(np.float32)
 

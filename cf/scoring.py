@@ -27,8 +27,9 @@ def cosine_scores(
     catalog: ItemCatalog,
     users: npt.NDArray[np.float32],  # (B, D) interest sums u = sum_i c_i e_i
     weight_sums: npt.NDArray[np.float32] | None,  # (B,) s = sum_i c_i; None: plain cosine
+    cols: npt.NDArray[np.intp] | None = None,  # (M,) catalog rows to score; None: all
 ) -> npt.NDArray[np.float32]:
-    """(B, N) scores of every catalog row, rows in `catalog.ids` order.
+    """(B, N) scores of every catalog row, rows in `catalog.ids` order ((B, M) of `cols`).
 
     Centred (weight_sums given), relative to the catalog mean m, which is what every item shares
     (sentence embeddings crowd into a narrow cone, so plain cosine favours the items nearest the
@@ -39,11 +40,14 @@ def cosine_scores(
     so the (N, D) matrix is never re-centred when an item comes or goes.
     A zero interest scores 0 everywhere."""
     users = users.astype(np.float32, copy=False)
+    items = catalog.matrix if cols is None else catalog.matrix[cols]  # (N, D) or (M, D)
     if weight_sums is None:
-        return normalise_rows(users) @ catalog.matrix.T  # (B, N) plain cosine
+        return normalise_rows(users) @ items.T  # (B, N) plain cosine
     mean, inv_norms = catalog.centring  # (D,), (N,) 1/|e_n - m|
+    if cols is not None:
+        inv_norms = inv_norms[cols]  # (M,)
     centred = normalise_rows(users - weight_sums[:, None] * mean[None, :])  # (B, D) unit u'
-    dots = centred @ catalog.matrix.T  # (B, N) <u', e_n>
+    dots = centred @ items.T  # (B, N) <u', e_n>
     dots -= (centred @ mean)[:, None]  # (B, N) <u', e_n - m>
     dots *= inv_norms[None, :]
     return dots

@@ -15,13 +15,15 @@ import numpy as np
 import numpy.typing as npt
 
 from cf.catalog import ItemCatalog
+from cf.catalog_index import CatalogIndex
 from cf.factors import FactorModel, fold_in
 from cf.hybrid import TEXT, BlendPolicy, best_first, blend, new_item_picks, stack
 from cf.neighbours import NeighbourIndex
-from cf.scoring import Scored, cosine_scores
+from cf.scoring import Scored, cosine_scores, normalise_rows
 from cf.state import UserState
 
 F32 = npt.NDArray[np.float32]
+Cols = npt.NDArray[np.intp] | None  # (M,) catalog rows to score; None: every row
 SERVING_VERSION = "hybrid-zblend/1"
 
 
@@ -35,6 +37,10 @@ class HybridScorer:
     new_item_slots: int = 1  # places in each list kept for new items
     new_item_max: int = 1  # an item with fewer interactions than this is new
     new_item_min_z: float = 2.0  # ... and takes a slot only this many std above the user's mean text score
+    index: CatalogIndex | None = None  # above its `min_items`, users are ranked over candidates
+    candidates_text: int = 200  # text candidates per user from the index
+    candidates_popular: int = 100  # most interacted items, candidates for every user
+    index_chunk: int = 64  # users ranked together over their union of candidates
     _factors: F32 | None = None  # (N, F) catalog-aligned, for `_factors_version`
     _factors_version: int = -1
 
@@ -51,38 +57,62 @@ class HybridScorer:
             self._factors_version = self.catalog.version
         return self._factors
 
-    def components(self, states: list[UserState]) -> dict[str, F32]:
-        """Each signal's (B, N) scores."""
-        n = len(self.catalog)
+    def components(self, states: list[UserState], cols: Cols = None) -> dict[str, F32]:
+        """Each signal's (B, N) scores; (B, M) of the catalog rows `cols` when given."""
+        n = len(self.catalog) if cols is None else cols.size
         vectors = np.stack([s.vector for s in states]).astype(np.float32)  # (B, D)
         sums = np.array([s.weight_sum for s in states], dtype=np.float32)  # (B,)
-        out = {"text": cosine_scores(self.catalog, vectors, sums)}  # (B, N)
+        out = {"text": cosine_scores(self.catalog, vectors, sums, cols)}  # (B, N)
         factors = self.factors()
         if factors is not None and self.model is not None:
             rows = [[r for r in (self.catalog.row_of(i) for i in s.history[-self.fold_in_items :])
                      if r is not None] for s in states]
             users = fold_in(factors, self.model.gram, rows, self.model.alpha)  # (B, F)
-            out["cf"] = users @ factors.T  # (B, N)
+            out["cf"] = users @ (factors if cols is None else factors[cols]).T  # (B, N)
         else:
             out["cf"] = np.zeros((len(states), n), np.float32)
-        out["cooc"] = self.neighbours.cooc_scores(self.catalog, [s.history for s in states])
-        popularity = self.neighbours.popularity(self.catalog, [s.updated_ms for s in states])
+        out["cooc"] = self.neighbours.cooc_scores(self.catalog, [s.history for s in states], cols)
+        popularity = self.neighbours.popularity(self.catalog, [s.updated_ms for s in states], cols)
         out["popularity"] = np.log1p(popularity).astype(np.float32)  # (B, N)
         return out
 
-    def available(self, states: list[UserState]) -> npt.NDArray[np.bool_]:
-        """(B, N) items each user has not consumed."""
-        mask = np.ones((len(states), len(self.catalog)), dtype=bool)
+    def available(self, states: list[UserState], cols: Cols = None) -> npt.NDArray[np.bool_]:
+        """(B, N) items each user has not consumed ((B, M) of `cols`)."""
+        n = len(self.catalog)
+        position = np.arange(n) if cols is None else np.full(n, -1, np.intp)  # (N,) row -> column
+        if cols is not None:
+            position[cols] = np.arange(cols.size)
+        mask = np.ones((len(states), n if cols is None else cols.size), dtype=bool)
         for b, s in enumerate(states):
             rows = [r for r in (self.catalog.row_of(i) for i in s.history) if r is not None]
-            mask[b, rows] = False
+            at = position[np.asarray(rows, dtype=np.intp)]
+            mask[b, at[at >= 0]] = False
         return mask
 
-    def scores(self, states: list[UserState]) -> tuple[F32, F32]:
-        """(B, N) hybrid scores (consumed items -inf) and the (C, B, N) standardised signals."""
-        available = self.available(states)
-        z = stack(self.components(states), available)  # (C, B, N)
+    def scores(self, states: list[UserState], cols: Cols = None) -> tuple[F32, F32]:
+        """(B, N) hybrid scores (consumed items -inf) and the (C, B, N) standardised signals;
+        over the catalog rows `cols` ((B, M), (C, B, M)) when given."""
+        available = self.available(states, cols)
+        z = stack(self.components(states, cols), available)  # (C, B, N)
         return blend(z, self.policy, [len(s.history) for s in states], available), z
+
+    def candidates(self, states: list[UserState]) -> npt.NDArray[np.intp]:
+        """(M,) catalog rows worth scoring for these users, from the approximate index: each
+        user's `candidates_text` nearest items by text interest, the co-occurrence neighbours of
+        their 5 newest items, and the `candidates_popular` most interacted items; sorted."""
+        assert self.index is not None
+        vectors = np.stack([s.vector for s in states]).astype(np.float32)  # (B, D)
+        sums = np.array([s.weight_sum for s in states], dtype=np.float32)  # (B,)
+        mean = self.catalog.mean  # (D,)
+        queries = normalise_rows(vectors - sums[:, None] * mean[None, :])  # (B, D) centred u'
+        found = self.index.search(queries, self.candidates_text).ravel()  # (B k,)
+        parts = [found[found >= 0]]
+        parts += [self.neighbours.neighbours_of(self.catalog, s.history, 5) for s in states]
+        counts = self.neighbours.arrays(self.catalog)[0]  # (N,)
+        top = min(self.candidates_popular, counts.size)
+        if top:
+            parts.append(np.argpartition(-counts, top - 1)[:top])
+        return np.unique(np.concatenate(parts).astype(np.intp))
 
     def top_k(self, states: Mapping[str, UserState], k: int) -> dict[str, Ranked]:
         """Each user's k best items, best first, ties by catalog row, and beside them up to
@@ -92,16 +122,24 @@ class HybridScorer:
         out = {u: Ranked([], []) for u in states}
         if not users or len(self.catalog) == 0 or k <= 0:
             return out
-        scores, z = self.scores([states[u] for u in users])  # (B, N), (C, B, N)
-        new = self.neighbours.arrays(self.catalog)[0] < self.new_item_max  # (N,)
-        ids = self.catalog.ids
-        for b, user in enumerate(users):
-            row = scores[b]
-            available = np.flatnonzero(np.isfinite(row))
-            top = best_first(row, available, min(k, available.size))
-            picks = new_item_picks(row, z[TEXT, b], new, top, self.new_item_slots, self.new_item_min_z)
-            out[user] = Ranked([Scored(ids[int(i)], float(row[i])) for i in top],
-                               [Scored(ids[int(i)], float(row[i])) for i in picks])
+        indexed = self.index is not None and self.index.active
+        chunk = self.index_chunk if indexed else len(users)
+        for start in range(0, len(users), chunk):
+            group = users[start : start + chunk]
+            group_states = [states[u] for u in group]
+            cols = self.candidates(group_states) if indexed else None
+            scores, z = self.scores(group_states, cols)  # (B, N), (C, B, N) or over cols (M)
+            new = self.neighbours.arrays(self.catalog)[0] < self.new_item_max  # (N,)
+            ids = self.catalog.ids if cols is None else [self.catalog.ids[int(c)] for c in cols]
+            if cols is not None:
+                new = new[cols]  # (M,)
+            for b, user in enumerate(group):
+                row = scores[b]
+                available = np.flatnonzero(np.isfinite(row))
+                top = best_first(row, available, min(k, available.size))
+                picks = new_item_picks(row, z[TEXT, b], new, top, self.new_item_slots, self.new_item_min_z)
+                out[user] = Ranked([Scored(ids[int(i)], float(row[i])) for i in top],
+                                   [Scored(ids[int(i)], float(row[i])) for i in picks])
         return out
 
 

@@ -14,6 +14,7 @@ import faust
 
 from cf.artifact import CFArtifact
 from cf.catalog import ItemCatalog
+from cf.catalog_index import CatalogIndex
 from cf.neighbours import NeighbourIndex
 from cf.serving import HybridScorer
 from encoders import Encoder
@@ -73,7 +74,9 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
     replica = CatalogReplica(settings, catalog, encoder.version, metrics)
     neighbours = NeighboursReplica(settings, NeighbourIndex(settings.cooc()), metrics)
     scorer = HybridScorer(catalog, neighbours.index, fold_in_items=settings.cf_fold_in_items,
-                          new_item_slots=settings.new_item_slots, new_item_max=settings.new_item_max)
+                          new_item_slots=settings.new_item_slots, new_item_max=settings.new_item_max,
+                          index=CatalogIndex(catalog, settings.ann_min_items, settings.ann_nprobe),
+                          candidates_text=settings.ann_candidates)
     if settings.cf_model:
         artifact = load_cf(Path(settings.cf_model), encoder.version)
         scorer.model, scorer.policy = artifact.model, artifact.policy
@@ -128,6 +131,13 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
         assigned = args[0] if args else kwargs["assigned"]  # Set[TP], sent after each rebalance
         events_topic = topics.events.get_topic_name()
         metrics.assigned_partitions.set(sum(1 for tp in assigned if tp.topic == events_topic))
+
+    @app.on_before_shutdown.connect
+    async def stop_publishers(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # after the consumer stopped: no agent sends any more; what is queued is sent first
+        for p in (publisher, rows_publisher):
+            await p.flush()
+            await p.stop()
 
     @app.timer(10.0)
     async def count_users() -> None:

@@ -47,6 +47,7 @@ class Coverage:
     pending: dict[str, collections.deque[tuple[str, float]]] = field(
         default_factory=lambda: collections.defaultdict(collections.deque))
     latencies_s: list[float] = field(default_factory=list)
+    covered_at: list[float] = field(default_factory=list)  # monotonic time each latency was seen
     first_sent: float = 0.0
     last_covered: float = 0.0
     sent: int = 0
@@ -64,6 +65,7 @@ class Coverage:
         while queue:
             e, sent_at = queue.popleft()
             self.latencies_s.append(at - sent_at)
+            self.covered_at.append(at)
             if e == event_id:
                 break
         self.last_covered = at

@@ -215,11 +215,19 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         report = run_pipeline(settings, options, dataset=args.dataset,
                               progress=lambda line: print(line, file=sys.stderr, flush=True))
         print(pipeline_table(report))
+    elif args.what == "soak":
+        from streams.bench_soak import run_soak
+        from streams.bench_soak import table as soak_table
+
+        report = run_soak(settings, minutes=args.minutes, rate=args.rate or 500.0,
+                          text_share=args.text_share, dataset=args.dataset,
+                          progress=lambda line: print(line, file=sys.stderr, flush=True))
+        print(soak_table(report))
     else:
         from streams.bench_profile import run_profile
         from streams.bench_profile import table as profile_table
 
-        report = run_profile(settings, seconds=args.seconds or 25.0, rate=args.rate)
+        report = run_profile(settings, seconds=args.seconds or 25.0, rate=args.rate or 400.0)
         print(profile_table(report))
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n")
@@ -327,11 +335,11 @@ def parser() -> argparse.ArgumentParser:
     ft.add_argument("--no-progress", action="store_true")
     ft.set_defaults(run=_finetune)
     be = sub.add_parser("bench", help="benchmarks: print a table, write JSON")
-    be.add_argument("what", choices=["encoder", "profile", "scoring", "pipeline"],
+    be.add_argument("what", choices=["encoder", "profile", "scoring", "pipeline", "soak"],
                     help="encoder: backends side by side; profile: where a worker's time goes on "
                     "searches; scoring: exact top-k against an approximate index by catalog size; "
                     "pipeline: events/s and produce->recommendation latency through a real worker, "
-                    "beside a bare pass-through")
+                    "beside a bare pass-through; soak: memory and latency over minutes at a steady rate")
     be.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
     be.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS,
                     help="encoder: backends side by side (torch-fp32 is the reference)")
@@ -350,7 +358,10 @@ def parser() -> argparse.ArgumentParser:
     be.add_argument("--events", type=int, default=20_000, help="pipeline: item events at max rate")
     be.add_argument("--workers", type=int, default=1, help="pipeline: worker processes")
     be.add_argument("--text-events", type=int, default=2_000, help="pipeline: searches at max rate")
-    be.add_argument("--rate", type=float, default=400.0, help="profile: searches per second")
+    be.add_argument("--rate", type=float, default=None,
+                    help="profile: searches per second (400); soak: events per second (500)")
+    be.add_argument("--minutes", type=float, default=10.0, help="soak: how long")
+    be.add_argument("--text-share", type=float, default=0.05, help="soak: share of events that are searches")
     be.set_defaults(run=_bench)
     return p
 

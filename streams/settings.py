@@ -26,6 +26,8 @@ class Settings:
     replication_factor: int = 1  # of every topic the app creates (3 on a production cluster)
     store: str = "rocksdb://"  # Faust table store; "memory://" for agent tests
     data_dir: Path = Path("var/data")
+    rocksdb_write_buffer_mb: int = 4  # RocksDB memtable per table partition (two of them at most)
+    rocksdb_block_cache_mb: int = 32  # RocksDB read cache per table partition
     encoder: str = ""  # "" = packaged all-MiniLM-L6-v2, else a local model folder
     encoder_backend: str = "onnx-int8"  # torch-fp32 | onnx-fp32 | onnx-int8 (see `interests bench encoder`)
     encoder_threads: int = 0  # intra-op threads of torch or ONNX Runtime; 0 = their default
@@ -45,6 +47,9 @@ class Settings:
     cooc_recency_decay: float = 0.8  # weight of the l-th newest recent item when scoring
     cooc_row_size: int = 200  # co-occurring items kept per item
     neighbours_flush_s: float = 5.0  # longest a changed co-occurrence row waits to be republished
+    ann_min_items: int = 100_000  # from this catalog size on, users are ranked over index candidates
+    ann_nprobe: int = 16  # inverted-file cells the index scans per query
+    ann_candidates: int = 200  # text candidates per user from the index
     new_item_slots: int = 1  # places in each list kept for new items (0 = none)
     new_item_max: int = 1  # an item with fewer interactions than this is new
     history_size: int = 500
@@ -118,7 +123,8 @@ class Settings:
         if self.broker_profile not in ("kafka", "tansu"):
             raise ValueError(f"INTERESTS_BROKER_PROFILE must be kafka or tansu, not {self.broker_profile!r}")
         for name in ("partitions", "scoring_threads", "embed_batch", "batch_size", "top_k", "history_size",
-                     "cf_fold_in_items", "cooc_window", "cooc_row_size"):
+                     "cf_fold_in_items", "cooc_window", "cooc_row_size", "ann_min_items", "ann_nprobe",
+                     "ann_candidates"):
             if cast(int, getattr(self, name)) < 1:
                 raise ValueError(f"INTERESTS_{name.upper()} must be >= 1")
         self.decay()

@@ -160,3 +160,19 @@ async def test_catalog_agent_embeds_items_once_and_forwards_tombstones(engine: E
     assert json.loads(keys[b"9"])["dim"] == 384
     assert [d["reason"] for d in dlq.json()] == ["missing_field"]
     assert engine.metrics.registry.get_sample_value("interests_items_embedded_total") == 1
+
+
+async def test_above_the_index_threshold_users_are_ranked_over_index_candidates(engine: Engine) -> None:
+    out = Published()
+    recs = out.topic("interests.recommendations")
+    engine.stage.scorer.index.min_items = 3  # the 5-item catalog is "large"
+    agent = engine.app.agents["interests"]
+    with mock.patch.object(engine.publisher, "send", out.send), \
+         mock.patch.object(engine.publisher, "flush", out.flush):
+        async with agent.test_context() as ctx:
+            await ctx.put(key=b"u1", value=event(event_id="e1", item_id="1"))
+            await until(lambda: len(recs.records) >= 1)
+    assert engine.stage.scorer.index.active and engine.stage.scorer.index._index is not None
+    [rec] = recs.json()
+    horror = [i["item_id"] for i in rec["items"]]
+    assert "1" not in horror and set(horror[:2]) == {"2", "4"}  # as the exact ranking has it

@@ -151,3 +151,43 @@ def test_rows_applied_after_scoring_update_the_arrays_in_place() -> None:
         np.testing.assert_array_equal(got, want)
     recents = [[ids[i] for i in range(5)]]
     np.testing.assert_array_equal(live.cooc_scores(catalog, recents), fresh.cooc_scores(catalog, recents))
+
+
+def _served_world() -> tuple[HybridScorer, dict[str, UserState]]:
+    ids, vectors, events = _world(3)
+    decay = DecayConfig(half_life_s=3600.0 * 24)
+    states: dict[str, UserState] = {}
+    for u, i, ts in events:
+        state = states.get(u) or UserState.empty(D, "space")
+        states[u] = decay_merge(state, vectors[i], 1.0, ts, decay, item_id=ids[i])
+    catalog = ItemCatalog(D)
+    for item_id, v in zip(ids, vectors, strict=True):
+        catalog.upsert(item_id, v)
+    model = train_model({u: [ids.index(i) for i in s.history] for u, s in states.items()}, ids, vectors,
+                        "space", ALSParams(factors=4, iterations=5))
+    scorer = HybridScorer(catalog, _rows(ids, events, CoocConfig(), batch=5), model, new_item_slots=0)
+    return scorer, states
+
+
+def test_every_signal_over_candidate_columns_equals_those_columns_of_the_full_scores() -> None:
+    scorer, states = _served_world()
+    group = [states[u] for u in sorted(states)]
+    cols = np.array([0, 3, 4, 11, 17, 29], dtype=np.intp)
+    full, some = scorer.components(group), scorer.components(group, cols)
+    for name in full:
+        np.testing.assert_allclose(some[name], full[name][:, cols], rtol=1e-5, atol=1e-6, err_msg=name)
+    np.testing.assert_array_equal(scorer.available(group, cols), scorer.available(group)[:, cols])
+
+
+def test_with_the_index_on_and_every_item_a_candidate_the_lists_are_the_exact_ones() -> None:
+    from cf.catalog_index import CatalogIndex
+
+    scorer, states = _served_world()
+    exact = scorer.top_k(states, 5)
+    scorer.index = CatalogIndex(scorer.catalog, min_items=10)  # 30 items: the index is on
+    scorer.candidates_text, scorer.index_chunk = N, 5  # ... and finds all of them, 5 users at a time
+    indexed = scorer.top_k(states, 5)
+    for u in states:
+        assert [s.item_id for s in indexed[u].items] == [s.item_id for s in exact[u].items], u
+        expected = [s.score for s in exact[u].items]
+        assert [s.score for s in indexed[u].items] == pytest.approx(expected, abs=1e-5)

@@ -1,0 +1,133 @@
+"""`interests bench soak`: a worker under a steady load for minutes; memory and latency must stay flat.
+
+An embedded broker and a real worker take MovieLens-100k ratings (with a share of free-text
+searches, so the encoder and its text cache work too) at a fixed rate. Every window of
+`window_s` seconds gives the worker's RSS and the p50/p99 produce -> recommendation latency of
+the events covered in it; the least-squares slope of each over time is the verdict. Per-user
+state is bounded (history, seen ids), the catalog is fixed and the text cache is an LRU, so any
+upward RSS slope beyond noise is a leak.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streams.bench_pipeline import (
+    ProcessClock,
+    _measure,
+    _user_and_event,
+    item_events,
+    percentile_ms,
+    text_events,
+)
+from streams.broker import EmbeddedBroker, free_port, wait_for_port
+from streams.datasets import load_dataset
+from streams.settings import Settings
+
+
+def mixed_events(data: Any, count: int, text_share: float, seed: int) -> Iterator[tuple[str, bytes, str]]:
+    now_ms = int(time.time() * 1000)
+    items = item_events(data, "soak-i", count, now_ms)
+    texts = text_events(data, "soak-t", count, now_ms, seed)
+    rng = random.Random(seed)
+    for _ in range(count):
+        yield next(texts) if rng.random() < text_share else next(items)
+
+
+def slope_per_min(t_s: list[float], values: list[float]) -> float:
+    """Least-squares slope of values over time, per minute (nan with fewer than 3 points)."""
+    points = [(t, v) for t, v in zip(t_s, values, strict=True) if np.isfinite(v)]
+    if len(points) < 3:
+        return float("nan")
+    t, v = np.array(points, dtype=np.float64).T  # (S,), (S,)
+    return float(np.polyfit(t / 60.0, v, 1)[0])
+
+
+def run_soak(settings: Settings, minutes: float = 10.0, rate: float = 500.0, text_share: float = 0.05,
+             window_s: float = 15.0, dataset: str = "ml-100k", seed: int = 1,
+             progress: Any = lambda line: None) -> dict[str, Any]:
+    from streams.admin import ensure_topics
+    from streams.replay import replay
+    from streams.worker_process import WorkerProcess
+
+    data = load_dataset(dataset)
+    count = int(minutes * 60 * rate)
+    rss: list[tuple[float, float]] = []  # (monotonic time, MB)
+    with tempfile.TemporaryDirectory() as scratch, EmbeddedBroker(
+            port=free_port(), log_file=Path(scratch) / "broker.log") as broker:
+        s = replace(settings, broker=broker.url, broker_profile="tansu", app_id=f"soak-{time.time_ns()}",
+                    metrics_port=free_port(), web_port=free_port(), data_dir=Path(scratch) / "data")
+        ensure_topics(s)
+        worker = WorkerProcess(s, Path(scratch) / "worker.log").start()
+        stop = threading.Event()
+        try:
+            wait_for_port(s.metrics_host, s.metrics_port, timeout_s=180)
+            replay(s, replace(data, interactions=[]), wait_catalog=True)
+            assert worker.process is not None
+            clock = ProcessClock(worker.process.pid)
+
+            def sample() -> None:
+                while not stop.wait(window_s / 3):
+                    rss.append((time.monotonic(), clock.rss_mb()))
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            progress(f"soak: {count} events at {rate:.0f}/s for {minutes:g} min")
+            started = time.monotonic()
+            cov = asyncio.run(_measure(s.bootstrap, s.topic("events"), s.topic("recommendations"),
+                                       s.partitions, s.fetch_max_wait_ms,
+                                       mixed_events(data, count, text_share, seed), rate, count, 60.0,
+                                       _user_and_event))
+            stop.set()
+            sampler.join()
+            if not worker.alive():
+                raise RuntimeError(f"the worker died; see {scratch}/worker.log")
+        finally:
+            stop.set()
+            worker.stop()
+    windows = []
+    edges = np.arange(started, max(cov.covered_at, default=started) + window_s, window_s)
+    at = np.array(cov.covered_at)  # (E,) monotonic s
+    lat = np.array(cov.latencies_s)  # (E,) s
+    for lo in edges[:-1]:
+        inside = (at >= lo) & (at < lo + window_s)
+        mem = [mb for t, mb in rss if lo <= t < lo + window_s]
+        windows.append({
+            "t_s": round(float(lo - started), 1),
+            "events_per_s": round(float(inside.sum()) / window_s, 1),
+            "p50_ms": round(percentile_ms(lat[inside].tolist(), 50), 2),
+            "p99_ms": round(percentile_ms(lat[inside].tolist(), 99), 2),
+            "rss_mb": round(float(np.median(mem)), 1) if mem else float("nan"),
+        })
+    # the first window includes start-up, the last is the drain after the final send
+    warm = [w for w in windows[1:] if w["t_s"] + window_s <= minutes * 60]
+    times = [w["t_s"] for w in warm]
+    return {
+        "minutes": minutes, "rate": rate, "text_share": text_share, "events": count,
+        "covered": cov.covered, "windows": windows,
+        "rss_slope_mb_per_min": round(slope_per_min(times, [w["rss_mb"] for w in warm]), 3),
+        "p99_slope_ms_per_min": round(slope_per_min(times, [w["p99_ms"] for w in warm]), 3),
+        "rss_first_mb": warm[0]["rss_mb"] if warm else None,
+        "rss_last_mb": warm[-1]["rss_mb"] if warm else None,
+    }
+
+
+def table(report: dict[str, Any]) -> str:
+    lines = [f"{'t s':>7}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'rss MB':>8}"]
+    for w in report["windows"]:
+        lines.append(f"{w['t_s']:>7.0f}{w['events_per_s']:>10.0f}{w['p50_ms']:>9.1f}{w['p99_ms']:>9.1f}"
+                     f"{w['rss_mb']:>8.0f}")
+    lines.append(f"{report['covered']} of {report['events']} events covered; RSS slope "
+                 f"{report['rss_slope_mb_per_min']:+.2f} MB/min ({report['rss_first_mb']} -> "
+                 f"{report['rss_last_mb']} MB), p99 slope {report['p99_slope_ms_per_min']:+.1f} ms/min")
+    return "\n".join(lines)

@@ -1,0 +1,40 @@
+"""The pipeline benchmark's bookkeeping: which output covers which events, and its percentiles."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from streams.bench_pipeline import Coverage, percentile_ms
+from streams.bench_soak import slope_per_min
+
+
+def test_an_output_covers_its_event_and_every_earlier_one_of_that_user() -> None:
+    c = Coverage()
+    c.on_sent("a", "a1", 0.0)
+    c.on_sent("b", "b1", 0.1)
+    c.on_sent("a", "a2", 0.2)
+    c.on_sent("a", "a3", 0.3)
+    c.on_output("a", "a2", 1.0)  # a list after a2: a1 and a2 are served
+    assert sorted(c.latencies_s) == pytest.approx([0.8, 1.0])
+    c.on_output("a", "a1", 1.1)  # an older list arriving late: nothing new
+    c.on_output("x", "x9", 1.1)  # another phase's user
+    assert c.covered == 2
+    c.on_output("b", "b1", 1.5)
+    c.on_output("a", "a3", 2.0)
+    assert c.covered == 4 and c.last_covered == 2.0 and c.first_sent == 0.0
+    assert c.covered_at == [1.0, 1.0, 1.5, 2.0]
+
+
+def test_percentiles_are_nearest_rank_in_ms() -> None:
+    values = [n / 1000 for n in range(1, 101)]  # 1..100 ms
+    assert percentile_ms(values, 50) == pytest.approx(50.0)
+    assert percentile_ms(values, 99) == pytest.approx(99.0)
+    assert math.isnan(percentile_ms([], 50))
+
+
+def test_the_soak_slope_is_per_minute_and_needs_three_points() -> None:
+    assert slope_per_min([0, 60, 120, 180], [100, 102, 104, 106]) == pytest.approx(2.0)
+    assert slope_per_min([0, 30, 60], [5, 5, 5]) == pytest.approx(0.0, abs=1e-9)
+    assert math.isnan(slope_per_min([0, 60], [1, 2]))
