@@ -53,48 +53,10 @@ def slope_per_min(t_s: list[float], values: list[float]) -> float:
     return float(np.polyfit(t / 60.0, v, 1)[0])
 
 
-def run_soak(settings: Settings, minutes: float = 10.0, rate: float = 500.0, text_share: float = 0.05,
-             window_s: float = 15.0, dataset: str = "ml-100k", seed: int = 1,
-             progress: Any = lambda line: None) -> dict[str, Any]:
-    from streams.admin import ensure_topics
-    from streams.replay import replay
-    from streams.worker_process import WorkerProcess
-
-    data = load_dataset(dataset)
-    count = int(minutes * 60 * rate)
-    rss: list[tuple[float, float]] = []  # (monotonic time, MB)
-    with tempfile.TemporaryDirectory() as scratch, EmbeddedBroker(
-            port=free_port(), log_file=Path(scratch) / "broker.log") as broker:
-        s = replace(settings, broker=broker.url, broker_profile="tansu", app_id=f"soak-{time.time_ns()}",
-                    metrics_port=free_port(), web_port=free_port(), data_dir=Path(scratch) / "data")
-        ensure_topics(s)
-        worker = WorkerProcess(s, Path(scratch) / "worker.log").start()
-        stop = threading.Event()
-        try:
-            wait_for_port(s.metrics_host, s.metrics_port, timeout_s=180)
-            replay(s, replace(data, interactions=[]), wait_catalog=True)
-            assert worker.process is not None
-            clock = ProcessClock(worker.process.pid)
-
-            def sample() -> None:
-                while not stop.wait(window_s / 3):
-                    rss.append((time.monotonic(), clock.rss_mb()))
-
-            sampler = threading.Thread(target=sample, daemon=True)
-            sampler.start()
-            progress(f"soak: {count} events at {rate:.0f}/s for {minutes:g} min")
-            started = time.monotonic()
-            cov = asyncio.run(_measure(s.bootstrap, s.topic("events"), s.topic("recommendations"),
-                                       s.partitions, s.fetch_max_wait_ms,
-                                       mixed_events(data, count, text_share, seed), rate, count, 60.0,
-                                       _user_and_event))
-            stop.set()
-            sampler.join()
-            if not worker.alive():
-                raise RuntimeError(f"the worker died; see {scratch}/worker.log")
-        finally:
-            stop.set()
-            worker.stop()
+def windowed(cov: Any, started: float, rss: list[tuple[float, float]], window_s: float,
+             minutes: float) -> dict[str, Any]:
+    """Per window of covered time: events/s, p50/p99 latency, median RSS; and the slopes over the
+    windows in the steady part (the first includes start-up, the last the drain)."""
     windows = []
     edges = np.arange(started, max(cov.covered_at, default=started) + window_s, window_s)
     at = np.array(cov.covered_at)  # (E,) monotonic s
@@ -109,17 +71,100 @@ def run_soak(settings: Settings, minutes: float = 10.0, rate: float = 500.0, tex
             "p99_ms": round(percentile_ms(lat[inside].tolist(), 99), 2),
             "rss_mb": round(float(np.median(mem)), 1) if mem else float("nan"),
         })
-    # the first window includes start-up, the last is the drain after the final send
     warm = [w for w in windows[1:] if w["t_s"] + window_s <= minutes * 60]
     times = [w["t_s"] for w in warm]
     return {
-        "minutes": minutes, "rate": rate, "text_share": text_share, "events": count,
         "covered": cov.covered, "windows": windows,
         "rss_slope_mb_per_min": round(slope_per_min(times, [w["rss_mb"] for w in warm]), 3),
+        "p50_slope_ms_per_min": round(slope_per_min(times, [w["p50_ms"] for w in warm]), 3),
         "p99_slope_ms_per_min": round(slope_per_min(times, [w["p99_ms"] for w in warm]), 3),
         "rss_first_mb": warm[0]["rss_mb"] if warm else None,
         "rss_last_mb": warm[-1]["rss_mb"] if warm else None,
     }
+
+
+def _sampling(clock: ProcessClock, rss: list[tuple[float, float]], every_s: float,
+              stop: threading.Event) -> threading.Thread:
+    def sample() -> None:
+        while not stop.wait(every_s):
+            rss.append((time.monotonic(), clock.rss_mb()))
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    return thread
+
+
+def run_baseline(s: Settings, data: Any, count: int, minutes: float, rate: float, window_s: float,
+                 progress: Any) -> dict[str, Any]:
+    """The same rate through a bare aiokafka pass-through on the same broker: how much of a
+    latency slope is the broker's own (the embedded broker keeps every record in memory)."""
+    import subprocess
+    import sys
+
+    from streams.admin import create_topics
+    from streams.bench_pipeline import PASS_SINK, PASS_SOURCE
+
+    create_topics(s, [PASS_SOURCE, PASS_SINK])
+    copier = subprocess.Popen([sys.executable, "-m", "streams.bench_pipeline", "passthrough", s.bootstrap,
+                               PASS_SOURCE, PASS_SINK, f"soak-pass-{time.time_ns()}",
+                               str(s.fetch_max_wait_ms)], start_new_session=True)
+    rss: list[tuple[float, float]] = []
+    stop = threading.Event()
+    try:
+        asyncio.run(_measure(s.bootstrap, PASS_SOURCE, PASS_SINK, s.partitions, s.fetch_max_wait_ms,
+                             item_events(data, "pass-warm", 1000, 0), 0, 1000, 60.0, _user_and_event))
+        progress(f"baseline: a pass-through at {rate:.0f}/s for {minutes:g} min")
+        sampler = _sampling(ProcessClock(copier.pid), rss, window_s / 3, stop)
+        started = time.monotonic()
+        cov = asyncio.run(_measure(s.bootstrap, PASS_SOURCE, PASS_SINK, s.partitions, s.fetch_max_wait_ms,
+                                   item_events(data, "pass", count, 0), rate, count, 60.0, _user_and_event))
+        stop.set()
+        sampler.join()
+    finally:
+        stop.set()
+        copier.kill()
+        copier.wait()
+    return windowed(cov, started, rss, window_s, minutes)
+
+
+def run_soak(settings: Settings, minutes: float = 10.0, rate: float = 500.0, text_share: float = 0.05,
+             window_s: float = 15.0, dataset: str = "ml-100k", seed: int = 1, baseline: bool = False,
+             progress: Any = lambda line: None) -> dict[str, Any]:
+    from streams.admin import ensure_topics
+    from streams.replay import replay
+    from streams.worker_process import WorkerProcess
+
+    data = load_dataset(dataset)
+    count = int(minutes * 60 * rate)
+    rss: list[tuple[float, float]] = []  # (monotonic time, MB)
+    with tempfile.TemporaryDirectory() as scratch, EmbeddedBroker(
+            port=free_port(), log_file=Path(scratch) / "broker.log") as broker:
+        s = replace(settings, broker=broker.url, broker_profile="tansu", app_id=f"soak-{time.time_ns()}",
+                    metrics_port=free_port(), web_port=free_port(), data_dir=Path(scratch) / "data")
+        ensure_topics(s)
+        passthrough = run_baseline(s, data, count, minutes, rate, window_s, progress) if baseline else None
+        worker = WorkerProcess(s, Path(scratch) / "worker.log").start()
+        stop = threading.Event()
+        try:
+            wait_for_port(s.metrics_host, s.metrics_port, timeout_s=180)
+            replay(s, replace(data, interactions=[]), wait_catalog=True)
+            assert worker.process is not None
+            sampler = _sampling(ProcessClock(worker.process.pid), rss, window_s / 3, stop)
+            progress(f"soak: {count} events at {rate:.0f}/s for {minutes:g} min")
+            started = time.monotonic()
+            cov = asyncio.run(_measure(s.bootstrap, s.topic("events"), s.topic("recommendations"),
+                                       s.partitions, s.fetch_max_wait_ms,
+                                       mixed_events(data, count, text_share, seed), rate, count, 60.0,
+                                       _user_and_event))
+            stop.set()
+            sampler.join()
+            if not worker.alive():
+                raise RuntimeError(f"the worker died; see {scratch}/worker.log")
+        finally:
+            stop.set()
+            worker.stop()
+    return {"minutes": minutes, "rate": rate, "text_share": text_share, "events": count,
+            **windowed(cov, started, rss, window_s, minutes), "passthrough": passthrough}
 
 
 def table(report: dict[str, Any]) -> str:
@@ -129,5 +174,11 @@ def table(report: dict[str, Any]) -> str:
                      f"{w['rss_mb']:>8.0f}")
     lines.append(f"{report['covered']} of {report['events']} events covered; RSS slope "
                  f"{report['rss_slope_mb_per_min']:+.2f} MB/min ({report['rss_first_mb']} -> "
-                 f"{report['rss_last_mb']} MB), p99 slope {report['p99_slope_ms_per_min']:+.1f} ms/min")
+                 f"{report['rss_last_mb']} MB), p50 slope {report['p50_slope_ms_per_min']:+.1f} ms/min, "
+                 f"p99 slope {report['p99_slope_ms_per_min']:+.1f} ms/min")
+    base = report.get("passthrough")
+    if base:
+        lines.append(f"the bare pass-through at the same rate on the same broker: p50 slope "
+                     f"{base['p50_slope_ms_per_min']:+.1f} ms/min, p99 slope "
+                     f"{base['p99_slope_ms_per_min']:+.1f} ms/min")
     return "\n".join(lines)

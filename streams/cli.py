@@ -220,7 +220,7 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         from streams.bench_soak import table as soak_table
 
         report = run_soak(settings, minutes=args.minutes, rate=args.rate or 500.0,
-                          text_share=args.text_share, dataset=args.dataset,
+                          text_share=args.text_share, dataset=args.dataset, baseline=args.baseline,
                           progress=lambda line: print(line, file=sys.stderr, flush=True))
         print(soak_table(report))
     else:
@@ -362,6 +362,8 @@ def parser() -> argparse.ArgumentParser:
                     help="profile: searches per second (400); soak: events per second (500)")
     be.add_argument("--minutes", type=float, default=10.0, help="soak: how long")
     be.add_argument("--text-share", type=float, default=0.05, help="soak: share of events that are searches")
+    be.add_argument("--baseline", action="store_true",
+                    help="soak: first the same rate through a bare pass-through, for the broker's own slope")
     be.set_defaults(run=_bench)
     return p
 
