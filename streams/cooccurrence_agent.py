@@ -65,8 +65,8 @@ async def merge_deltas(batch: Sequence[Any], settings: Settings, topics: Topics,
     """Combine the batch's deltas per row first, then read, merge, write and publish each
     changed row once: a row's cost is per batch, not per delta. `changelog_ebb` waits until
     the table's changelog producer has caught up: Faust stops delivering *every* stream's
-    messages while that producer's buffer is over 100 records, so a flush of a thousand rows
-    written at once stalled the interest agent for a second; written in steps, it does not."""
+    messages while that producer's buffer is over 100 records, and a thousand rows written at
+    once kept it over that for a second; written in steps, the buffer stays under it."""
     started = time.perf_counter()
     config = settings.cooc()
     combined: dict[str, RowDelta] = {}
@@ -84,8 +84,8 @@ async def merge_deltas(batch: Sequence[Any], settings: Settings, topics: Topics,
     chunk_started = time.perf_counter()
     for n, (item_id, delta) in enumerate(combined.items()):
         if n % YIELD_EVERY == YIELD_EVERY - 1:
-            # A thousand rows are a second of work: paced, they take at most 1 / (1 + B) of the
-            # event loop, so the interest agent keeps its share and its latency.
+            # paced: the flush takes at most 1 / (1 + B) of the event loop's time, whatever the
+            # number of changed rows, and the interest agent keeps the rest
             await asyncio.sleep(FLUSH_BACKOFF * (time.perf_counter() - chunk_started))
             if changelog_ebb is not None:
                 await changelog_ebb()
