@@ -1,9 +1,9 @@
 """The worker's output producer: recommendations, co-occurrence deltas and replica topics.
 
-A plain, batching aiokafka producer beside Faust's own. Faust's producer also writes the table
-changelogs, and on the embedded broker it is kept to one record per batch (that broker's
-ListOffsets breaks changelog recovery after multi-record batches); none of these output topics is
-a changelog, so they batch freely: one request carries many records.
+A plain, batching aiokafka producer beside Faust's own, which writes the table changelogs. Faust
+sends its records one at a time from a buffer, and while that buffer holds over 100 records it
+stops delivering messages to every stream; outputs sent here neither wait in that buffer nor
+fill it, and one request carries many records.
 
 At least once: `flush` returns when every record sent so far is acknowledged, and an agent awaits
 it before it takes its next batch, so Faust commits an input offset only after the outputs it
