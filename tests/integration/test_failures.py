@@ -19,6 +19,7 @@ from streams.admin import ensure_topics
 from streams.broker import EmbeddedBroker, free_port
 from streams.metrics_scrape import total
 from streams.settings import Settings
+from streams.topic_reader import read_from_beginning
 from tests.integration.conftest import CATALOG, Stack, latest_values, publish_catalog
 
 pytestmark = pytest.mark.integration
@@ -53,9 +54,15 @@ def user_states(stack: Stack) -> dict[str, UserState]:
 def published_twice(stack: Stack) -> int:
     """Recommendations published again for the same (user, event): the visible redeliveries."""
     counts: collections.Counter[tuple[str, str]] = collections.Counter()
-    for r in stack.read("recommendations", lambda records: True, timeout_s=30):
-        rec = json.loads(r.value)
-        counts[(rec["user_id"], rec["event_id"])] += 1
+    consumer = read_from_beginning(stack.settings, "recommendations", consumer_timeout_ms=1500,
+                                   fetch_max_wait_ms=50)
+    try:
+        for r in consumer:  # to the end: stops after 1.5 s without a record
+            rec = json.loads(r.value)
+            counts[(rec["user_id"], rec["event_id"])] += 1
+    finally:
+        consumer.close()
+    assert counts, "no recommendation read back"
     return sum(n - 1 for n in counts.values())
 
 
@@ -71,10 +78,10 @@ def test_a_worker_killed_mid_stream_loses_nothing(stack: Stack) -> None:
     publish_catalog(stack)
     first = stack.start_worker()
     stack.wait_metric(first, "interests_catalog_ready", lambda v: v == 1)
-    events = stream_of(users=40, per_user=40, tag="crash")  # 1,600 events
+    events = stream_of(users=100, per_user=40, tag="crash")  # 4,000 events
     send(stack, events)
     # kill it once it has absorbed part of the stream, and before it is done
-    stack.wait_metric(first, "interests_events_total", lambda v: v >= 300, outcome="ok")
+    stack.wait_metric(first, "interests_events_total", lambda v: v >= 500, outcome="ok")
     done_before = total(stack.metrics(first), "interests_events_total", outcome="ok")
     first.kill()
     assert done_before < len(events), "the worker finished before the kill: make the stream longer"
