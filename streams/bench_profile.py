@@ -1,16 +1,16 @@
-"""`interests bench profile`: where a worker's time goes while it absorbs free-text searches.
+"""`interests bench profile`: where a worker's time goes while it absorbs events.
 
 An embedded broker and a real worker; MovieLens-100k's catalog is embedded first, then searches of
-three random title words (so the text cache rarely helps) are produced at `rate` per second while
-py-spy samples the worker's threads. Each sampled stack is put in one bucket, first match wins;
+three random title words (so the text cache rarely helps), or with `--mode item` MovieLens ratings,
+are produced at `rate` per second, with wall-clock event times, while py-spy samples the worker's
+threads. Each sampled stack is put in one bucket, first match wins;
 the shares are of all non-idle samples (the encoder thread and the event loop together).
 """
 
 from __future__ import annotations
 
 import collections
-import json
-import random
+import itertools
 import subprocess
 import sys
 import tempfile
@@ -62,10 +62,11 @@ def shares(raw: str) -> tuple[int, dict[str, float]]:
 
 
 def run_profile(settings: Settings, seconds: float = 25.0, rate: float = 400.0, dataset: str = "ml-100k",
-                seed: int = 1) -> dict[str, Any]:
+                seed: int = 1, mode: str = "text") -> dict[str, Any]:
+    """`mode` "text": searches; "item": MovieLens ratings (catalog vectors, no model call)."""
+    from streams.bench_pipeline import item_events, text_events
+
     data = load_dataset(dataset)
-    words = sorted({w.strip("().,:").lower() for i in data.items for w in i.title.split() if len(w) > 3})
-    rng = random.Random(seed)
     spy = Path(sys.executable).parent / "py-spy"
     with tempfile.TemporaryDirectory() as scratch, EmbeddedBroker(
             port=free_port(), log_file=Path(scratch) / "broker.log") as broker:
@@ -83,14 +84,14 @@ def run_profile(settings: Settings, seconds: float = 25.0, rate: float = 400.0, 
                                         "100", "--nonblocking"], stdout=subprocess.DEVNULL,
                                        stderr=subprocess.DEVNULL)
             producer = KafkaProducer(bootstrap_servers=s.bootstrap, linger_ms=5)
+            count, now_ms = int(seconds * rate) + 1, int(time.time() * 1000)  # wall-clock event times
+            events = (item_events(data, "p", count, now_ms) if mode == "item"
+                      else text_events(data, "p", count, now_ms, seed))
             started, sent = time.monotonic(), 0
             while time.monotonic() - started < seconds:
-                due = int((time.monotonic() - started) * rate)
-                for _ in range(due - sent):
-                    user = f"searcher-{rng.randrange(2000)}"
-                    producer.send(s.topic("events"), key=user.encode(), value=json.dumps(
-                        {"event_id": f"q{sent}", "user_id": user, "type": "search",
-                         "text": " ".join(rng.sample(words, 3)), "ts": 1_000_000 + sent}).encode())
+                due = min(int((time.monotonic() - started) * rate), count)
+                for user, value, _ in itertools.islice(events, due - sent):
+                    producer.send(s.topic("events"), key=user.encode(), value=value)
                     sent += 1
                 time.sleep(0.01)
             producer.flush()
@@ -99,12 +100,13 @@ def run_profile(settings: Settings, seconds: float = 25.0, rate: float = 400.0, 
             samples, by_bucket = shares(out.read_text())
         finally:
             worker.stop()
-    return {"seconds": seconds, "rate": rate, "searches": sent, "backend": settings.encoder_backend,
-            "samples": samples, "shares": by_bucket}
+    return {"seconds": seconds, "rate": rate, "mode": mode, "events": sent,
+            "backend": settings.encoder_backend, "samples": samples, "shares": by_bucket}
 
 
 def table(report: dict[str, Any]) -> str:
-    lines = [f"worker profile: {report['searches']} searches in {report['seconds']:.0f} s "
+    kind = "searches" if report["mode"] == "text" else "item events"
+    lines = [f"worker profile: {report['events']} {kind} in {report['seconds']:.0f} s "
              f"({report['backend']}), {report['samples']} py-spy samples"]
     lines += [f"  {name:<42}{100 * share:6.1f}%" for name, share in report["shares"].items()]
     return "\n".join(lines)

@@ -227,7 +227,8 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         from streams.bench_profile import run_profile
         from streams.bench_profile import table as profile_table
 
-        report = run_profile(settings, seconds=args.seconds or 25.0, rate=args.rate or 400.0)
+        report = run_profile(settings, seconds=args.seconds or 25.0, rate=args.rate or 400.0,
+                             mode=args.mode)
         print(profile_table(report))
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n")
@@ -360,6 +361,8 @@ def parser() -> argparse.ArgumentParser:
     be.add_argument("--text-events", type=int, default=2_000, help="pipeline: searches at max rate")
     be.add_argument("--rate", type=float, default=None,
                     help="profile: searches per second (400); soak: events per second (500)")
+    be.add_argument("--mode", choices=["text", "item"], default="text",
+                    help="profile: free-text searches, or item events (no model call)")
     be.add_argument("--minutes", type=float, default=10.0, help="soak: how long")
     be.add_argument("--text-share", type=float, default=0.05, help="soak: share of events that are searches")
     be.add_argument("--baseline", action="store_true",
