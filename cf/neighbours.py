@@ -4,7 +4,7 @@ that workers keep per item, plus each item's interaction count and decayed popul
 An interaction (u, i) after u's recent items j_1..j_L (newest last) yields row deltas
     row i:    count += 1,  popularity += 1 (at the event time),  pairs[j_l] += p^(L - l)
     row j_l:  pairs[i] += p^(L - l)
-Deltas of many events add up (`combine`) before they are merged into a row (`merge_row`), so a
+Deltas of many events add up (`add_into`) before they are merged into a row (`merge_row`), so a
 batch costs one message per touched row. A row keeps its `cap` heaviest pairs.
 Popularity decays with half-life h, kept lazily: value v at time a reads v 2^(-(t - a)/h) at t.
 
@@ -64,16 +64,9 @@ class RowDelta:
                    float(data["popularity"]))
 
 
-def combine(deltas: Iterable[Mapping[str, RowDelta]], half_life_s: float) -> dict[str, RowDelta]:
-    """Deltas summed per row; popularity decayed to the newest time, as `merge_row` would."""
-    out: dict[str, RowDelta] = {}
-    for batch in deltas:
-        add_into(out, batch, half_life_s)
-    return out
-
-
 def add_into(out: dict[str, RowDelta], batch: Mapping[str, RowDelta], half_life_s: float) -> None:
-    """`combine`, one batch at a time: adds `batch` to the running sums in `out`."""
+    """Adds a batch of deltas to the running per-row sums in `out`; popularity decayed to the
+    newest time, as `merge_row` would."""
     for row, d in batch.items():
         acc = out.setdefault(row, RowDelta(ts_ms=d.ts_ms))
         ts = max(acc.ts_ms, d.ts_ms)
@@ -196,25 +189,8 @@ class NeighbourIndex:
         of the catalog rows `cols` when given."""
         counts = self.arrays(catalog)[0]  # (N,)
         inv = np.divide(1.0, np.sqrt(counts), out=np.zeros_like(counts), where=counts > 0)  # (N,)
-        if cols is not None:
-            return self._cooc_cols(catalog, recents, cols, counts, inv)
-        out = np.zeros((len(recents), len(catalog)), np.float32)  # (B, N)
-        for b, recent in enumerate(recents):
-            last = list(recent)[-self.config.window :]
-            for j, r in zip(last, position_weights(len(last), self.config.recency_decay).tolist(),
-                            strict=True):
-                n_j = catalog.row_of(j)
-                if n_j is None or counts[n_j] == 0:
-                    continue
-                rows, weights = self._row(catalog, j)
-                np.add.at(out[b], rows, np.float32(r * inv[n_j]) * weights)
-            out[b] *= inv
-        return out
-
-    def _cooc_cols(self, catalog: ItemCatalog, recents: Sequence[Sequence[str]], cols: npt.NDArray[np.intp],
-                   counts: F32, inv: F32) -> F32:
-        """`cooc_scores` on the catalog rows `cols` only: each row's pairs scattered through a
-        row -> column map, so no (B, N) array is made."""
+        cols = np.arange(len(catalog)) if cols is None else cols  # (M,) catalog rows scored
+        # each row's pairs are scattered through a row -> column map: no (B, N) array for M << N
         position = np.full(len(catalog), -1, np.intp)  # (N,) column of a catalog row, -1: none
         position[cols] = np.arange(cols.size)
         out = np.zeros((len(recents), cols.size), np.float32)  # (B, M)
@@ -253,7 +229,7 @@ def batch_deltas(histories: Mapping[str, Sequence[str]],
     """All row deltas of a batch of (user, item, ts_ms) interactions in partition order, each
     paired with its user's history as it stood just before it (`histories`: before the batch,
     oldest first); like `UserState.history`, a repeated item moves to the end. The batch's
-    deltas are summed per row as they are made (what `combine` does for deltas from many
+    deltas are summed per row as they are made (what `add_into` does for deltas from many
     batches)."""
     recent = {u: list(h) for u, h in histories.items()}
     out: dict[str, RowDelta] = {}

@@ -75,6 +75,13 @@ class Coverage:
         return len(self.latencies_s)
 
 
+def on_own_broker(settings: Settings, broker: EmbeddedBroker, scratch: str, name: str) -> Settings:
+    """A benchmark's settings: its embedded broker, a fresh consumer group, free ports, state in
+    `scratch`."""
+    return replace(settings, broker=broker.url, broker_profile="tansu", app_id=f"{name}-{time.time_ns()}",
+                   metrics_port=free_port(), web_port=free_port(), data_dir=Path(scratch) / "data")
+
+
 def percentile_ms(values: list[float], q: float) -> float:
     """Nearest-rank percentile of seconds, in ms."""
     if not values:
@@ -248,8 +255,7 @@ def run_pipeline(settings: Settings, options: PipelineOptions = PipelineOptions(
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as scratch, EmbeddedBroker(
             port=free_port(), log_file=Path(scratch) / "broker.log") as broker:
-        s = replace(settings, broker=broker.url, broker_profile="tansu", app_id=f"pipeline-{time.time_ns()}",
-                    metrics_port=free_port(), web_port=free_port(), data_dir=Path(scratch) / "data")
+        s = on_own_broker(settings, broker, scratch, "pipeline")
         ensure_topics(s)
         create_topics(s, [PASS_SOURCE, PASS_SINK])
         wait_ms = s.fetch_max_wait_ms

@@ -64,14 +64,13 @@ def shares(raw: str) -> tuple[int, dict[str, float]]:
 def run_profile(settings: Settings, seconds: float = 25.0, rate: float = 400.0, dataset: str = "ml-100k",
                 seed: int = 1, mode: str = "text") -> dict[str, Any]:
     """`mode` "text": searches; "item": MovieLens ratings (catalog vectors, no model call)."""
-    from streams.bench_pipeline import item_events, text_events
+    from streams.bench_pipeline import item_events, on_own_broker, text_events
 
     data = load_dataset(dataset)
     spy = Path(sys.executable).parent / "py-spy"
     with tempfile.TemporaryDirectory() as scratch, EmbeddedBroker(
             port=free_port(), log_file=Path(scratch) / "broker.log") as broker:
-        s = replace(settings, broker=broker.url, broker_profile="tansu", app_id=f"profile-{time.time_ns()}",
-                    metrics_port=free_port(), web_port=free_port(), data_dir=Path(scratch) / "data")
+        s = on_own_broker(settings, broker, scratch, "profile")
         ensure_topics(s)
         worker = WorkerProcess(s, Path(scratch) / "worker.log").start()
         try:

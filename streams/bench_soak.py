@@ -27,6 +27,7 @@ from streams.bench_pipeline import (
     _measure,
     _user_and_event,
     item_events,
+    on_own_broker,
     percentile_ms,
     text_events,
 )
@@ -149,8 +150,7 @@ def run_soak(settings: Settings, minutes: float = 10.0, rate: float = 500.0, tex
     rss: list[tuple[float, float]] = []  # (monotonic time, MB)
     with tempfile.TemporaryDirectory() as scratch, EmbeddedBroker(
             port=free_port(), log_file=Path(scratch) / "broker.log") as broker:
-        s = replace(settings, broker=broker.url, broker_profile="tansu", app_id=f"soak-{time.time_ns()}",
-                    metrics_port=free_port(), web_port=free_port(), data_dir=Path(scratch) / "data")
+        s = on_own_broker(settings, broker, scratch, "soak")
         ensure_topics(s)
         worker = WorkerProcess(s, Path(scratch) / "worker.log").start()
         stop = threading.Event()
