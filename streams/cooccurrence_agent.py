@@ -96,7 +96,8 @@ async def merge_deltas(batch: Sequence[Any], settings: Settings, topics: Topics,
             row = merge_row(None if raw is None else ItemRow.from_json(raw), delta, config).to_json()
             tables.item_rows[key] = row
         rows.append((key, row))
-    await publisher.publish(topics.item_neighbours.get_topic_name(), rows)
+    await asyncio.gather(publisher.publish(topics.item_neighbours.get_topic_name(), rows),
+                         tables.item_rows.stored())  # both stored before the offsets are committed
     metrics.neighbours_flush.observe(time.perf_counter() - started)
     metrics.item_rows_published.inc(len(rows))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
@@ -92,7 +93,8 @@ class InterestStage:
                     new_items=[(s.item_id, s.score) for s in ranked[user_id].new_items],
                 ),
             )
-        await self.publisher.flush()  # stored before the batch's offsets can be committed
+        # outputs and states stored before the batch's offsets can be committed
+        await asyncio.gather(self.publisher.flush(), self.tables.users.stored())
         self.metrics.recommendations.inc(len(after))
         for event, _ in valid:
             self.metrics.end_to_end.observe(max(0.0, now - event.message.timestamp))

@@ -46,8 +46,26 @@ class Published:
         return self.by_topic.setdefault(name, Sent())
 
 
+@dataclass
+class Changelogs:
+    """Stands in for Faust's producer buffer (not running under test_context): every changelog
+    record is acknowledged at once, as the broker would, and kept by topic."""
+
+    by_topic: dict[str, list[tuple[Any, Any]]] = field(default_factory=dict)
+
+    def send_soon(self, fut: Any) -> None:
+        m = fut.message
+        self.by_topic.setdefault(m.channel.get_topic_name(), []).append((m.key, m.value))
+        fut.set_result(None)
+
+
 @pytest.fixture()
-def engine(encoder: TransformerEncoder, tmp_path: Any) -> Iterator[Engine]:
+def changelogs() -> Changelogs:
+    return Changelogs()
+
+
+@pytest.fixture()
+def engine(encoder: TransformerEncoder, tmp_path: Any, changelogs: Changelogs) -> Iterator[Engine]:
     # the toy events' times are small numbers: no lower bound on event time here
     settings = Settings(store="memory://", data_dir=tmp_path, app_id="agent-test", top_k=3, min_event_ts_ms=0)
     engine = create_app(settings, encoder, Metrics.create())
@@ -58,7 +76,8 @@ def engine(encoder: TransformerEncoder, tmp_path: Any) -> Iterator[Engine]:
         engine.replica.catalog.upsert(item_id, v)
     engine.replica.ready.set()
     engine.neighbours.ready.set()
-    yield engine
+    with mock.patch.object(engine.app.producer, "send_soon", changelogs.send_soon):
+        yield engine
 
 
 async def until(done: Callable[[], bool], timeout_s: float = 10.0) -> None:
@@ -74,7 +93,7 @@ def event(**fields: Any) -> bytes:
     return dumps({"event_id": "e", "user_id": "u1", "type": "click", "ts": 1_000, **fields})
 
 
-async def test_events_update_interests_and_publish_top_k(engine: Engine) -> None:
+async def test_events_update_interests_and_publish_top_k(engine: Engine, changelogs: Changelogs) -> None:
     out, dlq = Published(), Sent()
     recs, pairs = out.topic("interests.recommendations"), out.topic("interests.item-pairs")
     agent = engine.app.agents["interests"]
@@ -106,6 +125,8 @@ async def test_events_update_interests_and_publish_top_k(engine: Engine) -> None
     assert m.get_sample_value("interests_events_total", {"type": "search", "outcome": "ok"}) == 1
     assert m.get_sample_value("interests_embed_batch_size_count") >= 1
     assert engine.tables.users[b"u1"] is not None
+    stored = changelogs.by_topic["agent-test-users-changelog"]
+    assert {k for k, _ in stored} == {b"u1", b"u2"}  # every state the agent wrote, acknowledged
     # co-occurrence deltas, keyed by the row's item: "4" after "1", counted once
     deltas: dict[str, list[dict[str, Any]]] = {}
     for key, value in pairs.records:
