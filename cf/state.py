@@ -10,14 +10,17 @@ import numpy.typing as npt
 
 FloatVec = npt.NDArray[np.float32]
 
-# Layout, little-endian:
-#   header  <B H q I H H d  format version, D, updated_ms, events, n_history, n_seen, weight_sum
+# Layout, little-endian (format 2; format 1 had no `shown` and is still read):
+#   header  <B H q I H H H d  format version, D, updated_ms, events, n_history, n_seen, n_shown,
+#                             weight_sum
 #   vector  D x float32    the decayed interest sum (not normalised)
 #   history n_history x (u16 length + UTF-8 item id), oldest first
 #   seen    n_seen    x (u16 length + UTF-8 event id), oldest first
+#   shown   n_shown   x (u16 length + UTF-8 item id), best first
 #   space   u16 length + UTF-8 name of the vector space (encoder version)
-_FORMAT_VERSION = 1
-_HEADER = struct.Struct("<BHqIHHd")
+_FORMAT_VERSION = 2
+_HEADER = struct.Struct("<BHqIHHHd")
+_HEADER_V1 = struct.Struct("<BHqIHHd")
 _LEN = struct.Struct("<H")
 
 
@@ -32,6 +35,8 @@ class UserState:
     history:    consumed item ids, oldest first, bounded (excluded from recommendations)
     seen:       ids of the latest events merged, bounded (a redelivered event is skipped)
     space:      the encoder version whose vectors were merged; vectors of two spaces never mix
+    shown:      the item ids of the last list published to this user, best first (online quality:
+                did the user then take one of them?)
     """
 
     vector: FloatVec
@@ -41,6 +46,7 @@ class UserState:
     history: tuple[str, ...] = ()
     seen: tuple[str, ...] = ()
     space: str = ""
+    shown: tuple[str, ...] = ()
 
     @classmethod
     def empty(cls, dim: int, space: str = "") -> UserState:
@@ -55,11 +61,12 @@ class UserState:
                 self.events,
                 len(self.history),
                 len(self.seen),
+                len(self.shown),
                 self.weight_sum,
             ),
             self.vector.astype("<f4", copy=False).tobytes(),
         ]
-        for text in (*self.history, *self.seen, self.space):
+        for text in (*self.history, *self.seen, *self.shown, self.space):
             raw = text.encode("utf-8")
             parts.append(_LEN.pack(len(raw)))
             parts.append(raw)
@@ -67,14 +74,19 @@ class UserState:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> UserState:
-        version, dim, updated_ms, events, n_history, n_seen, weight_sum = _HEADER.unpack_from(data, 0)
-        if version != _FORMAT_VERSION:
+        version = data[0] if data else None
+        if version == _FORMAT_VERSION:
+            _, dim, updated_ms, events, n_history, n_seen, n_shown, weight_sum = _HEADER.unpack_from(data, 0)
+            offset = _HEADER.size
+        elif version == 1:
+            _, dim, updated_ms, events, n_history, n_seen, weight_sum = _HEADER_V1.unpack_from(data, 0)
+            n_shown, offset = 0, _HEADER_V1.size
+        else:
             raise ValueError(f"unknown user state format {version}")
-        offset = _HEADER.size
         vector = np.frombuffer(data, dtype="<f4", count=dim, offset=offset).astype(np.float32)
         offset += 4 * dim
         texts: list[str] = []
-        for _ in range(n_history + n_seen + 1):
+        for _ in range(n_history + n_seen + n_shown + 1):
             (length,) = _LEN.unpack_from(data, offset)
             offset += _LEN.size
             texts.append(data[offset : offset + length].decode("utf-8"))
@@ -86,5 +98,6 @@ class UserState:
             weight_sum=weight_sum,
             history=tuple(texts[:n_history]),
             seen=tuple(texts[n_history : n_history + n_seen]),
+            shown=tuple(texts[n_history + n_seen : n_history + n_seen + n_shown]),
             space=texts[-1],
         )

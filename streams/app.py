@@ -131,6 +131,8 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
         assigned = args[0] if args else kwargs["assigned"]  # Set[TP], sent after each rebalance
         events_topic = topics.events.get_topic_name()
         metrics.assigned_partitions.set(sum(1 for tp in assigned if tp.topic == events_topic))
+        metrics.rebalances.inc()
+        metrics.consumer_lag.clear()  # partitions this worker no longer reads have no lag here
 
     @app.on_before_shutdown.connect
     async def stop_publishers(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -140,11 +142,32 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
             await p.stop()
 
     @app.timer(10.0)
-    async def count_users() -> None:
-        metrics.users.set(sum(1 for _ in tables.users))
+    async def count_keys() -> None:
+        metrics.table_keys.labels("users").set(sum(1 for _ in tables.users))
+        metrics.table_keys.labels("item_rows").set(sum(1 for _ in tables.item_rows))
+
+    sources = {t.get_topic_name() for t in (topics.events, topics.items, topics.item_pairs)}
+
+    @app.timer(5.0)
+    async def observe() -> None:
+        observe_lag(app, metrics, sources)
+        stage.observe_coverage(len(catalog))
 
     return Engine(app, settings, topics, tables, replica, neighbours, stage, publisher, rows_publisher,
                   metrics)
+
+
+def observe_lag(app: faust.App, metrics: Metrics, sources: set[str]) -> None:
+    """Per assigned partition of the agents' source topics, read at least once (changelogs are
+    read only while recovering): lag = high watermark - (last offset read + 1).
+    The high watermark comes with every fetch response; the last offset read is what Faust's
+    monitor noted as each message came in."""
+    read = app.monitor.tp_read_offsets
+    for tp in app.consumer.assignment():
+        if tp.topic in sources and tp in read:
+            highwater = app.consumer.highwater(tp)
+            if highwater is not None:
+                metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - read[tp] - 1))
 
 
 def load_cf(folder: Path, space: str) -> CFArtifact:

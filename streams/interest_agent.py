@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -15,6 +15,7 @@ from cf.batch import Interaction, apply_interactions
 from cf.catalog import ItemCatalog
 from cf.decay import DecayConfig
 from cf.neighbours import CoocConfig, batch_deltas
+from cf.online import RecentItems, rank_of
 from cf.serving import SERVING_VERSION, HybridScorer
 from cf.state import UserState
 from cf.weights import EventWeights
@@ -29,6 +30,8 @@ from streams.records import Event, Invalid, TimeBounds, parse_event, recommendat
 from streams.settings import Settings
 from streams.tables import Tables
 from streams.topics import Topics
+
+COVERAGE_WINDOW_S = 600.0  # interests_recommended_items counts the items shown in this window
 
 
 @dataclass
@@ -47,6 +50,7 @@ class InterestStage:
         self.weights: EventWeights = self.settings.event_weights()  # built once, not per batch
         self.decay: DecayConfig = self.settings.decay()
         self.cooc: CoocConfig = self.settings.cooc()
+        self.recent = RecentItems(COVERAGE_WINDOW_S)
 
     @property
     def model(self) -> str:
@@ -78,20 +82,23 @@ class InterestStage:
         fresh = first_deliveries(before, interactions)
         await self._send_pairs(before, interactions, fresh)
         ranked = self.scorer.top_k(after, self.settings.top_k)
+        model = self.model
         self._count(valid, interactions, fresh)
+        self._count_online(before, interactions, fresh, model)
         now = time.time()
         out_topic = self.topics.recommendations.get_topic_name()
         for user_id, state in after.items():
             event, parsed = last_event[user_id]
+            items = [(s.item_id, s.score) for s in ranked[user_id].items]
+            new_items = [(s.item_id, s.score) for s in ranked[user_id].new_items]
+            shown = tuple(i for i, _ in items + new_items)
+            self.recent.add(shown, now)
             with event_context(event):  # this user's partition, not the batch's last one
-                self.tables.users[event.message.key] = state.to_bytes()
+                self.tables.users[event.message.key] = replace(state, shown=shown).to_bytes()
             await self.publisher.send(
                 out_topic, event.message.key,
-                recommendation(
-                    user_id, int(now * 1000), parsed.event_id,
-                    [(s.item_id, s.score) for s in ranked[user_id].items], self.model,
-                    new_items=[(s.item_id, s.score) for s in ranked[user_id].new_items],
-                ),
+                recommendation(user_id, int(now * 1000), parsed.event_id, items, model,
+                               new_items=new_items),
             )
         # outputs and states stored before the batch's offsets can be committed
         await asyncio.gather(self.publisher.flush(), self.tables.users.stored())
@@ -151,6 +158,26 @@ class InterestStage:
             else:
                 outcome = "ok"
             self.metrics.events.labels(parsed.type, outcome).inc()
+
+
+    def _count_online(self, before: dict[str, UserState | None], interactions: list[Interaction],
+                      fresh: list[bool], model: str) -> None:
+        """Live HR@k: an event on an item by a user who had been sent a list is a hit when the
+        item was in it. Every event of a batch is judged against the list sent before the batch."""
+        for x, first in zip(interactions, fresh, strict=True):
+            state = before.get(x.user_id)
+            if not first or x.item_id is None or state is None or not state.shown:
+                continue
+            self.metrics.online_events.labels(model).inc()
+            rank = rank_of(state.shown, x.item_id)
+            if rank is not None:
+                self.metrics.online_hits.labels(model).inc()
+                self.metrics.online_hit_rank.labels(model).observe(rank)
+
+    def observe_coverage(self, catalog_items: int) -> None:
+        shown = self.recent.count(time.time())
+        self.metrics.recommended_items.labels(self.model).set(shown)
+        self.metrics.catalog_coverage.labels(self.model).set(shown / catalog_items if catalog_items else 0.0)
 
 
 def first_deliveries(before: dict[str, UserState | None], interactions: list[Interaction]) -> list[bool]:

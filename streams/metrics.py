@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+RANK_BUCKETS = (1, 2, 3, 5, 10, 20, 50)
 
 
 @dataclass(frozen=True)
@@ -23,13 +24,20 @@ class Metrics:
     end_to_end: Histogram
     recommendations: Counter
     items_embedded: Counter
-    users: Gauge
+    table_keys: Gauge  # by table
     items: Gauge
     catalog_ready: Gauge
     assigned_partitions: Gauge
     item_rows_published: Counter
     neighbour_rows: Gauge
     cf_model: Gauge
+    consumer_lag: Gauge  # by topic and partition
+    rebalances: Counter
+    online_events: Counter  # by model
+    online_hits: Counter  # by model
+    online_hit_rank: Histogram  # by model
+    recommended_items: Gauge  # by model
+    catalog_coverage: Gauge  # by model
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -67,8 +75,10 @@ class Metrics:
             items_embedded=Counter(
                 "interests_items_embedded", "Catalog items embedded and published as vectors",
                 registry=r),
-            users=Gauge(
-                "interests_users", "Users held in this worker's state partitions", registry=r),
+            table_keys=Gauge(
+                "interests_table_keys", "Keys held in this worker's partitions of a table (users: "
+                "users with state; item_rows: co-occurrence rows), counted every 10 s", ["table"],
+                registry=r),
             items=Gauge("interests_items", "Items in this worker's catalog", registry=r),
             catalog_ready=Gauge(
                 "interests_catalog_ready", "1 once this worker's catalog replica has caught up",
@@ -85,6 +95,28 @@ class Metrics:
             cf_model=Gauge(
                 "interests_cf_model_info", "The factor model and blend this worker serves with "
                 "(value 1; version \"no-cf\" when none is loaded)", ["version"], registry=r),
+            consumer_lag=Gauge(
+                "interests_consumer_lag", "Records in an assigned partition not yet read by this "
+                "worker (high watermark - last offset read - 1), every 5 s", ["topic", "partition"],
+                registry=r),
+            rebalances=Counter(
+                "interests_rebalances", "Partition assignments this worker received (one per "
+                "consumer group rebalance)", registry=r),
+            online_events=Counter(
+                "interests_online_events", "Events on an item by a user who had been sent a list: "
+                "the denominator of live HR@k", ["model"], registry=r),
+            online_hits=Counter(
+                "interests_online_hits", "Of those, events whose item was in the last list sent to "
+                "that user: the numerator of live HR@k", ["model"], registry=r),
+            online_hit_rank=Histogram(
+                "interests_online_hit_rank", "1-based rank of a hit's item in the list the user "
+                "had been sent", ["model"], registry=r, buckets=RANK_BUCKETS),
+            recommended_items=Gauge(
+                "interests_recommended_items", "Distinct items in the lists this worker published "
+                "in the last 10 minutes", ["model"], registry=r),
+            catalog_coverage=Gauge(
+                "interests_catalog_coverage", "interests_recommended_items / items in the catalog",
+                ["model"], registry=r),
         )
 
     def serve(self, host: str, port: int) -> None:

@@ -138,6 +138,17 @@ async def test_events_update_interests_and_publish_top_k(engine: Engine, changel
     assert {"count": 0.0, "ts": 0, "pairs": {"4": 1.0}, "popularity": 0.0} in deltas["1"]
     assert sum(d["count"] for d in deltas["4"]) == 1.0  # the redelivered e3 added nothing
     assert m.get_sample_value("interests_events_total", {"type": "click", "outcome": "duplicate"}) == 1
+    # online quality: e3's item "4" was in the list u1 had been sent (its redelivery not counted again)
+    model = {"model": by_user["u1"]["model"]}
+    assert m.get_sample_value("interests_online_events_total", model) == 1
+    assert m.get_sample_value("interests_online_hits_total", model) == 1
+    rank = horror.index("4") + 1
+    assert m.get_sample_value("interests_online_hit_rank_bucket", {**model, "le": f"{rank:.1f}"}) == 1
+    assert m.get_sample_value("interests_online_hit_rank_bucket", {**model, "le": f"{rank - 1:.1f}"}) in (0, None)
+    engine.stage.observe_coverage(catalog_items=5)
+    shown = {i["item_id"] for r in recs.json() for i in r["items"] + r.get("new_items", [])}
+    assert m.get_sample_value("interests_recommended_items", model) == len(shown)
+    assert m.get_sample_value("interests_catalog_coverage", model) == len(shown) / 5
 
 
 async def test_cooccurrence_agent_merges_rows_and_publishes_them(engine: Engine) -> None:

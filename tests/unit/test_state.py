@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 
@@ -11,17 +13,29 @@ def test_bytes_round_trip() -> None:
         vector=np.arange(384, dtype=np.float32) / 7, updated_ms=1_700_000_000_123, events=42,
         weight_sum=-1.25,
         history=("12", "élan", "x" * 40), seen=("ev-1", "ev-2"), space="all-MiniLM-L6-v2@abc",
+        shown=("7", "3"),
     )
     back = UserState.from_bytes(state.to_bytes())
     np.testing.assert_array_equal(back.vector, state.vector)
-    assert (back.updated_ms, back.events, back.weight_sum, back.history, back.seen, back.space) == (
-        state.updated_ms, state.events, state.weight_sum, state.history, state.seen, state.space)
+    assert (back.updated_ms, back.events, back.weight_sum, back.history, back.seen, back.shown,
+            back.space) == (state.updated_ms, state.events, state.weight_sum, state.history, state.seen,
+                            state.shown, state.space)
 
 
 def test_encoding_is_compact() -> None:
     state = UserState(vector=np.zeros(384, np.float32), updated_ms=0, history=("1",) * 10)
-    # a 27-byte header + 384 float32 + 3 bytes per one-character id + an empty space name
-    assert len(state.to_bytes()) == 27 + 384 * 4 + 10 * 3 + 2
+    # a 29-byte header + 384 float32 + 3 bytes per one-character id + an empty space name
+    assert len(state.to_bytes()) == 29 + 384 * 4 + 10 * 3 + 2
+
+
+def test_format_1_is_still_read() -> None:
+    """States written before `shown` existed: the same layout without n_shown and its ids."""
+    v1 = (struct.pack("<BHqIHHd", 1, 2, 5_000, 3, 1, 1, 1.5) + np.array([0.5, -1], "<f4").tobytes()
+          + b"\x01\x00a" + b"\x02\x00e1" + b"\x03\x00enc")
+    back = UserState.from_bytes(v1)
+    assert (back.updated_ms, back.events, back.weight_sum, back.history, back.seen, back.shown,
+            back.space) == (5_000, 3, 1.5, ("a",), ("e1",), (), "enc")
+    np.testing.assert_array_equal(back.vector, [0.5, -1])
 
 
 def test_unknown_format_is_refused() -> None:
