@@ -51,6 +51,10 @@ class InterestStage:
         self.decay: DecayConfig = self.settings.decay()
         self.cooc: CoocConfig = self.settings.cooc()
         self.recent = RecentItems(COVERAGE_WINDOW_S)
+        # labelled series exist from the start at 0: a counter first seen at its value after a
+        # burst has no rate in Prometheus
+        for family in (self.metrics.online_events, self.metrics.online_hits, self.metrics.online_hit_rank):
+            family.labels(self.model)
 
     @property
     def model(self) -> str:

@@ -144,7 +144,8 @@ async def test_events_update_interests_and_publish_top_k(engine: Engine, changel
     assert m.get_sample_value("interests_online_hits_total", model) == 1
     rank = horror.index("4") + 1
     assert m.get_sample_value("interests_online_hit_rank_bucket", {**model, "le": f"{rank:.1f}"}) == 1
-    assert m.get_sample_value("interests_online_hit_rank_bucket", {**model, "le": f"{rank - 1:.1f}"}) in (0, None)
+    below = m.get_sample_value("interests_online_hit_rank_bucket", {**model, "le": f"{rank - 1:.1f}"})
+    assert below in (0, None)
     engine.stage.observe_coverage(catalog_items=5)
     shown = {i["item_id"] for r in recs.json() for i in r["items"] + r.get("new_items", [])}
     assert m.get_sample_value("interests_recommended_items", model) == len(shown)
