@@ -1,8 +1,9 @@
-"""`interests`: broker, worker, produce, tail, demo."""
+"""`interests`: broker, worker, produce, tail, demo, report, and the evaluation and benchmark commands."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import signal
@@ -96,7 +97,8 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from streams.demo import DemoOptions, run_demo
 
     options = DemoOptions(data=args.data, limit=args.limit, rate=args.rate,
-                          summary_json=args.summary_json, show_users=args.users)
+                          summary_json=args.summary_json, show_users=args.users,
+                          report_dir=args.report or None)
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -108,6 +110,24 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     except KeyboardInterrupt:
         print("\nstopped; broker and worker shut down", file=sys.stderr)
         return 130
+    return 0
+
+
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.metrics_recorder import MetricsRecorder
+    from streams.report_plots import write_report
+
+    url = args.metrics or f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"
+    print(f"sampling {url} every {args.every:g} s for {args.seconds:g} s ...", flush=True)
+    recorder = MetricsRecorder(url, every_s=args.every).start()
+    with contextlib.suppress(KeyboardInterrupt):
+        time.sleep(args.seconds)
+    recorded = recorder.stop()
+    if len(recorded) < 2:
+        print(f"no metrics read from {url}: is a worker running?", file=sys.stderr)
+        return 1
+    for path in write_report(recorded, args.out, window_s=args.window):
+        print(f"wrote {path}")
     return 0
 
 
@@ -282,7 +302,17 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--summary-json", type=Path, default=None,
                    help="run without the live panel and write a summary here")
     d.add_argument("--users", type=int, default=3, help="users shown live")
+    d.add_argument("--report", type=Path, default=Path("var/report"),
+                   help="write the run's plots (latency, throughput, live HR@k) here; '' = none")
     d.set_defaults(run=_demo)
+    r = sub.add_parser("report", help="sample a running worker's metrics and plot latency, throughput "
+                       "and live HR@k (PNG + JSON)")
+    r.add_argument("--metrics", default="", help="the worker's /metrics URL (default: from the settings)")
+    r.add_argument("--seconds", type=float, default=60.0, help="how long to sample (Ctrl-C ends early)")
+    r.add_argument("--every", type=float, default=1.0, help="seconds between samples")
+    r.add_argument("--window", type=float, default=10.0, help="seconds per live HR@k point")
+    r.add_argument("--out", type=Path, default=Path("var/report"), help="folder for the plots")
+    r.set_defaults(run=_report)
     e = sub.add_parser("eval", help="replay a data set in process and measure ranking quality per method")
     _dataset_option(e)
     e.add_argument("--protocol", choices=["prequential", "loo"], default="prequential",

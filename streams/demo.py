@@ -18,6 +18,7 @@ import numpy as np
 from streams.admin import ensure_topics
 from streams.broker import EmbeddedBroker, free_port, wait_for_port
 from streams.datasets import Dataset, load_dataset
+from streams.metrics_recorder import MetricsRecorder
 from streams.metrics_scrape import scrape, total
 from streams.recommendations_feed import RecommendationsFeed
 from streams.replay import replay
@@ -34,6 +35,7 @@ class DemoOptions:
     show_users: int = 3
     refresh_s: float = 2.0
     timeout_s: float = 600.0
+    report_dir: Path | None = None  # plots of the run (latency, throughput, live HR@k)
 
 
 def percentile_ms(values: list[float], q: float) -> float | None:
@@ -82,6 +84,7 @@ def run_demo(options: DemoOptions, base: Settings) -> dict[str, Any]:
         print(f"worker started; logs in {worker.log_path}")
         _wait_for_metrics(worker, settings, timeout_s=120)
         print(f"metrics: {metrics_url}")
+        recorder = MetricsRecorder(metrics_url).start()
         feed.start()
         # the most active users of the first minutes of the replay: they move early and often
         early = Counter(x.user_id for x in events[: max(1000, len(events) // 20)])
@@ -122,6 +125,11 @@ def run_demo(options: DemoOptions, base: Settings) -> dict[str, Any]:
             "rate": rate,
             "wall_s": round(time.monotonic() - started, 1),
         }
+        recorded = recorder.stop()
+        if options.report_dir is not None:
+            from streams.report_plots import write_report
+
+            summary["report"] = [str(p) for p in write_report(recorded, options.report_dir)]
         print(json.dumps(summary, indent=2))
         if options.summary_json:
             options.summary_json.write_text(json.dumps(summary, indent=2) + "\n")

@@ -7,8 +7,10 @@ from collections import defaultdict
 
 from prometheus_client.parser import text_string_to_metric_families
 
+Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]  # sample name -> label pairs -> value
 
-def scrape(url: str, timeout_s: float = 5.0) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+
+def scrape(url: str, timeout_s: float = 5.0) -> Samples:
     """-> {sample name: {sorted label pairs: value}}."""
     with urllib.request.urlopen(url, timeout=timeout_s) as response:
         text = response.read().decode("utf-8")
@@ -19,7 +21,7 @@ def scrape(url: str, timeout_s: float = 5.0) -> dict[str, dict[tuple[tuple[str, 
     return samples
 
 
-def total(samples: dict[str, dict[tuple[tuple[str, str], ...], float]], name: str, **labels: str) -> float:
+def total(samples: Samples, name: str, **labels: str) -> float:
     """Sum of a sample over every label set that matches `labels`."""
     return sum(
         value for key, value in samples.get(name, {}).items()
