@@ -32,11 +32,11 @@ def write_report(recorded: Sequence[Sample], folder: Path, window_s: float = 10.
 def _latency(recorded: Sequence[Sample], path: Path) -> None:
     cumulative = buckets(recorded[-1].samples, "interests_end_to_end_seconds") if recorded else []
     fig, ax = plt.subplots(figsize=(8, 4))
-    labels, counts, below = [], [], 0.0
+    labels, counts, below, last_bound = [], [], 0.0, 0.0
     for bound, count in cumulative:
-        labels.append("> last" if math.isinf(bound) else f"≤{bound * 1000:g} ms")
+        labels.append(f">{last_bound * 1000:g} ms" if math.isinf(bound) else f"≤{bound * 1000:g} ms")
         counts.append(count - below)
-        below = count
+        below, last_bound = count, bound
     n = below
     ax.bar(range(len(counts)), [c / n * 100 if n else 0.0 for c in counts], color="#4c72b0")
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
