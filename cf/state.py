@@ -3,25 +3,34 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
 
 FloatVec = npt.NDArray[np.float32]
 
-# Layout, little-endian (format 2; format 1 had no `shown` and is still read):
+# Layout, little-endian (format 3; formats 1 and 2 are still read):
 #   header  <B H q I H H H d  format version, D, updated_ms, events, n_history, n_seen, n_shown,
 #                             weight_sum
-#   vector  D x float32    the decayed interest sum (not normalised)
+#   vector  D x float16    the decayed interest sum (not normalised); formats 1-2: float32
 #   history n_history x (u16 length + UTF-8 item id), oldest first
 #   seen    n_seen    x (u16 length + UTF-8 event id), oldest first
-#   shown   n_shown   x (u16 length + UTF-8 item id), best first
+#   shown   n_shown   x (u16 length + UTF-8 item id), best first (format 1: absent)
 #   space   u16 length + UTF-8 name of the vector space (encoder version)
-_FORMAT_VERSION = 2
+# float16 keeps 11 significant bits: each component within 2^-11 of its value relative, so a
+# stored vector's cosine to the float32 one is >= 1 - 2^-23 per write; `interests bench state`
+# measures the drift over a user's whole history of writes (each merge re-rounds).
+_FORMAT_VERSION = 3
 _HEADER = struct.Struct("<BHqIHHHd")
 _HEADER_V1 = struct.Struct("<BHqIHHd")
 _LEN = struct.Struct("<H")
+_FLOAT16_MAX = 65504.0
+
+
+def vector_bytes(dim: int) -> int:
+    """Bytes one stored interest vector takes."""
+    return 2 * dim
 
 
 @dataclass(frozen=True)
@@ -64,7 +73,7 @@ class UserState:
                 len(self.shown),
                 self.weight_sum,
             ),
-            self.vector.astype("<f4", copy=False).tobytes(),
+            np.clip(self.vector, -_FLOAT16_MAX, _FLOAT16_MAX).astype("<f2").tobytes(),
         ]
         for text in (*self.history, *self.seen, *self.shown, self.space):
             raw = text.encode("utf-8")
@@ -72,10 +81,20 @@ class UserState:
             parts.append(raw)
         return b"".join(parts)
 
+    def rounded(self) -> UserState:
+        """This state as `from_bytes(to_bytes())` gives it back: the vector at stored precision."""
+        stored = np.clip(self.vector, -_FLOAT16_MAX, _FLOAT16_MAX).astype(np.float16)  # (D,)
+        return replace(self, vector=stored.astype(np.float32))
+
+    @staticmethod
+    def updated_ms_of(data: bytes) -> int:
+        """`updated_ms` of a stored state without decoding the rest (every format has it here)."""
+        return int(struct.unpack_from("<q", data, 3)[0])
+
     @classmethod
     def from_bytes(cls, data: bytes) -> UserState:
         version = data[0] if data else None
-        if version == _FORMAT_VERSION:
+        if version in (2, 3):
             _, dim, updated_ms, events, n_history, n_seen, n_shown, weight_sum = _HEADER.unpack_from(data, 0)
             offset = _HEADER.size
         elif version == 1:
@@ -83,8 +102,9 @@ class UserState:
             n_shown, offset = 0, _HEADER_V1.size
         else:
             raise ValueError(f"unknown user state format {version}")
-        vector = np.frombuffer(data, dtype="<f4", count=dim, offset=offset).astype(np.float32)
-        offset += 4 * dim
+        stored = "<f2" if version == 3 else "<f4"
+        vector = np.frombuffer(data, dtype=stored, count=dim, offset=offset).astype(np.float32)  # (D,)
+        offset += np.dtype(stored).itemsize * dim
         texts: list[str] = []
         for _ in range(n_history + n_seen + n_shown + 1):
             (length,) = _LEN.unpack_from(data, offset)

@@ -4,7 +4,9 @@ neighbours -> (every worker's neighbour replica); anything unreadable -> dead le
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,6 +147,16 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
     async def count_keys() -> None:
         metrics.table_keys.labels("users").set(sum(1 for _ in tables.users))
         metrics.table_keys.labels("item_rows").set(sum(1 for _ in tables.item_rows))
+
+    @app.timer(settings.user_ttl_check_s)
+    async def expire_idle_users() -> None:
+        # the deletions go through the events topic: each is applied in its user's partition, in
+        # order with that user's events, and spares a user who came back in the meantime
+        now_ms = int(time.time() * 1000)
+        for n, (key, deletion) in enumerate(stage.expired_users(now_ms)):
+            await topics.events.send(key=key, value=deletion)
+            if n % 1000 == 999:
+                await asyncio.sleep(0)
 
     sources = {t.get_topic_name() for t in (topics.events, topics.items, topics.item_pairs)}
 

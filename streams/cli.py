@@ -78,6 +78,9 @@ def _tail(args: argparse.Namespace, settings: Settings) -> int:
     seen = 0
     try:
         for record in consumer:
+            if record.value is None:  # a tombstone: the user was erased
+                print(json.dumps({"user_id": record.key.decode(), "erased": True}), flush=True)
+                continue
             rec = json.loads(record.value)
             if titles:
                 for entry in rec["items"]:
@@ -243,6 +246,11 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
                           text_share=args.text_share, dataset=args.dataset, baseline=args.baseline,
                           progress=lambda line: print(line, file=sys.stderr, flush=True))
         print(soak_table(report))
+    elif args.what == "state":
+        from streams.bench_state import print_table, run_state_bench
+
+        report = run_state_bench(settings, args.dataset, limit=args.limit)
+        print_table(report)
     else:
         from streams.bench_profile import run_profile
         from streams.bench_profile import table as profile_table
@@ -366,11 +374,12 @@ def parser() -> argparse.ArgumentParser:
     ft.add_argument("--no-progress", action="store_true")
     ft.set_defaults(run=_finetune)
     be = sub.add_parser("bench", help="benchmarks: print a table, write JSON")
-    be.add_argument("what", choices=["encoder", "profile", "scoring", "pipeline", "soak"],
+    be.add_argument("what", choices=["encoder", "profile", "scoring", "pipeline", "soak", "state"],
                     help="encoder: backends side by side; profile: where a worker's time goes on "
                     "searches; scoring: exact top-k against an approximate index by catalog size; "
                     "pipeline: events/s and produce->recommendation latency through a real worker, "
-                    "beside a bare pass-through; soak: memory and latency over minutes at a steady rate")
+                    "beside a bare pass-through; soak: memory and latency over minutes at a steady rate; "
+                    "state: bytes of user state after a data set's every event")
     be.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
     be.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS,
                     help="encoder: backends side by side (torch-fp32 is the reference)")
@@ -387,6 +396,7 @@ def parser() -> argparse.ArgumentParser:
     be.add_argument("--text-rates", nargs="+", type=float, default=[100.0, 0.0],
                     help="pipeline: search rates per phase, 0 = as fast as possible")
     be.add_argument("--events", type=int, default=20_000, help="pipeline: item events at max rate")
+    be.add_argument("--limit", type=int, default=None, help="state: only the first N events")
     be.add_argument("--workers", type=int, default=1, help="pipeline: worker processes")
     be.add_argument("--text-events", type=int, default=2_000, help="pipeline: searches at max rate")
     be.add_argument("--rate", type=float, default=None,

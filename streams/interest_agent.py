@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -16,6 +16,7 @@ from cf.catalog import ItemCatalog
 from cf.decay import DecayConfig
 from cf.neighbours import CoocConfig, batch_deltas
 from cf.online import RecentItems, rank_of
+from cf.retention import erase, expired
 from cf.serving import SERVING_VERSION, HybridScorer
 from cf.state import UserState
 from cf.weights import EventWeights
@@ -26,7 +27,16 @@ from streams.dead_letters import send_to_dlq
 from streams.event_context import event_context
 from streams.metrics import Metrics
 from streams.publisher import Publisher
-from streams.records import Event, Invalid, TimeBounds, parse_event, recommendation
+from streams.records import (
+    DELETE_USER,
+    ERASURE_REASONS,
+    Event,
+    Invalid,
+    TimeBounds,
+    deletion,
+    parse_event,
+    recommendation,
+)
 from streams.settings import Settings
 from streams.tables import Tables
 from streams.topics import Topics
@@ -51,10 +61,13 @@ class InterestStage:
         self.decay: DecayConfig = self.settings.decay()
         self.cooc: CoocConfig = self.settings.cooc()
         self.recent = RecentItems(COVERAGE_WINDOW_S)
+        self.stream_ms = 0  # the newest event time merged by this worker (expiry's clock)
         # labelled series exist from the start at 0: a counter first seen at its value after a
         # burst has no rate in Prometheus
         for family in (self.metrics.online_events, self.metrics.online_hits, self.metrics.online_hit_rank):
             family.labels(self.model)
+        for reason in ERASURE_REASONS:
+            self.metrics.users_erased.labels(reason)
 
     @property
     def model(self) -> str:
@@ -75,14 +88,27 @@ class InterestStage:
                 send_to_dlq(self.topics.dlq, self.metrics, event, error)
                 continue
             valid.append((event, parsed))
-        if not valid:
-            return
+        # an erasure splits the batch: what came before it is merged first, what came after
+        # starts from nothing (per-user order is the partition's)
+        start = 0
+        for n, (event, parsed) in enumerate(valid):
+            if parsed.type == DELETE_USER:
+                if start < n:
+                    await self._merge(valid[start:n], started)
+                await self._erase(event, parsed)
+                start, started = n + 1, time.perf_counter()
+        if start < len(valid):
+            await self._merge(valid[start:], started)
+
+    async def _merge(self, valid: list[tuple[Any, Event]], started: float) -> None:
+        self.stream_ms = max(self.stream_ms, max(parsed.ts for _, parsed in valid))
         interactions = await self._interactions([parsed for _, parsed in valid])
         last_event = {parsed.user_id: (event, parsed) for event, parsed in valid}
         before = {u: self._load(event) for u, (event, _) in last_event.items()}
-        after = apply_interactions(
+        merged = apply_interactions(
             before, interactions, self.decay, self.encoder.dim, self.encoder.version, self.catalog.vector
         )
+        after = {u: state.rounded() for u, state in merged.items()}  # ranked as it is stored
         fresh = first_deliveries(before, interactions)
         await self._send_pairs(before, interactions, fresh)
         ranked = self.scorer.top_k(after, self.settings.top_k)
@@ -110,6 +136,36 @@ class InterestStage:
         for event, _ in valid:
             self.metrics.end_to_end.observe(max(0.0, now - event.message.timestamp))
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
+
+    async def _erase(self, event: Any, parsed: Event) -> None:
+        """A `delete_user` event: the user's state goes (a changelog tombstone) and so does
+        their list (a tombstone on the output topic), unless it is an expiry and the user came
+        back since. Idempotent: a redelivered erasure finds nothing left to remove."""
+        state = self._load(event)
+        kept = erase(state, parsed.if_idle_since_ms)
+        reason = parsed.erasure_reason
+        if kept is not None:
+            self.metrics.events.labels(DELETE_USER, "kept").inc()
+            return
+        if state is not None:
+            with event_context(event):  # the tombstone goes to this user's changelog partition
+                del self.tables.users[event.message.key]
+        if state is not None or parsed.if_idle_since_ms is None:
+            await self.publisher.send(self.topics.recommendations.get_topic_name(), event.message.key, None)
+        await asyncio.gather(self.publisher.flush(), self.tables.users.stored())
+        self.metrics.events.labels(DELETE_USER, "erased").inc()
+        self.metrics.users_erased.labels(reason).inc()
+
+    def expired_users(self, now_ms: int) -> Iterator[tuple[bytes, bytes]]:
+        """(key, delete_user event) for each user of this worker's partitions whose newest
+        event is more than `user_ttl_s` behind the newest event time this worker has seen."""
+        ttl = self.settings.user_ttl_s
+        if ttl <= 0 or self.stream_ms <= 0:
+            return
+        for key, raw in self.tables.users.items():
+            updated_ms = UserState.updated_ms_of(raw)
+            if expired(updated_ms, self.stream_ms, ttl):
+                yield key, deletion(key.decode("utf-8"), now_ms, if_idle_since_ms=updated_ms)
 
     async def _interactions(self, events: list[Event]) -> list[Interaction]:
         """Item events reuse the catalog's vector (no model call); text events are embedded,

@@ -45,6 +45,7 @@ class Metrics:
     online_hit_rank: Histogram  # by model
     recommended_items: Gauge  # by model
     catalog_coverage: Gauge  # by model
+    users_erased: Counter  # by reason
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -125,6 +126,10 @@ class Metrics:
             catalog_coverage=Gauge(
                 "interests_catalog_coverage", "interests_recommended_items / items in the catalog",
                 ["model"], registry=r),
+            users_erased=Counter(
+                "interests_users_erased", "Users whose state and list were removed, by reason "
+                "(requested: a delete_user event; expired: idle past INTERESTS_USER_TTL_S)",
+                ["reason"], registry=r),
         )
 
     def serve(self, host: str, port: int) -> None:

@@ -45,7 +45,8 @@ class RecommendationsFeed:
         try:
             while not self._stop.is_set():
                 for record in consumer:
-                    self._on_record(json.loads(record.value), time.time())
+                    if record.value is not None:  # a tombstone: the user was erased
+                        self._on_record(json.loads(record.value), time.time())
                     if self._stop.is_set():
                         break
         finally:

@@ -15,6 +15,8 @@ from cf.weights import EVENT_TYPES
 
 MAX_ID_CHARS = 256
 MAX_TAGS = 64
+DELETE_USER = "delete_user"  # an erasure request (or, with if_idle_since_ms, an expiry)
+ERASURE_REASONS = ("requested", "expired")
 
 
 class Invalid(ValueError):
@@ -43,6 +45,11 @@ class Event:
     item_id: str | None = None
     text: str | None = None
     rating: float | None = None
+    if_idle_since_ms: int | None = None  # delete_user only: erase only if no event merged after it
+
+    @property
+    def erasure_reason(self) -> str:
+        return "requested" if self.if_idle_since_ms is None else "expired"
 
 
 @dataclass(frozen=True)
@@ -137,8 +144,11 @@ def parse_event(key: bytes | None, raw: bytes | None, *, max_text_chars: int = 2
         raise Invalid("missing_field", "type is required")
     if not isinstance(etype, str):
         raise Invalid("wrong_type", "type must be a string")
+    if etype == DELETE_USER:
+        return _deletion(key, obj, user_id, event_id, bounds)
     if etype not in EVENT_TYPES:
-        raise Invalid("unknown_type", f"type {etype!r} is not one of {', '.join(EVENT_TYPES)}")
+        known = ", ".join((*EVENT_TYPES, DELETE_USER))
+        raise Invalid("unknown_type", f"type {etype!r} is not one of {known}")
     ts = _ts(obj, bounds)
     item_id = _id(obj, "item_id", required=False)
     text = _text(obj, "text", max_text_chars)
@@ -158,6 +168,26 @@ def parse_event(key: bytes | None, raw: bytes | None, *, max_text_chars: int = 2
     assert user_id is not None and event_id is not None
     _key_matches(key, user_id, "user_id")
     return Event(event_id, user_id, etype, ts, item_id, text, rating)
+
+
+def _deletion(key: bytes | None, obj: dict[str, Any], user_id: str | None, event_id: str | None,
+              bounds: TimeBounds | None) -> Event:
+    ts = _ts(obj, bounds)
+    idle = obj.get("if_idle_since_ms")
+    if idle is not None and (isinstance(idle, bool) or not isinstance(idle, int) or idle < 0):
+        raise Invalid("wrong_type", "if_idle_since_ms must be a non-negative integer (epoch ms)")
+    assert user_id is not None and event_id is not None
+    _key_matches(key, user_id, "user_id")
+    return Event(event_id, user_id, DELETE_USER, ts, if_idle_since_ms=idle)
+
+
+def deletion(user_id: str, ts_ms: int, if_idle_since_ms: int | None = None) -> bytes:
+    """A `delete_user` event: an erasure request, or an expiry when `if_idle_since_ms` is set."""
+    event_id = f"delete-{ts_ms}" if if_idle_since_ms is None else f"expire-{if_idle_since_ms}"
+    body: dict[str, Any] = {"event_id": event_id, "user_id": user_id, "type": DELETE_USER, "ts": ts_ms}
+    if if_idle_since_ms is not None:
+        body["if_idle_since_ms"] = if_idle_since_ms
+    return dumps(body)
 
 
 def parse_item(key: bytes | None, raw: bytes | None, *, max_text_chars: int = 2000) -> Item | None:

@@ -53,6 +53,8 @@ class Settings:
     new_item_slots: int = 1  # places in each list kept for new items (0 = none)
     new_item_max: int = 1  # an item with fewer interactions than this is new
     history_size: int = 500
+    user_ttl_s: float = 365 * 86_400.0  # a user idle this long (event time) is forgotten; 0 = never
+    user_ttl_check_s: float = 300.0  # how often each worker looks for idle users
     max_text_chars: int = 2000
     min_event_ts_ms: int = 100_000_000_000  # 1973-03-03: an earlier ts is seconds sent as ms
     max_event_ahead_s: float = 86_400.0  # an event time further ahead of the worker's clock is refused

@@ -24,7 +24,7 @@ class Topics:
 
 TOPIC_NAMES = ("items", "item-vectors", "events", "item-pairs", "item-neighbours", "recommendations",
                "dlq")
-COMPACTED_TOPICS = ("items", "item-vectors", "item-neighbours")  # one live record per key
+COMPACTED_TOPICS = ("items", "item-vectors", "item-neighbours", "recommendations")  # latest per key
 
 
 def declare_topics(app: faust.App, settings: Settings) -> Topics:
@@ -45,6 +45,6 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
         events=topic("events"),
         item_pairs=topic("item-pairs"),
         item_neighbours=topic("item-neighbours", "item-neighbours" in COMPACTED_TOPICS),
-        recommendations=topic("recommendations"),
+        recommendations=topic("recommendations", "recommendations" in COMPACTED_TOPICS),
         dlq=topic("dlq"),
     )

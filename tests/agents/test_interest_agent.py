@@ -11,6 +11,7 @@ from unittest import mock
 
 import pytest
 
+from cf.state import UserState
 from encoders.transformer import TransformerEncoder
 from streams.app import Engine, create_app
 from streams.cooccurrence_agent import row_partition
@@ -209,3 +210,43 @@ async def test_above_the_index_threshold_users_are_ranked_over_index_candidates(
     [rec] = recs.json()
     horror = [i["item_id"] for i in rec["items"]]
     assert "1" not in horror and set(horror[:2]) == {"2", "4"}  # as the exact ranking has it
+
+
+async def test_erasure_removes_state_and_list_and_expiry_spares_a_returning_user(
+    engine: Engine, changelogs: Changelogs,
+) -> None:
+    out = Published()
+    recs = out.topic("interests.recommendations")
+    day = 86_400_000
+    agent = engine.app.agents["interests"]
+    with mock.patch.object(engine.publisher, "send", out.send), \
+         mock.patch.object(engine.publisher, "flush", out.flush):
+        async with agent.test_context() as ctx:
+            await ctx.put(key=b"u1", value=event(event_id="a", item_id="1", ts=1_000))
+            await ctx.put(key=b"u2", value=event(event_id="b", user_id="u2", item_id="3", ts=1_000))
+            await ctx.put(key=b"u3", value=event(event_id="c", user_id="u3", item_id="2", ts=1_000))
+            # u1 asks to be forgotten, then comes back: the new event starts from nothing
+            await ctx.put(key=b"u1", value=dumps({"event_id": "d", "user_id": "u1", "type": "delete_user",
+                                                  "ts": 2_000}))
+            await ctx.put(key=b"u1", value=event(event_id="e", item_id="4", ts=3_000))
+            await until(lambda: any(k == b"u1" and v is None for k, v in recs.records)
+                        and len(recs.records) >= 5)
+            assert UserState.from_bytes(engine.tables.users[b"u1"]).history == ("4",)
+            # 400 days on (event time), u3 is active again; u2 and u1 are idle past the year
+            await ctx.put(key=b"u3", value=event(event_id="f", user_id="u3", item_id="5", ts=400 * day))
+            await until(lambda: engine.stage.stream_ms == 400 * day)
+            expiries = dict(engine.stage.expired_users(now_ms=5))
+            assert set(expiries) == {b"u1", b"u2"}
+            # u2 comes back before its expiry is applied: spared; u1's goes through
+            await ctx.put(key=b"u2", value=event(event_id="g", user_id="u2", item_id="5", ts=400 * day))
+            for key, value in expiries.items():
+                await ctx.put(key=key, value=value)
+            await until(lambda: engine.metrics.registry.get_sample_value(
+                "interests_events_total", {"type": "delete_user", "outcome": "kept"}) == 1)
+    assert engine.tables.users.get(b"u1") is None and engine.tables.users.get(b"u2") is not None
+    tombstones = [k for k, v in changelogs.by_topic["agent-test-users-changelog"] if v is None]
+    assert tombstones == [b"u1", b"u1"]  # erased on request, then expired
+    m = engine.metrics.registry
+    assert m.get_sample_value("interests_users_erased_total", {"reason": "requested"}) == 1
+    assert m.get_sample_value("interests_users_erased_total", {"reason": "expired"}) == 1
+    assert [k for k, v in recs.records if v is None] == [b"u1", b"u1"]

@@ -123,6 +123,9 @@ class Stack:
 
         def done(records: list[Any]) -> bool:
             for r in records[len(done.seen):]:  # type: ignore[attr-defined]
+                if r.value is None:  # a tombstone: the user was erased
+                    latest.pop(r.key.decode(), None)
+                    continue
                 rec = json.loads(r.value)
                 latest[rec["user_id"]] = rec
             done.seen = list(records)  # type: ignore[attr-defined]

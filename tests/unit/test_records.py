@@ -9,6 +9,7 @@ import pytest
 from streams.records import (
     Invalid,
     dead_letter,
+    deletion,
     item_vector,
     parse_event,
     parse_item,
@@ -91,3 +92,15 @@ def test_output_records() -> None:
     item_id, title, space, back, document = parse_item_vector(item_vector("i", "T", v, "m@1", 0, "T. Drama"))
     assert (item_id, title, space, document) == ("i", "T", "m@1", "T. Drama")
     np.testing.assert_array_equal(back, v)
+
+
+def test_erasure_requests_and_expiries_parse() -> None:
+    asked = parse_event(b"u1", raw(event_id="d1", user_id="u1", type="delete_user", ts=5))
+    assert (asked.type, asked.if_idle_since_ms, asked.erasure_reason, asked.item_id) == (
+        "delete_user", None, "requested", None)
+    expiry = parse_event(b"u1", deletion("u1", ts_ms=9, if_idle_since_ms=4))
+    assert (expiry.if_idle_since_ms, expiry.erasure_reason, expiry.ts) == (4, "expired", 9)
+    with pytest.raises(Invalid, match="wrong_type"):
+        parse_event(b"u1", raw(event_id="d", user_id="u1", type="delete_user", ts=5, if_idle_since_ms="x"))
+    with pytest.raises(Invalid, match="key_mismatch"):
+        parse_event(b"u2", raw(event_id="d", user_id="u1", type="delete_user", ts=5))

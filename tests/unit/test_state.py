@@ -16,7 +16,8 @@ def test_bytes_round_trip() -> None:
         shown=("7", "3"),
     )
     back = UserState.from_bytes(state.to_bytes())
-    np.testing.assert_array_equal(back.vector, state.vector)
+    np.testing.assert_allclose(back.vector, state.vector, rtol=2**-11)  # stored as float16
+    assert UserState.updated_ms_of(state.to_bytes()) == state.updated_ms
     assert (back.updated_ms, back.events, back.weight_sum, back.history, back.seen, back.shown,
             back.space) == (state.updated_ms, state.events, state.weight_sum, state.history, state.seen,
                             state.shown, state.space)
@@ -24,8 +25,18 @@ def test_bytes_round_trip() -> None:
 
 def test_encoding_is_compact() -> None:
     state = UserState(vector=np.zeros(384, np.float32), updated_ms=0, history=("1",) * 10)
-    # a 29-byte header + 384 float32 + 3 bytes per one-character id + an empty space name
-    assert len(state.to_bytes()) == 29 + 384 * 4 + 10 * 3 + 2
+    # a 29-byte header + 384 float16 + 3 bytes per one-character id + an empty space name
+    assert len(state.to_bytes()) == 29 + 384 * 2 + 10 * 3 + 2
+
+
+def test_format_2_float32_vectors_are_still_read() -> None:
+    v2 = (struct.pack("<BHqIHHHd", 2, 2, 7, 1, 0, 0, 1, 1.0) + np.array([0.1, 3e5], "<f4").tobytes()
+          + b"\x01\x00a" + b"\x00\x00")
+    back = UserState.from_bytes(v2)
+    np.testing.assert_array_equal(back.vector, np.array([0.1, 3e5], np.float32))  # float32 exactly
+    assert (back.shown, back.updated_ms, UserState.updated_ms_of(v2)) == (("a",), 7, 7)
+    # beyond float16's range a component is clipped, never infinite
+    assert np.isfinite(UserState.from_bytes(back.to_bytes()).vector).all()
 
 
 def test_format_1_is_still_read() -> None:
