@@ -16,8 +16,9 @@ import numpy.typing as npt
 
 from cf.catalog import ItemCatalog
 from cf.catalog_index import CatalogIndex
+from cf.explain import EXPLAIN_WINDOW, Because, speaking_items
 from cf.factors import FactorModel, fold_in
-from cf.hybrid import TEXT, BlendPolicy, best_first, blend, new_item_picks, stack
+from cf.hybrid import COMPONENTS, TEXT, BlendPolicy, best_first, blend, new_item_picks, stack
 from cf.neighbours import NeighbourIndex
 from cf.scoring import Scored, cosine_scores, normalise_rows
 from cf.state import UserState
@@ -119,7 +120,7 @@ class HybridScorer:
         `new_item_slots` new items that match the user's text interest (for an app's
         exploration slot). A user with no events yet gets empty lists."""
         users = [u for u in states if states[u].events > 0]
-        out = {u: Ranked([], []) for u in states}
+        out = {u: Ranked([], [], [], []) for u in states}
         if not users or len(self.catalog) == 0 or k <= 0:
             return out
         indexed = self.index is not None and self.index.active
@@ -138,12 +139,29 @@ class HybridScorer:
                 available = np.flatnonzero(np.isfinite(row))
                 top = best_first(row, available, min(k, available.size))
                 picks = new_item_picks(row, z[TEXT, b], new, top, self.new_item_slots, self.new_item_min_z)
+                reasons = self._because(group_states[b], z[:, b], top, picks, cols)
                 out[user] = Ranked([Scored(ids[int(i)], float(row[i])) for i in top],
-                                   [Scored(ids[int(i)], float(row[i])) for i in picks])
+                                   [Scored(ids[int(i)], float(row[i])) for i in picks],
+                                   reasons[: top.size], reasons[top.size :])
         return out
+
+    def _because(self, state: UserState, z: F32, top: npt.NDArray[np.intp], picks: npt.NDArray[np.intp],
+                 cols: Cols) -> list[Because]:
+        """Each listed item's explanation (`cf.explain`): top then picks. z: (C, N) or (C, M)."""
+        at = np.concatenate([top, picks]).astype(np.intp)  # (K,) columns of z
+        rows = at if cols is None else cols[at]  # (K,) catalog rows
+        history = [(h, r) for h in state.history[-EXPLAIN_WINDOW:]
+                   if (r := self.catalog.row_of(h)) is not None]
+        matrix = self.catalog.matrix
+        speaking = speaking_items(matrix[rows], matrix[[r for _, r in history]].reshape(-1, matrix.shape[1]),
+                                  [h for h, _ in history], self.neighbours.config.recency_decay)
+        return [Because(0, speaking[k], {c: float(z[n, i]) for n, c in enumerate(COMPONENTS)})
+                for k, i in enumerate(at.tolist())]
 
 
 @dataclass(frozen=True)
 class Ranked:
     items: list[Scored]  # the top-k, best first
     new_items: list[Scored]  # new items for an exploration slot, not among `items`
+    because: list[Because]  # why each of `items` is there
+    new_because: list[Because]  # why each of `new_items` is there

@@ -32,6 +32,7 @@ from streams.records import (
     ERASURE_REASONS,
     Event,
     Invalid,
+    Listed,
     TimeBounds,
     deletion,
     parse_event,
@@ -119,9 +120,12 @@ class InterestStage:
         out_topic = self.topics.recommendations.get_topic_name()
         for user_id, state in after.items():
             event, parsed = last_event[user_id]
-            items = [(s.item_id, s.score) for s in ranked[user_id].items]
-            new_items = [(s.item_id, s.score) for s in ranked[user_id].new_items]
-            shown = tuple(i for i, _ in items + new_items)
+            r = ranked[user_id]
+            items: list[Listed] = [(s.item_id, s.score, w.to_json())
+                                   for s, w in zip(r.items, r.because, strict=True)]
+            new_items: list[Listed] = [(s.item_id, s.score, w.to_json())
+                                       for s, w in zip(r.new_items, r.new_because, strict=True)]
+            shown = tuple(x[0] for x in items + new_items)
             self.recent.add(shown, now)
             with event_context(event):  # this user's partition, not the batch's last one
                 self.tables.users[event.message.key] = replace(state, shown=shown).to_bytes()

@@ -216,18 +216,27 @@ def dumps(obj: object) -> bytes:
     return orjson.dumps(obj)
 
 
+Listed = tuple[str, float] | tuple[str, float, dict[str, object]]  # item id, score[, because]
+
+
 def recommendation(
-    user_id: str, ts_ms: int, event_id: str, items: list[tuple[str, float]], model: str,
-    new_items: list[tuple[str, float]] | None = None,
+    user_id: str, ts_ms: int, event_id: str, items: list[Listed], model: str,
+    new_items: list[Listed] | None = None,
 ) -> bytes:
     """`interests.recommendations`, key = user id."""
+    def entry(listed: Listed) -> dict[str, object]:
+        out: dict[str, object] = {"item_id": listed[0], "score": round(listed[1], 6)}
+        if len(listed) > 2:
+            out["because"] = listed[2]
+        return out
+
     return dumps(
         {
             "user_id": user_id,
             "ts": ts_ms,
             "event_id": event_id,
-            "items": [{"item_id": i, "score": round(s, 6)} for i, s in items],
-            "new_items": [{"item_id": i, "score": round(s, 6)} for i, s in new_items or []],
+            "items": [entry(x) for x in items],
+            "new_items": [entry(x) for x in new_items or []],
             "model": model,
         }
     )

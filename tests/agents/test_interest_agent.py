@@ -118,6 +118,17 @@ async def test_events_update_interests_and_publish_top_k(engine: Engine, changel
     by_user = first
     assert by_user["u2"]["items"][0]["item_id"] in {"3", "5"}  # a text event, no item at all
     assert by_user["u1"]["model"].startswith("all-MiniLM-L6-v2@")
+    # every item says why: u1's one film speaks for the other horror films; the search-only u2
+    # has no item of their own, so only the signals speak
+    for rec in recs.json():
+        for item in rec["items"] + rec["new_items"]:
+            because = item["because"]
+            assert because["interest"] == 0
+            assert set(because["components"]) == {"text", "cf", "cooc", "popularity"}
+    top_u1 = {i["item_id"]: i["because"] for i in first["u1"]["items"]}
+    assert top_u1["2"]["history"] == ["1"] and top_u1["4"]["history"] == ["1"]
+    assert all(i["because"]["history"] == [] for i in by_user["u2"]["items"])
+    assert top_u1["2"]["components"]["text"] > 0  # ranked high by text, as it says
     [dead] = dlq.json()
     assert dead["reason"] == "bad_json" and dead["topic"] == "interests.events"
     m = engine.metrics.registry

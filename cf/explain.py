@@ -1,0 +1,47 @@
+"""Why an item is in a user's list: the user's own items that speak for it, and the signals.
+
+A history item h speaks for a recommended item j with
+
+    c(h, j) = cos(e_h, e_j) * r^(l_h - 1)
+
+where l_h = 1 for the user's newest item and r is the co-occurrence recency decay: similarity
+times how much that item still counts (the state keeps item ids in order, not their times, so
+recency rank stands in for the decayed weight). The up to three items with the largest positive
+c are the explanation; the signals are the item's standardised scores (z) in the blend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+F32 = npt.NDArray[np.float32]
+EXPLAIN_ITEMS = 3
+EXPLAIN_WINDOW = 20  # the newest history items considered
+
+
+@dataclass(frozen=True)
+class Because:
+    interest: int  # which of the user's interest vectors the item came from (one per user today)
+    history: tuple[str, ...]  # up to three of the user's items that speak for it, strongest first
+    components: dict[str, float]  # each signal's standardised score (z) for this item and user
+
+    def to_json(self) -> dict[str, object]:
+        return {"interest": self.interest, "history": list(self.history),
+                "components": {c: round(v, 4) for c, v in self.components.items()}}
+
+
+def speaking_items(items: F32, history: F32, history_ids: Sequence[str], recency_decay: float,
+                   top: int = EXPLAIN_ITEMS) -> list[tuple[str, ...]]:
+    """For each of K recommended items, up to `top` history ids by c(h, j) > 0, strongest first.
+    items: (K, D) unit vectors; history: (H, D) unit vectors of `history_ids`, oldest first."""
+    if history.shape[0] == 0:
+        return [() for _ in range(items.shape[0])]
+    h = history.shape[0]
+    recency = np.power(np.float32(recency_decay), np.arange(h - 1, -1, -1, dtype=np.float32))  # (H,)
+    c = (items @ history.T) * recency[None, :]  # (K, H)
+    order = np.argsort(-c, axis=1, kind="stable")[:, :top]  # (K, top)
+    return [tuple(history_ids[int(i)] for i in row if c[k, i] > 0) for k, row in enumerate(order)]
