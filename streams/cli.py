@@ -116,6 +116,17 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _explain(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.explain_user import explain, print_explanation
+
+    report = explain(settings, args.user_id)
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        print_explanation(report)
+    return 0 if report["found"] else 1
+
+
 def _report(args: argparse.Namespace, settings: Settings) -> int:
     from streams.metrics_recorder import MetricsRecorder
     from streams.report_plots import write_report
@@ -313,6 +324,10 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--report", type=Path, default=Path("var/report"),
                    help="write the run's plots (latency, throughput, live HR@k) here; '' = none")
     d.set_defaults(run=_demo)
+    x = sub.add_parser("explain", help="a user's interests and why each item of their latest list is there")
+    x.add_argument("user_id")
+    x.add_argument("--json", action="store_true", help="print JSON instead of text")
+    x.set_defaults(run=_explain)
     r = sub.add_parser("report", help="sample a running worker's metrics and plot latency, throughput "
                        "and live HR@k (PNG + JSON)")
     r.add_argument("--metrics", default="", help="the worker's /metrics URL (default: from the settings)")

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
 from streams.admin import ensure_topics
 from streams.broker import EmbeddedBroker, free_port, wait_for_port
 from streams.metrics_scrape import scrape, total
 from streams.records import dumps
 from streams.settings import Settings
+from streams.topic_reader import latest_values as read_latest
 from streams.topic_reader import read_from_beginning
 from streams.worker_process import WorkerProcess
 
@@ -199,11 +200,4 @@ def publish_catalog(stack: Stack, items: dict[str, tuple[str, str, list[str]]] =
 
 def latest_values(stack: Stack, topic: str) -> dict[bytes, bytes | None]:
     """The last value per key of a whole topic (full name), read to its end."""
-    consumer = KafkaConsumer(bootstrap_servers=stack.settings.bootstrap, enable_auto_commit=False,
-                             consumer_timeout_ms=1500, fetch_max_wait_ms=50)
-    tps = [TopicPartition(topic, p) for p in range(stack.settings.partitions)]
-    consumer.assign(tps)
-    consumer.seek_to_beginning(*tps)
-    out = {record.key: record.value for record in consumer}
-    consumer.close()
-    return out
+    return read_latest(stack.settings, topic, full_name=True)

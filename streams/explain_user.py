@@ -1,0 +1,75 @@
+"""`interests explain USER_ID`: a user's interests and why each item of their latest list is there,
+read from the topics a deployment already has (the state changelog, the item vectors, the lists)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from cf.scoring import normalise_rows
+from cf.state import UserState
+from streams.records import parse_item_vector
+from streams.settings import Settings
+from streams.topic_reader import latest_values
+
+REPRESENTATIVES = 3  # history items shown per interest
+
+
+def explain(settings: Settings, user_id: str) -> dict[str, Any]:
+    key = user_id.encode("utf-8")
+    raw_state = latest_values(settings, f"{settings.app_id}-users-changelog", full_name=True).get(key)
+    if raw_state is None:
+        return {"user_id": user_id, "found": False}
+    state = UserState.from_bytes(raw_state)
+    items = {}
+    for raw in latest_values(settings, "item-vectors").values():
+        if raw is not None:
+            item = parse_item_vector(raw)
+            items[item.item_id] = item
+    raw_list = latest_values(settings, "recommendations").get(key)
+    title = {i: v.title for i, v in items.items()}
+    return {
+        "user_id": user_id,
+        "found": True,
+        "events": state.events,
+        "updated_ms": state.updated_ms,
+        "interests": [{"interest": 0, "weight": round(state.weight_sum, 4),
+                       "representative": [{"item_id": i, "title": title.get(i, "")}
+                                          for i in representatives(state, items)]}],
+        "recent": [{"item_id": i, "title": title.get(i, "")} for i in reversed(state.history[-5:])],
+        "list": [] if raw_list is None else [
+            {**entry, "title": title.get(entry["item_id"], ""),
+             "because_titles": [title.get(h, h) for h in entry.get("because", {}).get("history", [])]}
+            for entry in json.loads(raw_list)["items"]],
+    }
+
+
+def representatives(state: UserState, items: dict[str, Any]) -> list[str]:
+    """The user's items closest to their interest vector (medoid-like): what the interest is."""
+    known = [i for i in dict.fromkeys(state.history) if i in items]
+    if not known or not np.any(state.vector):
+        return []
+    vectors = np.stack([items[i].vector for i in known]).astype(np.float32)  # (H, D)
+    u = normalise_rows(state.vector[None, :].astype(np.float32))[0]  # (D,)
+    order = np.argsort(-(vectors @ u), kind="stable")[:REPRESENTATIVES]  # (R,)
+    return [known[int(n)] for n in order]
+
+
+def print_explanation(report: dict[str, Any]) -> None:
+    if not report["found"]:
+        print(f"user {report['user_id']}: no state (never seen, erased or expired)")
+        return
+    print(f"user {report['user_id']}: {report['events']} events merged")
+    for interest in report["interests"]:
+        names = "; ".join(r["title"] or r["item_id"] for r in interest["representative"])
+        print(f"  interest {interest['interest']} (weight {interest['weight']}): {names}")
+    print("  recently: " + "; ".join(r["title"] or r["item_id"] for r in report["recent"]))
+    for n, entry in enumerate(report["list"], start=1):
+        because = entry.get("because", {})
+        z = ", ".join(f"{c} {v:+.2f}" for c, v in because.get("components", {}).items())
+        speaking = "; ".join(entry["because_titles"]) or "(no item of theirs: the signals alone)"
+        print(f"  {n:2}. {entry['title'] or entry['item_id']}  score {entry['score']:.3f}")
+        print(f"      because of: {speaking}")
+        print(f"      signals (z): {z}")
