@@ -16,6 +16,7 @@ from cf.catalog import ItemCatalog
 from cf.cooccurrence import ItemCooccurrence, SequentialCooccurrence
 from cf.decay import DecayConfig, decay_merge
 from cf.factors import FactorModel, fold_in
+from cf.interests import InterestConfig, Interests, merge_interest, multi_text_scores
 from cf.popularity import DecayedPopularity, Popularity
 from cf.scoring import cosine_scores
 from cf.state import UserState
@@ -40,6 +41,9 @@ class Signals:
         self.itemknn = ItemCooccurrence(n)
         self.cooc = SequentialCooccurrence(n)
         self.states: dict[str, UserState] = {}
+        self.interests: dict[str, Interests] = {}  # the same events, as several interests
+        self.interest_config = InterestConfig(half_life_s=decay.half_life_s)
+        self._row = {item_id: n for n, item_id in enumerate(item_ids)}
         self.histories: dict[str, list[int]] = defaultdict(list)  # user -> consumed rows, oldest first
         self.model: FactorModel | None = None
         self._factors: F32 | None = None  # (N, F) catalog-aligned
@@ -53,6 +57,9 @@ class Signals:
         state = self.states.get(user)
         n = len(self.item_ids)
         text = np.zeros(n, np.float32)
+        interests = self.interests.get(user)
+        text_multi = (multi_text_scores(self.catalog, interests) if interests is not None
+                      else np.zeros(n, np.float32))  # (N,)
         if state is not None:
             text = cosine_scores(self.catalog, state.vector[None, :],
                                  np.array([state.weight_sum], np.float32))[0]  # (N,)
@@ -68,13 +75,21 @@ class Signals:
             "itemknn": self.itemknn.scores(user, now_ms),
             "cooc": self.cooc.scores(user, now_ms),
             "text": text,
+            "text_multi": text_multi,
             "cf": cf,
         }
+
+    def _vector(self, item_id: str) -> F32 | None:
+        row = self._row.get(item_id)
+        return None if row is None else self.vectors[row]
 
     def update(self, user: str, item: int, ts_ms: int, rating: float | None, kind: str) -> None:
         state = self.states.get(user) or UserState.empty(self.vectors.shape[1], self.space)
         w = self.weights.weight(kind, rating)
         self.states[user] = decay_merge(state, self.vectors[item], w, ts_ms, self.decay)
+        self.interests[user] = merge_interest(
+            self.interests.get(user, Interests()), self.vectors[item], w, ts_ms, self.interest_config,
+            item_id=self.item_ids[item], vector_of=self._vector)
         self.popularity.update(user, item, ts_ms, rating)
         self.decayed.update(user, item, ts_ms, rating)
         self.itemknn.update(user, item, ts_ms, rating)
@@ -82,11 +97,12 @@ class Signals:
         self.histories[user].append(item)
 
 
-def hybrid_inputs(components: dict[str, F32]) -> dict[str, F32]:
+def hybrid_inputs(components: dict[str, F32], multi: bool = False) -> dict[str, F32]:
     """The hybrid's four inputs from the signals: popularity enters as log(1 + decayed count),
-    so one blockbuster does not flatten everyone else's z-scores."""
+    so one blockbuster does not flatten everyone else's z-scores; `multi`: the text interest over
+    several interests instead of one vector."""
     return {
-        "text": components["text"],
+        "text": components["text_multi" if multi else "text"],
         "cf": components["cf"],
         "cooc": components["cooc"],
         "popularity": np.log1p(components["decayed_popularity"]).astype(np.float32),

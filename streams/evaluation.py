@@ -51,8 +51,9 @@ from streams.datasets import Dataset, Interaction
 
 COLD_ITEM_MAX = 5  # an item with fewer interactions before the event is cold
 NEW_USER_EVENTS = 5  # a user's first events
-SINGLE = ("popularity", "decayed_popularity", "itemknn", "cooc", "text", "cf")
-METHODS = (*SINGLE, "hybrid")
+SINGLE = ("popularity", "decayed_popularity", "itemknn", "cooc", "text", "text_multi", "cf")
+METHODS = (*SINGLE, "hybrid", "hybrid_multi")  # hybrid_multi: text over several interests per user
+HYBRID = METHODS.index("hybrid")
 Protocol = Literal["prequential", "loo"]
 F32 = npt.NDArray[np.float32]
 
@@ -92,20 +93,24 @@ class ValidationCases:
     capacity: int = 8000
     grid: F32 = field(default_factory=lambda: simplex_grid(len(COMPONENTS), 10))  # (G, C)
     gains: deque[F32] = field(default_factory=deque)  # each (G,)
+    gains_multi: deque[F32] = field(default_factory=deque)  # each (G,), the multi-interest inputs
     history: deque[int] = field(default_factory=deque)
 
-    def add(self, z: F32, target: int, available: npt.NDArray[np.bool_], history: int) -> None:
+    def add(self, z: F32, z_multi: F32, target: int, available: npt.NDArray[np.bool_], history: int) -> None:
         self.gains.append(grid_gains(z, target, available, self.grid, self.k))
+        self.gains_multi.append(grid_gains(z_multi, target, available, self.grid, self.k))
         self.history.append(history)
         if len(self.gains) > self.capacity:
             self.gains.popleft()
+            self.gains_multi.popleft()
             self.history.popleft()
 
     def __len__(self) -> int:
         return len(self.gains)
 
-    def fit(self) -> tuple[BlendPolicy, list[dict[str, object]]]:
-        return fit_policy(np.stack(self.gains).astype(np.float64), np.array(self.history), self.grid)
+    def fit(self, multi: bool = False) -> tuple[BlendPolicy, list[dict[str, object]]]:
+        gains = self.gains_multi if multi else self.gains
+        return fit_policy(np.stack(gains).astype(np.float64), np.array(self.history), self.grid)
 
 
 def item_vectors(encoder: Encoder, dataset: Dataset) -> F32:
@@ -125,16 +130,21 @@ class Case:
     new_items: npt.NDArray[np.bool_]  # (N,) items the served list keeps slots for
 
 
-def score_cases(cases: list[Case], policy: BlendPolicy) -> tuple[F32, F32]:
+def score_cases(cases: list[Case], policy: BlendPolicy,
+                policy_multi: BlendPolicy | None = None) -> tuple[F32, F32, F32]:
     """(B, M, N) scores of every method in METHODS order (consumed items -inf) and the
-    (C, B, N) standardised hybrid inputs, for B cases at once."""
+    (C, B, N) standardised hybrid inputs, one vector and several interests, for B cases."""
     available = np.stack([c.available for c in cases])  # (B, N)
-    inputs = [hybrid_inputs(c.components) for c in cases]
-    z = stack({name: np.stack([i[name] for i in inputs]) for name in COMPONENTS}, available)
-    hybrid = blend(z, policy, [c.history for c in cases], available)  # (B, N)
-    single = np.stack([[c.components[name] for name in SINGLE] for c in cases])  # (B, M - 1, N)
-    scores = np.concatenate([single, hybrid[:, None, :]], axis=1)  # (B, M, N)
-    return np.where(available[:, None, :], scores, -np.inf).astype(np.float32), z
+    histories = [c.history for c in cases]
+    zs, hybrids = [], []
+    for multi, p in ((False, policy), (True, policy_multi or policy)):
+        inputs = [hybrid_inputs(c.components, multi) for c in cases]
+        z = stack({name: np.stack([i[name] for i in inputs]) for name in COMPONENTS}, available)  # (C, B, N)
+        zs.append(z)
+        hybrids.append(blend(z, p, histories, available))  # (B, N)
+    single = np.stack([[c.components[name] for name in SINGLE] for c in cases])  # (B, M - 2, N)
+    scores = np.concatenate([single, np.stack(hybrids, axis=1)], axis=1)  # (B, M, N)
+    return np.where(available[:, None, :], scores, -np.inf).astype(np.float32), zs[0], zs[1]
 
 
 class Replay:
@@ -155,6 +165,7 @@ class Replay:
         self.signals = Signals(list(self.index), vectors, weights, decay, space)
         self.results = {name: MethodResult(k) for name in METHODS}
         self.policy = BlendPolicy()
+        self.policy_multi = BlendPolicy()
         self.fits: list[dict[str, object]] = []
         self.models: list[str] = []
         self.scored_ts: list[int] = []
@@ -174,8 +185,9 @@ class Replay:
         if not len(cases):
             return
         self.policy, buckets = cases.fit()
+        self.policy_multi, _ = cases.fit(multi=True)
         self.fits.append({"at_event": at_event, "cases": len(cases), "buckets": buckets,
-                          "policy": self.policy.to_json()})
+                          "policy": self.policy.to_json(), "policy_multi": self.policy_multi.to_json()})
 
     def case(self, x: Interaction, target: int) -> Case:
         history = self.signals.histories.get(x.user_id, [])
@@ -199,7 +211,7 @@ class Replay:
             return
         while len(self._pending) >= 2:
             self._pending.popleft().result()
-        self._pending.append(self._tallies.submit(self._tally, self._cases, self.policy))
+        self._pending.append(self._tallies.submit(self._tally, self._cases, self.policy, self.policy_multi))
         self._cases = []
 
     def drain(self) -> None:
@@ -208,9 +220,10 @@ class Replay:
         while self._pending:
             self._pending.popleft().result()
 
-    def _tally(self, pending: list[tuple[Case, ValidationCases | None]], policy: BlendPolicy) -> None:
+    def _tally(self, pending: list[tuple[Case, ValidationCases | None]], policy: BlendPolicy,
+               policy_multi: BlendPolicy) -> None:
         batch = [case for case, _ in pending]
-        scores, z = score_cases(batch, policy)  # (B, M, N), (C, B, N)
+        scores, z, z_multi = score_cases(batch, policy, policy_multi)  # (B, M, N), (C, B, N) x 2
         tops = top_indices(scores, self.k)  # (B, M, k)
         for b, (case, cases) in enumerate(pending):
             ranks = ranks_of(scores[b], case.target)  # (M,)
@@ -218,12 +231,12 @@ class Replay:
             for m, name in enumerate(METHODS):
                 self.results[name].add(int(ranks[m]), tops[b, m], case.cold, new_user)
             if case.new_items[case.target]:  # a never-seen item: did the new-item picks have it?
-                picks = new_item_picks(scores[b, -1], z[TEXT, b], case.new_items, tops[b, -1],
+                picks = new_item_picks(scores[b, HYBRID], z[TEXT, b], case.new_items, tops[b, HYBRID],
                                        self.new_item_slots, self.new_item_min_z)
                 self.new_item_targets += 1
                 self.new_item_hits += int(case.target in picks.tolist())
             if cases is not None:
-                cases.add(z[:, b, :], case.target, case.available, case.history)
+                cases.add(z[:, b, :], z_multi[:, b, :], case.target, case.available, case.history)
 
     def update(self, x: Interaction, target: int) -> None:
         self.signals.update(x.user_id, target, x.ts_ms, x.rating, x.type)
@@ -274,8 +287,8 @@ def validate(replay: Replay, events: list[tuple[Interaction, int]], valid: set[i
     validation = {name: MethodResult(replay.k) for name in METHODS}
     for n in sorted(valid):
         case = replay.case(*events[n])
-        scores, z = score_cases([case], replay.policy)  # (1, M, N), (C, 1, N)
-        cases.add(z[:, 0, :], case.target, case.available, case.history)
+        scores, z, z_multi = score_cases([case], replay.policy, replay.policy_multi)  # (1, M, N), (C, 1, N)
+        cases.add(z[:, 0, :], z_multi[:, 0, :], case.target, case.available, case.history)
         ranks = ranks_of(scores[0], case.target)  # (M,)
         tops = top_indices(scores[0], replay.k)  # (M, k)
         for m, name in enumerate(METHODS):
