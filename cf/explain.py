@@ -34,14 +34,20 @@ class Because:
                 "components": {c: round(v, 4) for c, v in self.components.items()}}
 
 
-def speaking_items(items: F32, history: F32, history_ids: Sequence[str], recency_decay: float,
-                   top: int = EXPLAIN_ITEMS) -> list[tuple[str, ...]]:
-    """For each of K recommended items, up to `top` history ids by c(h, j) > 0, strongest first.
-    items: (K, D) unit vectors; history: (H, D) unit vectors of `history_ids`, oldest first."""
-    if history.shape[0] == 0:
-        return [() for _ in range(items.shape[0])]
-    h = history.shape[0]
+def speaking_items(items: F32, history: F32, history_ids: Sequence[Sequence[str]], recency_decay: float,
+                   top: int = EXPLAIN_ITEMS) -> list[list[tuple[str, ...]]]:
+    """For B users' K listed items each, up to `top` of the user's history ids by c(h, j) > 0,
+    strongest first. items: (B, K, D) unit vectors; history: (B, H, D) unit vectors, each user's
+    newest last, zero rows where a user has fewer (they never speak); history_ids: (B, H)."""
+    b, _, _ = items.shape
+    h = history.shape[1]
+    if h == 0:
+        return [[() for _ in range(items.shape[1])] for _ in range(b)]
     recency = np.power(np.float32(recency_decay), np.arange(h - 1, -1, -1, dtype=np.float32))  # (H,)
-    c = (items @ history.T) * recency[None, :]  # (K, H)
-    order = np.argsort(-c, axis=1, kind="stable")[:, :top]  # (K, top)
-    return [tuple(history_ids[int(i)] for i in row if c[k, i] > 0) for k, row in enumerate(order)]
+    c = np.matmul(items, history.transpose(0, 2, 1)) * recency[None, None, :]  # (B, K, H)
+    order = np.argsort(-c, axis=2, kind="stable")[:, :, :top]  # (B, K, top)
+    positive = np.take_along_axis(c, order, axis=2) > 0  # (B, K, top)
+    users = zip(history_ids, order.tolist(), positive.tolist(), strict=True)
+    return [[tuple(ids[i] for i, p in zip(row, keep, strict=True) if p)
+             for row, keep in zip(user_order, user_keep, strict=True)]
+            for ids, user_order, user_keep in users]

@@ -8,7 +8,7 @@ mixed with the weights of their history bucket.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -134,29 +134,47 @@ class HybridScorer:
             ids = self.catalog.ids if cols is None else [self.catalog.ids[int(c)] for c in cols]
             if cols is not None:
                 new = new[cols]  # (M,)
-            for b, user in enumerate(group):
+            chosen = []
+            for b in range(len(group)):
                 row = scores[b]
                 available = np.flatnonzero(np.isfinite(row))
                 top = best_first(row, available, min(k, available.size))
                 picks = new_item_picks(row, z[TEXT, b], new, top, self.new_item_slots, self.new_item_min_z)
-                reasons = self._because(group_states[b], z[:, b], top, picks, cols)
+                chosen.append((top, picks))
+            reasons = self._because(group_states, z, chosen, cols)
+            for b, (user, (top, picks)) in enumerate(zip(group, chosen, strict=True)):
+                row = scores[b]
                 out[user] = Ranked([Scored(ids[int(i)], float(row[i])) for i in top],
                                    [Scored(ids[int(i)], float(row[i])) for i in picks],
-                                   reasons[: top.size], reasons[top.size :])
+                                   reasons[b][: top.size], reasons[b][top.size :])
         return out
 
-    def _because(self, state: UserState, z: F32, top: npt.NDArray[np.intp], picks: npt.NDArray[np.intp],
-                 cols: Cols) -> list[Because]:
-        """Each listed item's explanation (`cf.explain`): top then picks. z: (C, N) or (C, M)."""
-        at = np.concatenate([top, picks]).astype(np.intp)  # (K,) columns of z
-        rows = at if cols is None else cols[at]  # (K,) catalog rows
-        history = [(h, r) for h in state.history[-EXPLAIN_WINDOW:]
-                   if (r := self.catalog.row_of(h)) is not None]
+    def _because(self, states: list[UserState], z: F32, chosen: Sequence[tuple[npt.NDArray[np.intp], ...]],
+                 cols: Cols) -> list[list[Because]]:
+        """Each listed item's explanation (`cf.explain`), per user: top then picks; for B users at
+        once. z: (C, B, N) or (C, B, M)."""
+        b_n, window = len(states), EXPLAIN_WINDOW
+        k = max((t.size + p.size for t, p in chosen), default=0)
+        at = np.zeros((b_n, k), np.intp)  # (B, K) columns of z, padded with column 0
+        history_rows = np.zeros((b_n, window), np.intp)  # (B, H) catalog rows, newest last
+        known = np.zeros((b_n, window), bool)  # (B, H)
+        history_ids = [[""] * window for _ in range(b_n)]
+        for b, ((top, picks), state) in enumerate(zip(chosen, states, strict=True)):
+            listed = np.concatenate([top, picks])
+            at[b, : listed.size] = listed
+            history = [(h, r) for h in state.history[-window:] if (r := self.catalog.row_of(h)) is not None]
+            start = window - len(history)
+            for n, (h, r) in enumerate(history, start=start):
+                history_rows[b, n], known[b, n], history_ids[b][n] = r, True, h
         matrix = self.catalog.matrix
-        speaking = speaking_items(matrix[rows], matrix[[r for _, r in history]].reshape(-1, matrix.shape[1]),
-                                  [h for h, _ in history], self.neighbours.config.recency_decay)
-        return [Because(0, speaking[k], {c: float(z[n, i]) for n, c in enumerate(COMPONENTS)})
-                for k, i in enumerate(at.tolist())]
+        rows = at if cols is None else cols[at]  # (B, K) catalog rows
+        history_vectors = matrix[history_rows] * known[:, :, None]  # (B, H, D), zero rows unknown
+        speaking = speaking_items(matrix[rows], history_vectors, history_ids,
+                                  self.neighbours.config.recency_decay)
+        signals = z[:, np.arange(b_n)[:, None], at].transpose(1, 2, 0).tolist()  # (B, K, C)
+        return [[Because(0, said, dict(zip(COMPONENTS, row, strict=True)))
+                 for said, row in zip(speaking[b][: t.size + p.size], signals[b], strict=False)]
+                for b, (t, p) in enumerate(chosen)]
 
 
 @dataclass(frozen=True)
