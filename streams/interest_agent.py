@@ -148,14 +148,13 @@ class InterestStage:
         state = self._load(event)
         kept = erase(state, parsed.if_idle_since_ms)
         reason = parsed.erasure_reason
-        if kept is not None:
+        if kept is not None or (state is None and reason == "expired"):  # spared, or nothing to expire
             self.metrics.events.labels(DELETE_USER, "kept").inc()
             return
         if state is not None:
             with event_context(event):  # the tombstone goes to this user's changelog partition
                 del self.tables.users[event.message.key]
-        if state is not None or parsed.if_idle_since_ms is None:
-            await self.publisher.send(self.topics.recommendations.get_topic_name(), event.message.key, None)
+        await self.publisher.send(self.topics.recommendations.get_topic_name(), event.message.key, None)
         await asyncio.gather(self.publisher.flush(), self.tables.users.stored())
         self.metrics.events.labels(DELETE_USER, "erased").inc()
         self.metrics.users_erased.labels(reason).inc()
