@@ -12,12 +12,7 @@ from collections.abc import Iterable, Sequence
 
 def rank_of(shown: Sequence[str], item_id: str | None) -> int | None:
     """1-based rank of `item_id` in the list last shown; None for a miss (or no item)."""
-    if item_id is None:
-        return None
-    for rank, shown_id in enumerate(shown, start=1):
-        if shown_id == item_id:
-            return rank
-    return None
+    return shown.index(item_id) + 1 if item_id is not None and item_id in shown else None
 
 
 class RecentItems:

@@ -125,15 +125,14 @@ class HybridScorer:
             return out
         indexed = self.index is not None and self.index.active
         chunk = self.index_chunk if indexed else len(users)
+        is_new = self.neighbours.arrays(self.catalog)[0] < self.new_item_max  # (N,)
         for start in range(0, len(users), chunk):
             group = users[start : start + chunk]
             group_states = [states[u] for u in group]
             cols = self.candidates(group_states) if indexed else None
             scores, z = self.scores(group_states, cols)  # (B, N), (C, B, N) or over cols (M)
-            new = self.neighbours.arrays(self.catalog)[0] < self.new_item_max  # (N,)
             ids = self.catalog.ids if cols is None else [self.catalog.ids[int(c)] for c in cols]
-            if cols is not None:
-                new = new[cols]  # (M,)
+            new = is_new if cols is None else is_new[cols]  # (N,) or (M,)
             chosen = []
             for b in range(len(group)):
                 row = scores[b]

@@ -43,7 +43,6 @@ class Signals:
         self.states: dict[str, UserState] = {}
         self.interests: dict[str, Interests] = {}  # the same events, as several interests
         self.interest_config = InterestConfig(half_life_s=decay.half_life_s)
-        self._row = {item_id: n for n, item_id in enumerate(item_ids)}
         self.histories: dict[str, list[int]] = defaultdict(list)  # user -> consumed rows, oldest first
         self.model: FactorModel | None = None
         self._factors: F32 | None = None  # (N, F) catalog-aligned
@@ -79,17 +78,13 @@ class Signals:
             "cf": cf,
         }
 
-    def _vector(self, item_id: str) -> F32 | None:
-        row = self._row.get(item_id)
-        return None if row is None else self.vectors[row]
-
     def update(self, user: str, item: int, ts_ms: int, rating: float | None, kind: str) -> None:
         state = self.states.get(user) or UserState.empty(self.vectors.shape[1], self.space)
         w = self.weights.weight(kind, rating)
         self.states[user] = decay_merge(state, self.vectors[item], w, ts_ms, self.decay)
         self.interests[user] = merge_interest(
             self.interests.get(user, Interests()), self.vectors[item], w, ts_ms, self.interest_config,
-            item_id=self.item_ids[item], vector_of=self._vector)
+            item_id=self.item_ids[item], vector_of=self.catalog.vector)
         self.popularity.update(user, item, ts_ms, rating)
         self.decayed.update(user, item, ts_ms, rating)
         self.itemknn.update(user, item, ts_ms, rating)

@@ -222,7 +222,6 @@ class InterestStage:
                 outcome = "ok"
             self.metrics.events.labels(parsed.type, outcome).inc()
 
-
     def _count_online(self, before: dict[str, UserState | None], interactions: list[Interaction],
                       fresh: list[bool], model: str) -> None:
         """Live HR@k: an event on an item by a user who had been sent a list is a hit when the

@@ -71,10 +71,11 @@ def models(recorded: Sequence[Sample]) -> list[str]:
 def hit_rate(recorded: Sequence[Sample], model: str, window_s: float) -> list[tuple[float, float]]:
     """Live HR@k per window: (t, d hits / d events) over consecutive windows of `window_s`;
     windows without an event on a shown user are left out."""
+    if not recorded:
+        return []
     out = []
-    start = recorded[0] if recorded else None
+    start = recorded[0]
     for s in recorded[1:]:
-        assert start is not None
         if s.t_s - start.t_s < window_s:
             continue
         events = (total(s.samples, "interests_online_events_total", model=model)
