@@ -27,6 +27,7 @@ from streams.cooccurrence_agent import merge_deltas
 from streams.interest_agent import InterestStage
 from streams.metrics import Metrics
 from streams.neighbours_replica import NeighboursReplica
+from streams.offset_guard import OffsetGuard
 from streams.publisher import Publisher
 from streams.settings import Settings
 from streams.tables import Tables, declare_tables
@@ -47,6 +48,7 @@ class Engine:
     publisher: Publisher  # the interest agent's
     rows_publisher: Publisher  # the co-occurrence agent's
     metrics: Metrics
+    guards: tuple[OffsetGuard, ...]  # the interest agent's, the co-occurrence agent's
 
 
 def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = None) -> Engine:
@@ -86,6 +88,8 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
     # one output producer per agent: a flush waits only for the agent's own records (a
     # co-occurrence flush sends megabytes of rows; recommendations should not queue behind them)
     publisher, rows_publisher = Publisher(settings), Publisher(settings)
+    # one guard per agent: each reads back what Faust's fetcher skipped on its input topic
+    events_guard, pairs_guard = OffsetGuard(settings, metrics), OffsetGuard(settings, metrics)
     stage = InterestStage(settings, topics, tables, catalog, encoder, executor, metrics, scorer, publisher)
 
     @app.agent(topics.items, name="catalog")
@@ -119,14 +123,14 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_wait_s):
             await replica.ready.wait()  # no user is scored against a half-loaded catalog
             await neighbours.ready.wait()
-            await stage.process(batch)
+            await stage.process(await events_guard.complete(batch))
 
     @app.agent(topics.item_pairs, name="cooccurrence")
     async def cooccurrence_agent(stream: Any) -> None:
         # long batches: a row changed many times in a second is published once
         async for batch in stream.take_events(settings.batch_size, within=settings.neighbours_flush_s):
-            await merge_deltas(batch, settings, topics, tables, metrics, rows_publisher,
-                               changelog_ebb=app.producer.buffer.wait_until_ebb)
+            await merge_deltas(await pairs_guard.complete(batch), settings, topics, tables, metrics,
+                               rows_publisher, changelog_ebb=app.producer.buffer.wait_until_ebb)
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -135,6 +139,8 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
         metrics.assigned_partitions.set(sum(1 for tp in assigned if tp.topic == events_topic))
         metrics.rebalances.inc()
         metrics.consumer_lag.clear()  # partitions this worker no longer reads have no lag here
+        for guard in (events_guard, pairs_guard):
+            guard.reset()  # each partition starts again from the group's committed offset
 
     @app.on_before_shutdown.connect
     async def stop_publishers(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -142,6 +148,8 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
         for p in (publisher, rows_publisher):
             await p.flush()
             await p.stop()
+        for guard in (events_guard, pairs_guard):
+            await guard.stop()
 
     @app.timer(10.0)
     async def count_keys() -> None:
@@ -166,7 +174,7 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
         stage.observe_coverage(len(catalog))
 
     return Engine(app, settings, topics, tables, replica, neighbours, stage, publisher, rows_publisher,
-                  metrics)
+                  metrics, (events_guard, pairs_guard))
 
 
 def observe_lag(app: faust.App, metrics: Metrics, sources: set[str]) -> None:

@@ -46,6 +46,8 @@ class Metrics:
     recommended_items: Gauge  # by model
     catalog_coverage: Gauge  # by model
     users_erased: Counter  # by reason
+    offset_holes: Counter  # by topic
+    refetched_records: Counter  # by topic
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -130,6 +132,13 @@ class Metrics:
                 "interests_users_erased", "Users whose state and list were removed, by reason "
                 "(requested: a delete_user event; expired: idle past INTERESTS_USER_TTL_S)",
                 ["reason"], registry=r),
+            offset_holes=Counter(
+                "interests_offset_holes", "Runs of input records the consumer skipped and the "
+                "worker read back itself before going on (streams/offset_guard.py)", ["topic"],
+                registry=r),
+            refetched_records=Counter(
+                "interests_refetched_records", "Input records read back to fill those runs",
+                ["topic"], registry=r),
         )
 
     def serve(self, host: str, port: int) -> None:

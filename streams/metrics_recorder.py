@@ -5,6 +5,7 @@ report` and the demo sample the worker directly."""
 from __future__ import annotations
 
 import contextlib
+import http.client
 import itertools
 import math
 import threading
@@ -32,6 +33,7 @@ class MetricsRecorder:
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
+        self._started = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="metrics-recorder", daemon=True)
 
     def start(self) -> MetricsRecorder:
@@ -39,17 +41,23 @@ class MetricsRecorder:
         return self
 
     def stop(self) -> list[Sample]:
+        """Ends the recording with one last sample: a run shorter than `every_s` is still seen."""
         self._stop.set()
         self._thread.join(timeout=10)
+        self._sample()
         return self.recorded
 
     def _run(self) -> None:
-        started = time.monotonic()
+        self._started = time.monotonic()
         while True:
-            with contextlib.suppress(OSError):  # the worker is starting or gone: a gap, no error
-                self.recorded.append(Sample(time.monotonic() - started, scrape(self.url)))
+            self._sample()
             if self._stop.wait(self.every_s):
                 return
+
+    def _sample(self) -> None:
+        # the worker is starting, busy past the timeout, or gone: a gap, not an error
+        with contextlib.suppress(OSError, http.client.HTTPException, ValueError):
+            self.recorded.append(Sample(time.monotonic() - self._started, scrape(self.url)))
 
 
 def rates(recorded: Sequence[Sample], name: str, **labels: str) -> list[tuple[float, float]]:

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import math
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from streams.metrics_recorder import Sample, buckets, histogram_quantile, hit_rate, models, rates
-from streams.metrics_scrape import Samples
+from streams.metrics_recorder import (
+    MetricsRecorder,
+    Sample,
+    buckets,
+    histogram_quantile,
+    hit_rate,
+    models,
+    rates,
+)
+from streams.metrics_scrape import Samples, total
 from streams.report_plots import write_report
 
 M = "enc@1+hybrid"
@@ -62,3 +74,43 @@ def test_report_writes_three_plots_and_the_numbers(tmp_path: Path) -> None:
     report = json.loads(paths[3].read_text())
     assert report["online_hit_rate_overall"] == {M: 0.2}
     assert report["end_to_end_s"]["p50"] == pytest.approx(0.05)
+
+
+class _Metrics(http.server.BaseHTTPRequestHandler):
+    """/metrics with `events` as its counter; a garbled body while `garbled` is set."""
+
+    events = 0.0
+    garbled = False
+
+    def do_GET(self) -> None:
+        counter = f"interests_events_total{{outcome=\"ok\"}} {'oops' if self.garbled else self.events}\n"
+        body = f"# TYPE interests_events_total counter\n{counter}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture()
+def metrics_url() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Metrics)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/metrics"
+    finally:
+        server.shutdown()
+        _Metrics.events, _Metrics.garbled = 0.0, False
+
+
+def test_a_recording_survives_a_garbled_scrape_and_ends_with_the_last_state(metrics_url: str) -> None:
+    # a run shorter than the sampling period: the work is seen by the sample taken at stop()
+    _Metrics.garbled = True
+    recorder = MetricsRecorder(metrics_url, every_s=60).start()
+    time.sleep(0.2)  # the first scrape hits the garbled body: a gap, the thread goes on
+    _Metrics.garbled, _Metrics.events = False, 400.0
+    recorded = recorder.stop()
+    assert recorded, "nothing recorded"
+    assert total(recorded[-1].samples, "interests_events_total") == 400.0

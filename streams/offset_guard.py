@@ -1,0 +1,172 @@
+"""Every record of an input partition reaches its agent, even where Faust's fetcher skips some.
+
+faust-streaming 0.15 can hand a stream a partition's records with a hole in them after a
+rebalance or a recovery: a record prefetched far ahead of the committed offset reaches the
+stream first, the records below it are then dropped as "already read", and the jump is booked
+as a gap that counts as acknowledged, so the commit moves past records nobody processed
+(faust-streaming issues #216, #221, #606). Our input topics are not compacted and nobody writes
+to them in transactions, so their offsets are dense: a jump is records missing.
+
+The guard sees each hole before its batch is processed and reads the missing records itself,
+from the broker, in order, ahead of the record after the hole. Faust acks a batch only after
+the agent is done with it, and counts a gap as acknowledged only once a record after it is, so
+no offset is committed past a record that was not processed:
+
+    expected[tp] = the group's committed offset (the log start where there is none), at the
+                   first record of tp after an assignment; then the last offset seen + 1
+    offset > expected[tp]  ->  hole [expected[tp], offset): what of it the group has not
+                               committed is fetched and processed first
+    offset < expected[tp]  ->  a redelivery: processed again (the state skips what it merged)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from streams.metrics import Metrics
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Partition = tuple[str, int]  # (topic, partition)
+
+
+@dataclass(frozen=True)
+class Hole:
+    topic: str
+    partition: int
+    start: int  # the first missing offset
+    stop: int  # the record after the hole; the hole is [start, stop)
+
+
+Holes = list[tuple[int, Hole]]  # (index of the record a hole precedes, the hole)
+
+
+def find_holes(expected: Mapping[Partition, int],
+               records: Iterable[tuple[str, int, int]]) -> tuple[dict[Partition, int], Holes]:
+    """`records`: (topic, partition, offset) in delivery order; every partition in them has an
+    entry in `expected`. -> (expected after them, the holes in delivery order)."""
+    after = dict(expected)
+    holes: Holes = []
+    for n, (topic, partition, offset) in enumerate(records):
+        tp = (topic, partition)
+        if offset > after[tp]:
+            holes.append((n, Hole(topic, partition, after[tp], offset)))
+        after[tp] = max(after[tp], offset + 1)
+    return after, holes
+
+
+@dataclass(frozen=True)
+class RefetchedMessage:
+    """The parts of a Faust message the agents read."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: float  # seconds, as Faust gives it
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: hashable by identity, and weakly referenceable
+class RefetchedEvent:
+    """A record the guard read itself, in place of a Faust Event. Table writes for it go to its
+    partition (`streams.event_context`), which is the partition of the record after the hole."""
+
+    message: RefetchedMessage
+
+
+class OffsetGuard:
+    """Per agent: `await guard.complete(batch)` returns the batch with its holes filled."""
+
+    def __init__(self, settings: Settings, metrics: Metrics, fetch_timeout_s: float = 30.0) -> None:
+        self.settings, self.metrics = settings, metrics
+        self.fetch_timeout_s = fetch_timeout_s
+        self.expected: dict[Partition, int] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+
+    def reset(self) -> None:
+        """After a rebalance: each partition starts again from the group's committed offset."""
+        self.expected.clear()
+
+    async def complete(self, batch: Sequence[Any]) -> list[Any]:
+        records = [(e.message.topic, e.message.partition, e.message.offset) for e in batch]
+        new = sorted({(t, p) for t, p, _ in records} - self.expected.keys())
+        if new:
+            self.expected.update(await self._start_offsets(new))
+        self.expected, holes = find_holes(self.expected, records)
+        if not holes:
+            return list(batch)
+        out: list[Any] = []
+        done = 0
+        for index, hole in holes:
+            out.extend(batch[done:index])
+            out.extend(await self._fetch(hole))
+            done = index
+        out.extend(batch[done:])
+        return out
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    async def _client(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            # the group's id, to read its committed offsets; it never subscribes, so it never joins
+            self._consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.settings.bootstrap, group_id=self.settings.app_id,
+                enable_auto_commit=False, auto_offset_reset="earliest",
+                fetch_max_wait_ms=self.settings.fetch_max_wait_ms)
+            await self._consumer.start()
+        return self._consumer
+
+    async def _start_offsets(self, partitions: list[Partition]) -> dict[Partition, int]:
+        consumer = await self._client()
+        tps = [TopicPartition(t, p) for t, p in partitions]
+        starts = await consumer.beginning_offsets(tps)
+        out = {}
+        for tp in tps:
+            committed = await consumer.committed(tp)
+            out[(tp.topic, tp.partition)] = committed if committed is not None else starts[tp]
+        return out
+
+    async def _fetch(self, hole: Hole) -> list[RefetchedEvent]:
+        """The records [hole.start, hole.stop) of the hole's partition not yet committed, in order.
+        A hole the group has committed past was processed by the worker that owned the partition
+        before (a late commit of a revoked owner): nothing is read back for it."""
+        consumer = await self._client()
+        tp = TopicPartition(hole.topic, hole.partition)
+        committed = await consumer.committed(tp)
+        start = max(hole.start, committed or 0)
+        if start >= hole.stop:
+            log.info("%s[%d]: records %d..%d were processed by the previous owner (committed %d)",
+                     hole.topic, hole.partition, hole.start, hole.stop - 1, committed)
+            return []
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        got: list[RefetchedEvent] = []
+        deadline = time.monotonic() + self.fetch_timeout_s
+        position = start
+        while position < hole.stop and time.monotonic() < deadline:
+            fetched = await consumer.getmany(tp, timeout_ms=500)
+            for r in fetched.get(tp, []):
+                if start <= r.offset < hole.stop:
+                    got.append(RefetchedEvent(RefetchedMessage(
+                        r.topic, r.partition, r.offset, r.key, r.value, r.timestamp / 1000.0)))
+                position = max(position, r.offset + 1)
+            await asyncio.sleep(0)
+        self.metrics.offset_holes.labels(hole.topic).inc()
+        self.metrics.refetched_records.labels(hole.topic).inc(len(got))
+        level = logging.WARNING if position >= hole.stop else logging.ERROR
+        log.log(level, "%s[%d]: records %d..%d skipped by the consumer; %d read back directly%s",
+                hole.topic, hole.partition, start, hole.stop - 1, len(got),
+                "" if position >= hole.stop else f" (the rest not readable in {self.fetch_timeout_s:.0f} s)")
+        return got

@@ -1,0 +1,36 @@
+"""Holes in a partition's delivered offsets: what the guard reads back before the batch goes on."""
+
+from __future__ import annotations
+
+from streams.offset_guard import Hole, find_holes
+
+
+def test_dense_offsets_have_no_hole_and_advance_the_expectation() -> None:
+    after, holes = find_holes({("e", 0): 5, ("e", 1): 0}, [("e", 0, 5), ("e", 1, 0), ("e", 0, 6)])
+    assert holes == [] and after == {("e", 0): 7, ("e", 1): 1}
+
+
+def test_a_jump_is_a_hole_before_the_record_after_it() -> None:
+    # the consumer handed over 5, then 9: 6..8 were skipped
+    after, holes = find_holes({("e", 0): 5}, [("e", 0, 5), ("e", 0, 9), ("e", 0, 10)])
+    assert holes == [(1, Hole("e", 0, 6, 9))]
+    assert after == {("e", 0): 11}
+
+
+def test_the_first_record_after_an_assignment_is_checked_against_the_committed_offset() -> None:
+    # committed 100, and the first record delivered is one prefetched far ahead
+    _, holes = find_holes({("e", 2): 100}, [("e", 2, 180)])
+    assert holes == [(0, Hole("e", 2, 100, 180))]
+
+
+def test_a_redelivery_is_no_hole_and_does_not_move_the_expectation_back() -> None:
+    after, holes = find_holes({("e", 0): 50}, [("e", 0, 40), ("e", 0, 41)])
+    assert holes == [] and after == {("e", 0): 50}
+    # and the records after it are expected where they were
+    _, holes = find_holes(after, [("e", 0, 52)])
+    assert holes == [(0, Hole("e", 0, 50, 52))]
+
+
+def test_holes_in_two_partitions_are_found_in_delivery_order() -> None:
+    _, holes = find_holes({("e", 0): 0, ("e", 1): 0}, [("e", 1, 3), ("e", 0, 0), ("e", 0, 2)])
+    assert holes == [(0, Hole("e", 1, 0, 3)), (2, Hole("e", 0, 1, 2))]
