@@ -27,7 +27,7 @@ from streams.cooccurrence_agent import merge_deltas
 from streams.interest_agent import InterestStage
 from streams.metrics import Metrics
 from streams.neighbours_replica import NeighboursReplica
-from streams.offset_guard import OffsetGuard
+from streams.offset_guard import STALL_S, OffsetGuard, stalled
 from streams.publisher import Publisher
 from streams.settings import Settings
 from streams.tables import Tables, declare_tables
@@ -123,14 +123,16 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_wait_s):
             await replica.ready.wait()  # no user is scored against a half-loaded catalog
             await neighbours.ready.wait()
-            await stage.process(await events_guard.complete(batch))
+            with events_guard.processing():
+                await stage.process(await events_guard.complete(batch))
 
     @app.agent(topics.item_pairs, name="cooccurrence")
     async def cooccurrence_agent(stream: Any) -> None:
         # long batches: a row changed many times in a second is published once
         async for batch in stream.take_events(settings.batch_size, within=settings.neighbours_flush_s):
-            await merge_deltas(await pairs_guard.complete(batch), settings, topics, tables, metrics,
-                               rows_publisher, changelog_ebb=app.producer.buffer.wait_until_ebb)
+            with pairs_guard.processing():
+                await merge_deltas(await pairs_guard.complete(batch), settings, topics, tables, metrics,
+                                   rows_publisher, changelog_ebb=app.producer.buffer.wait_until_ebb)
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -172,6 +174,8 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
     async def observe() -> None:
         observe_lag(app, metrics, sources)
         stage.observe_coverage(len(catalog))
+        for guard in (events_guard, pairs_guard):
+            await unstall(app, guard)
 
     return Engine(app, settings, topics, tables, replica, neighbours, stage, publisher, rows_publisher,
                   metrics, (events_guard, pairs_guard))
@@ -188,6 +192,22 @@ def observe_lag(app: faust.App, metrics: Metrics, sources: set[str]) -> None:
             highwater = app.consumer.highwater(tp)
             if highwater is not None:
                 metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - read[tp] - 1))
+
+
+async def unstall(app: faust.App, guard: OffsetGuard) -> None:
+    """Seek back the partitions whose last records Faust read but never delivered to the agent
+    (`streams.offset_guard.stalled`); Faust delivers them again from there."""
+    if guard.idle_s(time.monotonic()) < STALL_S or not guard.expected:
+        return
+    tps = {(tp.topic, tp.partition): tp for tp in app.consumer.assignment()}
+    read = {(tp.topic, tp.partition): offset for tp, offset in app.monitor.tp_read_offsets.items()}
+    highwater = {key: h for key, tp in tps.items() if (h := app.consumer.highwater(tp)) is not None}
+    for key in stalled(guard.expected, read, highwater):
+        if key in tps:
+            log.warning("%s[%d]: records %d..%d read by the consumer but never delivered; seeking back",
+                        key[0], key[1], guard.expected[key], highwater[key] - 1)
+            guard.metrics.offset_holes.labels(key[0]).inc()
+            await app.consumer.seek(tps[key], guard.expected[key])
 
 
 def load_cf(folder: Path, space: str) -> CFArtifact:

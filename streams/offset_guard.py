@@ -17,14 +17,20 @@ no offset is committed past a record that was not processed:
     offset > expected[tp]  ->  hole [expected[tp], offset): what of it the group has not
                                committed is fetched and processed first
     offset < expected[tp]  ->  a redelivery: processed again (the state skips what it merged)
+
+A hole at the end of a partition has no record after it to reveal it: Faust has read to the
+high watermark, the agent has been idle for `STALL_S`, yet the partition holds records past the
+last one the agent saw. The worker then seeks the partition back to `expected[tp]`, and Faust
+delivers them again (`stalled`, run by the worker's 5 s timer).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +42,7 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 Partition = tuple[str, int]  # (topic, partition)
+STALL_S = 10.0  # an agent idle this long with records past what it saw, Faust having read them: a stall
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,15 @@ def find_holes(expected: Mapping[Partition, int],
             holes.append((n, Hole(topic, partition, after[tp], offset)))
         after[tp] = max(after[tp], offset + 1)
     return after, holes
+
+
+def stalled(expected: Mapping[Partition, int], read: Mapping[Partition, int],
+            highwater: Mapping[Partition, int]) -> list[Partition]:
+    """Partitions whose records up to the high watermark Faust has read (last offset read + 1 >=
+    high watermark) while the agent has not seen them (expected < high watermark)."""
+    return sorted(tp for tp, next_offset in expected.items()
+                  if tp in read and tp in highwater
+                  and read[tp] + 1 >= highwater[tp] > next_offset)
 
 
 @dataclass(frozen=True)
@@ -91,6 +107,21 @@ class OffsetGuard:
         self.fetch_timeout_s = fetch_timeout_s
         self.expected: dict[Partition, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
+        self._busy = False
+        self._idle_since = time.monotonic()
+
+    @contextlib.contextmanager
+    def processing(self) -> Iterator[None]:
+        """Around the agent's work on a batch: the stall check waits for an idle agent."""
+        self._busy = True
+        try:
+            yield
+        finally:
+            self._busy = False
+            self._idle_since = time.monotonic()
+
+    def idle_s(self, now: float) -> float:
+        return 0.0 if self._busy else now - self._idle_since
 
     def reset(self) -> None:
         """After a rebalance: each partition starts again from the group's committed offset."""

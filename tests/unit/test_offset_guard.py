@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.offset_guard import Hole, find_holes
+from streams.offset_guard import Hole, find_holes, stalled
 
 
 def test_dense_offsets_have_no_hole_and_advance_the_expectation() -> None:
@@ -34,3 +34,12 @@ def test_a_redelivery_is_no_hole_and_does_not_move_the_expectation_back() -> Non
 def test_holes_in_two_partitions_are_found_in_delivery_order() -> None:
     _, holes = find_holes({("e", 0): 0, ("e", 1): 0}, [("e", 1, 3), ("e", 0, 0), ("e", 0, 2)])
     assert holes == [(0, Hole("e", 1, 0, 3)), (2, Hole("e", 0, 1, 2))]
+
+
+def test_a_partition_read_to_its_end_but_not_seen_by_the_agent_is_stalled() -> None:
+    expected = {("e", 0): 40, ("e", 1): 40, ("e", 2): 40, ("e", 3): 40}
+    read = {("e", 0): 59, ("e", 1): 39, ("e", 2): 50}  # the last offset Faust read
+    highwater = {("e", 0): 60, ("e", 1): 40, ("e", 2): 60, ("e", 3): 60}
+    # 0: Faust read to the end, the agent saw up to 39: stalled
+    # 1: the agent saw everything; 2: Faust is still reading; 3: Faust read nothing yet
+    assert stalled(expected, read, highwater) == [("e", 0)]
