@@ -90,6 +90,9 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
     publisher, rows_publisher = Publisher(settings), Publisher(settings)
     # one guard per agent: each reads back what Faust's fetcher skipped on its input topic
     events_guard, pairs_guard = OffsetGuard(settings, metrics), OffsetGuard(settings, metrics)
+    for source in (topics.events, topics.item_pairs):  # labelled series exist from the start at 0
+        metrics.offset_holes.labels(source.get_topic_name())
+        metrics.refetched_records.labels(source.get_topic_name())
     stage = InterestStage(settings, topics, tables, catalog, encoder, executor, metrics, scorer, publisher)
 
     @app.agent(topics.items, name="catalog")

@@ -61,6 +61,17 @@ def shares(raw: str) -> tuple[int, dict[str, float]]:
     return total, {k: round(v / max(total, 1), 4) for k, v in counts.most_common()}
 
 
+def leaf_functions(raw: str, top: int = 25) -> list[tuple[str, float]]:
+    """The functions the samples were in (each stack's innermost frame), largest share first."""
+    counts: collections.Counter[str] = collections.Counter()
+    for line in raw.splitlines():
+        stack, _, n = line.rpartition(" ")
+        if stack and n.isdigit():
+            counts[stack.rsplit(";", 1)[-1]] += int(n)
+    total = max(sum(counts.values()), 1)
+    return [(frame, round(n / total, 4)) for frame, n in counts.most_common(top)]
+
+
 def run_profile(settings: Settings, seconds: float = 25.0, rate: float = 400.0, dataset: str = "ml-100k",
                 seed: int = 1, mode: str = "text") -> dict[str, Any]:
     """`mode` "text": searches; "item": MovieLens ratings (catalog vectors, no model call)."""
@@ -96,11 +107,14 @@ def run_profile(settings: Settings, seconds: float = 25.0, rate: float = 400.0, 
             producer.flush()
             producer.close()
             sampler.wait()
-            samples, by_bucket = shares(out.read_text())
+            raw = out.read_text()
+            samples, by_bucket = shares(raw)
+            leaves = leaf_functions(raw)
         finally:
             worker.stop()
     return {"seconds": seconds, "rate": rate, "mode": mode, "events": sent,
-            "backend": settings.encoder_backend, "samples": samples, "shares": by_bucket}
+            "backend": settings.encoder_backend, "samples": samples, "shares": by_bucket,
+            "leaf_functions": leaves}
 
 
 def table(report: dict[str, Any]) -> str:

@@ -13,9 +13,10 @@ import pytest
 
 from cf.state import UserState
 from encoders.transformer import TransformerEncoder
-from streams.app import Engine, create_app
+from streams.app import Engine, create_app, unstall
 from streams.cooccurrence_agent import row_partition
 from streams.metrics import Metrics
+from streams.offset_guard import STALL_S, OffsetGuard
 from streams.records import dumps
 from streams.settings import Settings
 
@@ -269,3 +270,45 @@ async def test_erasure_removes_state_and_list_and_expiry_spares_a_returning_user
     assert m.get_sample_value("interests_users_erased_total", {"reason": "requested"}) == 1
     assert m.get_sample_value("interests_users_erased_total", {"reason": "expired"}) == 1
     assert [k for k, v in recs.records if v is None] == [b"u1", b"u1"]
+
+
+@dataclass(frozen=True)
+class TP:
+    topic: str
+    partition: int
+
+
+@dataclass
+class FakeConsumer:
+    """What `unstall` reads from Faust's consumer, and the seeks it makes."""
+
+    ends: dict[TP, int]
+    sought: list[tuple[TP, int]] = field(default_factory=list)
+
+    def assignment(self) -> set[TP]:
+        return set(self.ends)
+
+    def highwater(self, tp: TP) -> int:
+        return self.ends[tp]
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        self.sought.append((tp, offset))
+
+
+async def test_a_partition_read_to_its_end_but_never_delivered_is_sought_back() -> None:
+    p0, p1 = TP("interests.events", 0), TP("interests.events", 1)
+    consumer = FakeConsumer({p0: 60, p1: 60})
+    app = mock.Mock(consumer=consumer, monitor=mock.Mock(tp_read_offsets={p0: 59, p1: 59}))
+    metrics = Metrics.create()
+    guard = OffsetGuard(Settings(), metrics)
+    guard.expected = {("interests.events", 0): 40, ("interests.events", 1): 60}
+    with guard.processing():
+        pass  # the agent just finished a batch: not idle long enough yet
+    await unstall(app, guard)
+    assert consumer.sought == []
+    with mock.patch("streams.app.time.monotonic", return_value=guard._idle_since + STALL_S + 1):
+        await unstall(app, guard)
+    # partition 0: Faust read 40..59, the agent never saw them; partition 1 is up to date
+    assert consumer.sought == [(p0, 40)]
+    holes = metrics.registry.get_sample_value("interests_offset_holes_total", {"topic": p0.topic})
+    assert holes == 1

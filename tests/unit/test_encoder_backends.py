@@ -82,7 +82,7 @@ def test_cache_returns_the_same_vectors_and_encodes_each_text_once() -> None:
 
 
 def test_profile_buckets_put_each_stack_where_its_time_goes() -> None:
-    from streams.bench_profile import shares
+    from streams.bench_profile import leaf_functions, shares
 
     raw = "\n".join([
         "main (cli.py:1);run (onnxruntime/capi/onnxruntime_inference_collection.py:220) 6",
@@ -95,6 +95,10 @@ def test_profile_buckets_put_each_stack_where_its_time_goes() -> None:
     assert samples == 10
     assert by_bucket == {"model (ONNX Runtime / torch forward)": 0.6, "tokenize": 0.2,
                          "hybrid scoring": 0.1, "other": 0.1}
+    # and the innermost frames, largest first
+    assert leaf_functions(raw, top=2) == [
+        ("run (onnxruntime/capi/onnxruntime_inference_collection.py:220)", 0.6),
+        ("__call__ (tokenization_utils_base.py:1)", 0.2)]
 
 
 def test_bench_encoder_rows_follow_the_output_contract(onnx_cache: Path) -> None:
