@@ -7,7 +7,7 @@ for the user's last L = 20 items j; the score of item n is
 
 Sequential (`SequentialCooccurrence`, the hybrid's input): closer pairs count more and recent
 items speak louder, as in session-based KNN (Ludewig & Jannach 2018, "Evaluation of
-Session-based Recommendation Algorithms"). Interaction i after the user's last L = 50 items
+Session-based Recommendation Algorithms"). Interaction i after the user's last L = 20 items
 j_1..j_L (j_L the newest) adds
     C[i, j_l] += p^(L - l)   and   C[j_l, i] += p^(L - l)        pair decay p = 0.9
 and a user whose recent items are j_1..j_L (newest last) scores item n as
@@ -69,5 +69,6 @@ class ItemCooccurrence:
 class SequentialCooccurrence(ItemCooccurrence):
     name = "cooc"
 
-    def __init__(self, n_items: int) -> None:
-        super().__init__(n_items, recent=50, pair_decay=0.9, recency_decay=0.8)
+    def __init__(self, n_items: int, window: int = 20, pair_decay: float = 0.9,
+                 recency_decay: float = 0.8) -> None:
+        super().__init__(n_items, recent=window, pair_decay=pair_decay, recency_decay=recency_decay)

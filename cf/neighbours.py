@@ -32,7 +32,7 @@ F32 = npt.NDArray[np.float32]
 
 @dataclass(frozen=True)
 class CoocConfig:
-    window: int = 50  # recent items an interaction pairs with
+    window: int = 20  # recent items an interaction pairs with, and a user's scored by
     pair_decay: float = 0.9  # p: a pair l steps apart counts p^(l-1)
     recency_decay: float = 0.8  # r: the l-th newest recent item speaks with weight r^(l-1)
     half_life_s: float = 7 * 24 * 3600.0  # popularity

@@ -17,6 +17,7 @@ from cf.cooccurrence import ItemCooccurrence, SequentialCooccurrence
 from cf.decay import DecayConfig, decay_merge
 from cf.factors import FactorModel, fold_in
 from cf.interests import InterestConfig, Interests, merge_interest, multi_text_scores
+from cf.neighbours import CoocConfig
 from cf.popularity import DecayedPopularity, Popularity
 from cf.scoring import cosine_scores
 from cf.state import UserState
@@ -27,7 +28,7 @@ F32 = npt.NDArray[np.float32]
 
 class Signals:
     def __init__(self, item_ids: list[str], vectors: F32, weights: EventWeights, decay: DecayConfig,
-                 space: str, fold_in_items: int = 20) -> None:
+                 space: str, fold_in_items: int = 20, cooc: CoocConfig | None = None) -> None:
         n = len(item_ids)
         self.item_ids = item_ids
         self.vectors = vectors  # (N, D) float32 unit rows, catalog order
@@ -39,7 +40,8 @@ class Signals:
         self.popularity = Popularity(n)
         self.decayed = DecayedPopularity(n, half_life_s=decay.half_life_s)
         self.itemknn = ItemCooccurrence(n)
-        self.cooc = SequentialCooccurrence(n)
+        cooc = cooc or CoocConfig()  # the worker's window and decays (INTERESTS_COOC_*)
+        self.cooc = SequentialCooccurrence(n, cooc.window, cooc.pair_decay, cooc.recency_decay)
         self.states: dict[str, UserState] = {}
         self.interests: dict[str, Interests] = {}  # the same events, as several interests
         self.interest_config = InterestConfig(half_life_s=decay.half_life_s)

@@ -43,6 +43,7 @@ from cf.hybrid import (
     simplex_grid,
     stack,
 )
+from cf.neighbours import CoocConfig
 from cf.ranking_metrics import RankingTally, ranks_of, top_indices
 from cf.signals import Signals, hybrid_inputs
 from cf.weights import EventWeights
@@ -154,7 +155,8 @@ class Replay:
 
     def __init__(self, dataset: Dataset, vectors: F32, weights: EventWeights, decay: DecayConfig,
                  space: str, k: int, train: ALSParams, new_item_slots: int = 1,
-                 new_item_max: int = 1, new_item_min_z: float = 2.0, batch: int = 64) -> None:
+                 new_item_max: int = 1, new_item_min_z: float = 2.0, batch: int = 64,
+                 cooc: CoocConfig | None = None) -> None:
         self.dataset, self.k, self.train, self.batch = dataset, k, train, batch
         self.new_item_slots = new_item_slots  # the served list's places for new items (hybrid)
         self.new_item_max = new_item_max  # an item with fewer interactions is new
@@ -162,7 +164,7 @@ class Replay:
         self.new_item_targets = 0  # events whose item was new
         self.new_item_hits = 0  # ... and among the hybrid's new-item picks
         self.index = {item.item_id: n for n, item in enumerate(dataset.items)}
-        self.signals = Signals(list(self.index), vectors, weights, decay, space)
+        self.signals = Signals(list(self.index), vectors, weights, decay, space, cooc=cooc)
         self.results = {name: MethodResult(k) for name in METHODS}
         self.policy = BlendPolicy()
         self.policy_multi = BlendPolicy()
@@ -318,11 +320,11 @@ def leave_one_out(replay: Replay, progress: bool = True) -> dict[str, object]:
 def run_eval(dataset: Dataset, encoder: Encoder, weights: EventWeights, decay: DecayConfig,
              protocol: Protocol = "prequential", k: int = 10, retrain_every: int | None = None,
              train: ALSParams | None = None, progress: bool = True,
-             scored_from_ms: int | None = None) -> dict[str, object]:
+             scored_from_ms: int | None = None, cooc: CoocConfig | None = None) -> dict[str, object]:
     started = time.monotonic()
     vectors = item_vectors(encoder, dataset)
     train = train or ALSParams()
-    replay = Replay(dataset, vectors, weights, decay, encoder.version, k, train)
+    replay = Replay(dataset, vectors, weights, decay, encoder.version, k, train, cooc=cooc)
     extra: dict[str, object] = {}
     with threadpool_limits(1, user_api="blas"):  # one small matvec per event: threads only cost
         if protocol == "prequential":

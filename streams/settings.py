@@ -42,7 +42,7 @@ class Settings:
     top_k: int = 10
     cf_model: str = ""  # folder written by `interests train-cf`; "" = no factor model
     cf_fold_in_items: int = 20  # a user's latest items the factor model folds in
-    cooc_window: int = 50  # recent items an interaction pairs with
+    cooc_window: int = 20  # recent items an interaction pairs with, and a user's scored by
     cooc_pair_decay: float = 0.9  # weight of a pair l steps apart: p^(l-1)
     cooc_recency_decay: float = 0.8  # weight of the l-th newest recent item when scoring
     cooc_row_size: int = 200  # co-occurring items kept per item

@@ -51,11 +51,12 @@ def _rows(ids: list[str], events: list[tuple[str, int, int]], config: CoocConfig
     return index
 
 
-@pytest.mark.parametrize("batch", [1, 7])
-def test_sparse_rows_score_like_the_dense_matrix(batch: int) -> None:
+@pytest.mark.parametrize(("batch", "window"), [(1, 50), (7, 50), (7, 3)])
+def test_sparse_rows_score_like_the_dense_matrix(batch: int, window: int) -> None:
+    # window 3 < the 8 events per user: the pairs and the scores both see the last 3 items only
     ids, vectors, events = _world()
-    config = CoocConfig(row_size=N * 2)  # nothing pruned
-    dense = SequentialCooccurrence(N)
+    config = CoocConfig(row_size=N * 2, window=window)  # nothing pruned
+    dense = SequentialCooccurrence(N, config.window, config.pair_decay, config.recency_decay)
     pop = DecayedPopularity(N, half_life_s=config.half_life_s)
     for u, i, ts in events:
         dense.update(u, i, ts, None)
