@@ -27,7 +27,7 @@ from streams.cooccurrence_agent import merge_deltas
 from streams.interest_agent import InterestStage
 from streams.metrics import Metrics
 from streams.neighbours_replica import NeighboursReplica
-from streams.offset_guard import STALL_S, OffsetGuard, stalled
+from streams.offset_guard import OffsetGuard, stalled
 from streams.publisher import Publisher
 from streams.settings import Settings
 from streams.tables import Tables, declare_tables
@@ -89,7 +89,8 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
     # co-occurrence flush sends megabytes of rows; recommendations should not queue behind them)
     publisher, rows_publisher = Publisher(settings), Publisher(settings)
     # one guard per agent: each reads back what Faust's fetcher skipped on its input topic
-    events_guard, pairs_guard = OffsetGuard(settings, metrics), OffsetGuard(settings, metrics)
+    events_guard = OffsetGuard(settings, metrics, batch_wait_s=settings.batch_wait_s)
+    pairs_guard = OffsetGuard(settings, metrics, batch_wait_s=settings.neighbours_flush_s)
     for source in (topics.events, topics.item_pairs):  # labelled series exist from the start at 0
         metrics.offset_holes.labels(source.get_topic_name())
         metrics.refetched_records.labels(source.get_topic_name())
@@ -200,7 +201,7 @@ def observe_lag(app: faust.App, metrics: Metrics, sources: set[str]) -> None:
 async def unstall(app: faust.App, guard: OffsetGuard) -> None:
     """Seek back the partitions whose last records Faust read but never delivered to the agent
     (`streams.offset_guard.stalled`); Faust delivers them again from there."""
-    if guard.idle_s(time.monotonic()) < STALL_S or not guard.expected:
+    if guard.idle_s(time.monotonic()) < guard.stall_s or not guard.expected:
         return
     tps = {(tp.topic, tp.partition): tp for tp in app.consumer.assignment()}
     read = {(tp.topic, tp.partition): offset for tp, offset in app.monitor.tp_read_offsets.items()}

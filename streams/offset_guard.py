@@ -21,7 +21,8 @@ no offset is committed past a record that was not processed:
 A hole at the end of a partition has no record after it to reveal it: Faust has read to the
 high watermark, the agent has been idle for `STALL_S`, yet the partition holds records past the
 last one the agent saw. The worker then seeks the partition back to `expected[tp]`, and Faust
-delivers them again (`stalled`, run by the worker's 5 s timer).
+delivers them again (`stalled`, run by the worker's 5 s timer; idle means for `STALL_S` and at
+least twice the time the agent may take to collect a batch).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 Partition = tuple[str, int]  # (topic, partition)
-STALL_S = 10.0  # an agent idle this long with records past what it saw, Faust having read them: a stall
+STALL_S = 10.0  # at least this idle, with records past what the agent saw and Faust read them: a stall
 
 
 @dataclass(frozen=True)
@@ -102,8 +103,12 @@ class RefetchedEvent:
 class OffsetGuard:
     """Per agent: `await guard.complete(batch)` returns the batch with its holes filled."""
 
-    def __init__(self, settings: Settings, metrics: Metrics, fetch_timeout_s: float = 30.0) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics, batch_wait_s: float,
+                 fetch_timeout_s: float = 30.0) -> None:
+        """`batch_wait_s`: the longest the agent collects a batch; an agent idle for less than
+        twice that (or `STALL_S`) may still be collecting one, and is not stalled."""
         self.settings, self.metrics = settings, metrics
+        self.stall_s = max(STALL_S, 2 * batch_wait_s)
         self.fetch_timeout_s = fetch_timeout_s
         self.expected: dict[Partition, int] = {}
         self._consumer: AIOKafkaConsumer | None = None

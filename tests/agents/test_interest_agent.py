@@ -16,7 +16,7 @@ from encoders.transformer import TransformerEncoder
 from streams.app import Engine, create_app, unstall
 from streams.cooccurrence_agent import row_partition
 from streams.metrics import Metrics
-from streams.offset_guard import STALL_S, OffsetGuard
+from streams.offset_guard import OffsetGuard
 from streams.records import dumps
 from streams.settings import Settings
 
@@ -300,13 +300,17 @@ async def test_a_partition_read_to_its_end_but_never_delivered_is_sought_back() 
     consumer = FakeConsumer({p0: 60, p1: 60})
     app = mock.Mock(consumer=consumer, monitor=mock.Mock(tp_read_offsets={p0: 59, p1: 59}))
     metrics = Metrics.create()
-    guard = OffsetGuard(Settings(), metrics)
+    guard = OffsetGuard(Settings(), metrics, batch_wait_s=30.0)  # a batch may take 30 s to fill
+    assert guard.stall_s == 60.0
     guard.expected = {("interests.events", 0): 40, ("interests.events", 1): 60}
     with guard.processing():
         pass  # the agent just finished a batch: not idle long enough yet
     await unstall(app, guard)
     assert consumer.sought == []
-    with mock.patch("streams.app.time.monotonic", return_value=guard._idle_since + STALL_S + 1):
+    with mock.patch("streams.app.time.monotonic", return_value=guard._idle_since + 30):
+        await unstall(app, guard)  # idle, but no longer than a batch may take to collect
+    assert consumer.sought == []
+    with mock.patch("streams.app.time.monotonic", return_value=guard._idle_since + 61):
         await unstall(app, guard)
     # partition 0: Faust read 40..59, the agent never saw them; partition 1 is up to date
     assert consumer.sought == [(p0, 40)]

@@ -46,7 +46,7 @@ async def _scenario(settings: Settings, topic: str) -> tuple[list[object], list[
     # the group committed 12 on partition 0 and nothing on partition 1
     await _commit(settings, TopicPartition(topic, 0), 12)
     metrics = Metrics.create()
-    guard = OffsetGuard(settings, metrics)
+    guard = OffsetGuard(settings, metrics, batch_wait_s=0.02)
     try:
         # first records after the assignment: 15 on partition 0 (12..14 skipped), 3 on partition
         # 1 (0..2 skipped); then 16
