@@ -125,9 +125,9 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
         # Wait for the replicas inside the loop: an agent that is not iterating its stream while
         # Faust recovers tables after a rebalance was seen to lose its partitions' backlog.
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_wait_s):
-            await replica.ready.wait()  # no user is scored against a half-loaded catalog
-            await neighbours.ready.wait()
-            with events_guard.processing():
+            with events_guard.processing():  # a batch waiting for the replicas is not a stall
+                await replica.ready.wait()  # no user is scored against a half-loaded catalog
+                await neighbours.ready.wait()
                 await stage.process(await events_guard.complete(batch))
 
     @app.agent(topics.item_pairs, name="cooccurrence")
