@@ -48,7 +48,6 @@ class MetricsRecorder:
         return self.recorded
 
     def _run(self) -> None:
-        self._started = time.monotonic()
         while True:
             self._sample()
             if self._stop.wait(self.every_s):
