@@ -7,7 +7,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from cf.decay import DecayConfig, decay_merge
+from cf.decay import DecayConfig
+from cf.interests import InterestConfig, Interests, merge_event, merge_interest
 from cf.state import FloatVec, UserState
 
 
@@ -28,21 +29,26 @@ REBASE_ITEMS = 20  # a re-based state is rebuilt from this many of the user's la
 VectorOf = Callable[[str], "FloatVec | None"]  # item id -> (D,) unit vector in the current space
 
 
-def rebase(state: UserState, space: str, vector_of: VectorOf = lambda item_id: None) -> UserState:
+def rebase(state: UserState, space: str, vector_of: VectorOf = lambda item_id: None,
+           config: InterestConfig | None = None) -> UserState:
     """A state built in another vector space (another encoder version) is rebuilt in `space`
     from its own history; vectors of two spaces are never added together. The history keeps
     item ids, not times or weights, so its latest R items count equally, as of `updated_ms`:
 
         v' = sum_{i in last R items with a vector in `space`} e'_i,   weight_sum' = their count
-    """
+
+    and the interests are rebuilt from the same items, oldest first."""
     if state.space == space:
         return state
-    found = [v for v in (vector_of(i) for i in state.history[-REBASE_ITEMS:]) if v is not None]
+    config = config or InterestConfig()
+    found = [(i, v) for i in state.history[-REBASE_ITEMS:] if (v := vector_of(i)) is not None]
     vector = np.zeros_like(state.vector)  # (D,)
-    for v in found:
+    interests = Interests()
+    for item_id, v in found:
         vector += v
+        interests = merge_interest(interests, v, 1.0, state.updated_ms, config, item_id, vector_of)
     return replace(state, vector=vector, weight_sum=float(len(found)),
-                   events=len(found), space=space)
+                   events=len(found), space=space, interests=interests.interests)
 
 
 def apply_interactions(
@@ -52,15 +58,18 @@ def apply_interactions(
     dim: int,
     space: str,
     vector_of: VectorOf = lambda item_id: None,
+    interests: InterestConfig | None = None,
 ) -> dict[str, UserState]:
     """Fold each user's interactions into their state, in the order given (per-user order is
     the partition's order). Users absent from `states` (or None) start empty; a state of another
-    vector space is re-based with `vector_of` first."""
+    vector space is re-based with `vector_of` first. `interests`: K and the join threshold (its
+    half-life is the decay's)."""
+    interest_config = replace(interests or InterestConfig(), half_life_s=config.half_life_s)
     out: dict[str, UserState] = {}
     for x in interactions:
         state = out.get(x.user_id) or states.get(x.user_id) or UserState.empty(dim, space)
-        out[x.user_id] = decay_merge(
-            rebase(state, space, vector_of), x.vector, x.weight, x.ts_ms, config,
-            event_id=x.event_id, item_id=x.item_id,
+        out[x.user_id] = merge_event(
+            rebase(state, space, vector_of, interest_config), x.vector, x.weight, x.ts_ms, config,
+            interest_config, event_id=x.event_id, item_id=x.item_id, vector_of=vector_of,
         )
     return out

@@ -107,6 +107,29 @@ def blend(z: F32, policy: BlendPolicy, history_lengths: Sequence[int],
     return np.where(available, mixed, -np.inf).astype(np.float32)
 
 
+def blend_interests(z: F32, z_text: F32, log_share: F32, policy: BlendPolicy, history_lengths: Sequence[int],
+                    available: npt.NDArray[np.bool_]) -> tuple[F32, npt.NDArray[np.intp], F32]:
+    """The blend with one text signal per interest (`cf.interests`), each item kept by the interest
+    that ranks it best, a less current interest discounted:
+
+        score[b, n] = max_k ( sum_{c != text} w_c z_c[b, n] + w_text z_text[k, b, n] + log_share[k, b] )
+
+    z: (C, B, N) standardised signals (its text row is not used); z_text: (K, B, N) each interest's
+    standardised text; log_share: (K, B), -inf for padding. Returns the (B, N) scores (-inf where
+    unavailable), the (B, N) interest row k* each item came from, and z with the text row that
+    of k*. With one interest and log_share 0 this is `blend`."""
+    w = policy.matrix(history_lengths)  # (B, C)
+    w_text = w[:, TEXT].copy()  # (B,)
+    w[:, TEXT] = 0.0
+    rest = np.einsum("bc,cbn->bn", w, z)  # (B, N)
+    per = rest[None] + w_text[None, :, None] * z_text + log_share[:, :, None]  # (K, B, N)
+    chosen = per.argmax(axis=0)  # (B, N)
+    mixed = np.take_along_axis(per, chosen[None], axis=0)[0]  # (B, N)
+    z = z.copy()
+    z[TEXT] = np.take_along_axis(z_text, chosen[None], axis=0)[0]  # (B, N)
+    return np.where(available, mixed, -np.inf).astype(np.float32), chosen, z
+
+
 def simplex_grid(n: int, steps: int) -> F32:
     """(G, n) every weight vector with entries in {0, 1/steps, ..., 1} summing to 1."""
     points = [p for p in itertools.product(range(steps + 1), repeat=n) if sum(p) == steps]

@@ -23,9 +23,9 @@ import numpy as np
 import numpy.typing as npt
 
 from cf.catalog import ItemCatalog
-from cf.decay import decay_factor
+from cf.decay import DecayConfig, decay_factor, decay_merge
 from cf.scoring import cosine_scores
-from cf.state import FloatVec
+from cf.state import FloatVec, Interest, UserState
 
 VectorOf = Callable[[str], "FloatVec | None"]
 F32 = npt.NDArray[np.float32]
@@ -37,13 +37,8 @@ class InterestConfig:
     join_cosine: float = 0.5  # tau: an event joins its nearest interest at least this close
     representatives: int = 3  # R items kept per interest
     half_life_s: float = 7 * 24 * 3600.0
-
-
-@dataclass(frozen=True)
-class Interest:
-    vector: FloatVec  # (D,) float32, the decayed sum of its events
-    weight_sum: float  # the decayed sum of their weights
-    items: tuple[str, ...] = ()  # its most representative items, closest first
+    activity_decay: float = 0.8  # r: an interest's activity, per event of the user
+    share_beta: float = 0.3  # beta: a less current interest's discount, per unit of ln(share)
 
 
 @dataclass(frozen=True)
@@ -51,6 +46,10 @@ class Interests:
     interests: tuple[Interest, ...] = ()
     updated_ms: int = 0  # the newest event time merged; every interest is decayed to it
     events: int = 0
+
+    @classmethod
+    def of(cls, state: UserState) -> Interests:
+        return cls(state.as_interests(), state.updated_ms, state.events)
 
 
 def _cos(a: FloatVec, b: FloatVec) -> float:
@@ -71,11 +70,12 @@ def merge_interest(state: Interests, vector: FloatVec | None, weight: float, ts_
     """One event into a user's interests (see the module's docstring). vector: (D,) unit."""
     if state.events == 0 or ts_ms >= state.updated_ms:
         factor = 1.0 if state.events == 0 else decay_factor(ts_ms - state.updated_ms, config.half_life_s)
-        interests = [replace(k, vector=k.vector * np.float32(factor), weight_sum=k.weight_sum * factor)
+        interests = [replace(k, vector=k.vector * np.float32(factor), weight_sum=k.weight_sum * factor,
+                             activity=k.activity * config.activity_decay)
                      for k in state.interests]
         updated_ms, contribution = ts_ms, weight
     else:  # late: the interests stay at T, the event is discounted to it
-        interests = list(state.interests)
+        interests = [replace(k, activity=k.activity * config.activity_decay) for k in state.interests]
         updated_ms = state.updated_ms
         contribution = weight * decay_factor(state.updated_ms - ts_ms, config.half_life_s)
     if vector is not None:
@@ -91,9 +91,11 @@ def merge_interest(state: Interests, vector: FloatVec | None, weight: float, ts_
             joined = (k.vector + add).astype(np.float32)
             items = k.items + ((item_id,) if item_id else ())
             interests[best] = Interest(joined, k.weight_sum + contribution,
-                                       _closest_items(joined, items, lookup, config.representatives))
+                                       _closest_items(joined, items, lookup, config.representatives),
+                                       k.activity + 1.0)
         else:
-            interests.append(Interest(add.astype(np.float32), contribution, (item_id,) if item_id else ()))
+            named = (item_id,) if item_id else ()
+            interests.append(Interest(add.astype(np.float32), contribution, named, 1.0))
             if len(interests) > config.max_interests:
                 interests = _merge_closest(interests, lookup, config.representatives)
     return Interests(tuple(interests), updated_ms, state.events + 1)
@@ -106,7 +108,7 @@ def _merge_closest(interests: list[Interest], vector_of: VectorOf, keep: int) ->
     ka, kb = interests[a], interests[b]
     vector = (ka.vector + kb.vector).astype(np.float32)  # (D,)
     merged = Interest(vector, ka.weight_sum + kb.weight_sum,
-                      _closest_items(vector, ka.items + kb.items, vector_of, keep))
+                      _closest_items(vector, ka.items + kb.items, vector_of, keep), ka.activity + kb.activity)
     return [k for n_k, k in enumerate(interests) if n_k not in (a, b)] + [merged]
 
 
@@ -117,22 +119,77 @@ def interest_weights(state: Interests) -> np.ndarray:
     return s / total if total > 0 else s
 
 
-MINOR_INTEREST_PENALTY = 0.1  # beta
+def merge_event(state: UserState, vector: FloatVec | None, weight: float, ts_ms: int, decay: DecayConfig,
+                config: InterestConfig, *, event_id: str | None = None, item_id: str | None = None,
+                vector_of: VectorOf = lambda item_id: None) -> UserState:
+    """One event into a user's state: the single vector (`cf.decay.decay_merge`) and the interests
+    that partition it, together; a redelivered event (id in `seen`) changes neither."""
+    if event_id is not None and event_id in state.seen:
+        return state
+    interests = merge_interest(Interests.of(state), vector, weight, ts_ms, config, item_id, vector_of)
+    merged = decay_merge(state, vector, weight, ts_ms, decay, event_id=event_id, item_id=item_id)
+    return replace(merged, interests=interests.interests)
 
 
-def multi_text_scores(catalog: ItemCatalog, state: Interests) -> F32:
-    """(N,) text interest over several interests: an item scores by the interest it is closest to,
-    a minor interest discounted by its share of the weight,
+def activity_shares(interests: tuple[Interest, ...]) -> np.ndarray:
+    """(K,) each live interest's (s_k > 0) share of the live interests' activity; 0 elsewhere."""
+    a = np.array([k.activity if k.weight_sum > 0 else 0.0 for k in interests], dtype=np.float64)
+    total = a.sum()
+    return a / total if total > 0 else a
 
-        text[n] = max_k ( c_k[n] + beta * ln pi_k )      over interests with pi_k > 0
 
-    with c_k the centred cosine of interest k (`cf.scoring.cosine_scores`); all zeros without one."""
-    pi = interest_weights(state)  # (K,)
-    live = [n for n, p in enumerate(pi) if p > 0]
-    if not live:
-        return np.zeros(len(catalog), np.float32)
-    vectors = np.stack([state.interests[n].vector for n in live]).astype(np.float32)  # (K', D)
-    sums = np.array([state.interests[n].weight_sum for n in live], np.float32)  # (K',)
-    c = cosine_scores(catalog, vectors, sums)  # (K', N)
-    offset = MINOR_INTEREST_PENALTY * np.log(pi[live]).astype(np.float32)  # (K',)
-    return (c + offset[:, None]).max(axis=0).astype(np.float32)  # (N,)
+@dataclass(frozen=True)
+class InterestText:
+    """B users' text signal, one row per live interest, padded to K rows per user."""
+
+    scores: F32  # (K, B, N) centred cosine of each interest (`cf.scoring.cosine_scores`); 0 padding
+    log_share: F32  # (K, B) beta ln(share of activity); -inf padding
+    slot: npt.NDArray[np.intp]  # (K, B) the row's index in the user's interests; -1 padding
+
+
+@dataclass(frozen=True)
+class InterestRow:
+    user: int  # position of the user in the batch
+    slot: int  # index of the interest in the user's state
+    vector: FloatVec  # (D,)
+    weight_sum: float
+    log_share: float  # beta ln(share of activity)
+
+
+def interest_rows(states: list[UserState], beta: float) -> list[InterestRow]:
+    """Each user's live interests (see `activity_shares`), users in order; a user with none (no
+    events, or only dislikes) is one row of their single vector, share 1, slot 0."""
+    rows: list[InterestRow] = []
+    for b, state in enumerate(states):
+        interests = state.as_interests()
+        shares = activity_shares(interests)  # (K,)
+        live = [n for n, a in enumerate(shares) if a > 0]
+        if not live:
+            rows.append(InterestRow(b, 0, state.vector, state.weight_sum, 0.0))
+        rows += [InterestRow(b, n, interests[n].vector, interests[n].weight_sum,
+                             beta * float(np.log(shares[n]))) for n in live]
+    return rows
+
+
+def interest_text(catalog: ItemCatalog, states: list[UserState], beta: float,
+                  cols: npt.NDArray[np.intp] | None = None, pad_to: int = 1) -> InterestText:
+    """`interest_rows` scored in one (R, D) x (D, N) product and laid out per user; over the
+    catalog rows `cols` when given; at least `pad_to` rows per user."""
+    rows = interest_rows(states, beta)
+    per_user = np.bincount([r.user for r in rows], minlength=len(states))  # (B,)
+    k = max(pad_to, int(per_user.max(initial=1)))
+    n_cols = len(catalog) if cols is None else cols.size
+    scores = np.zeros((k, len(states), n_cols), np.float32)  # (K, B, N)
+    log_share = np.full((k, len(states)), -np.inf, np.float32)  # (K, B)
+    slot = np.full((k, len(states)), -1, np.intp)  # (K, B)
+    if not rows:
+        return InterestText(scores, log_share, slot)
+    vectors = np.stack([r.vector for r in rows]).astype(np.float32)  # (R, D)
+    sums = np.array([r.weight_sum for r in rows], np.float32)  # (R,)
+    text = cosine_scores(catalog, vectors, sums, cols)  # (R, N)
+    filled = np.zeros(len(states), np.intp)  # (B,) rows placed per user
+    for n, row in enumerate(rows):
+        at = filled[row.user]
+        scores[at, row.user], log_share[at, row.user], slot[at, row.user] = text[n], row.log_share, row.slot
+        filled[row.user] += 1
+    return InterestText(scores, log_share, slot)

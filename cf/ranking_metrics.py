@@ -55,3 +55,19 @@ class RankingTally:
     def summary(self) -> dict[str, float]:
         n = max(self.n, 1)
         return {"hr": self.hits / n, "ndcg": self.ndcg / n, "mrr": self.mrr / n, "n": self.n}
+
+
+def paired_hits(a: list[int], b: list[int]) -> dict[str, float]:
+    """Two methods' hits (0/1) on the same targets: how many only `a` hit, how many only `b`,
+    and the two-sided sign test on those discordant targets (normal approximation):
+
+        z = (n_a - n_b) / sqrt(n_a + n_b),   p = erfc(|z| / sqrt(2))
+
+    Both hit or both missed says nothing about which is better."""
+    if len(a) != len(b):
+        raise ValueError("paired hits need the same targets")
+    x, y = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    only_a, only_b = int((x & ~y).sum()), int((y & ~x).sum())
+    n = only_a + only_b
+    z = (only_a - only_b) / math.sqrt(n) if n else 0.0
+    return {"only_a": only_a, "only_b": only_b, "z": round(z, 3), "p": math.erfc(abs(z) / math.sqrt(2))}

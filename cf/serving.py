@@ -1,9 +1,10 @@
 """What a worker serves: each user's hybrid top-k from their state and the shared signals.
 
-The same blend `interests eval` measures (`cf.hybrid`): text interest (centred cosine of the
-user's decayed vector), the factor model's score (user folded in from their latest items),
-co-occurrence with their recent items and log decayed popularity, standardised per user and
-mixed with the weights of their history bucket.
+The same blend `interests eval` measures (`cf.hybrid`): text interest (centred cosine of each of
+the user's interests, `cf.interests`), the factor model's score (user folded in from their latest
+items), co-occurrence with their recent items and log decayed popularity, standardised per user
+and mixed with the weights of their history bucket; an item is kept by the interest that ranks
+it best (`blend_interests`).
 """
 
 from __future__ import annotations
@@ -18,14 +19,24 @@ from cf.catalog import ItemCatalog
 from cf.catalog_index import CatalogIndex
 from cf.explain import EXPLAIN_WINDOW, Because, speaking_items
 from cf.factors import FactorModel, fold_in
-from cf.hybrid import COMPONENTS, TEXT, BlendPolicy, best_first, blend, new_item_picks, stack
+from cf.hybrid import (
+    COMPONENTS,
+    TEXT,
+    BlendPolicy,
+    best_first,
+    blend_interests,
+    new_item_picks,
+    stack,
+    standardise,
+)
+from cf.interests import InterestConfig, interest_rows, interest_text
 from cf.neighbours import NeighbourIndex
 from cf.scoring import Scored, cosine_scores, normalise_rows
 from cf.state import UserState
 
 F32 = npt.NDArray[np.float32]
 Cols = npt.NDArray[np.intp] | None  # (M,) catalog rows to score; None: every row
-SERVING_VERSION = "hybrid-zblend/1"
+SERVING_VERSION = "hybrid-zblend-interests/2"
 
 
 @dataclass
@@ -42,6 +53,7 @@ class HybridScorer:
     candidates_text: int = 200  # text candidates per user from the index
     candidates_popular: int = 100  # most interacted items, candidates for every user
     index_chunk: int = 64  # users ranked together over their union of candidates
+    interests: InterestConfig = field(default_factory=InterestConfig)  # its share_beta
     _factors: F32 | None = None  # (N, F) catalog-aligned, for `_factors_version`
     _factors_version: int = -1
 
@@ -58,12 +70,15 @@ class HybridScorer:
             self._factors_version = self.catalog.version
         return self._factors
 
-    def components(self, states: list[UserState], cols: Cols = None) -> dict[str, F32]:
-        """Each signal's (B, N) scores; (B, M) of the catalog rows `cols` when given."""
+    def components(self, states: list[UserState], cols: Cols = None, text: bool = True) -> dict[str, F32]:
+        """Each signal's (B, N) scores; (B, M) of the catalog rows `cols` when given. text: the
+        single vector's (the served blend takes each interest's instead, `scores`)."""
         n = len(self.catalog) if cols is None else cols.size
-        vectors = np.stack([s.vector for s in states]).astype(np.float32)  # (B, D)
-        sums = np.array([s.weight_sum for s in states], dtype=np.float32)  # (B,)
-        out = {"text": cosine_scores(self.catalog, vectors, sums, cols)}  # (B, N)
+        out: dict[str, F32] = {}
+        if text:
+            vectors = np.stack([s.vector for s in states]).astype(np.float32)  # (B, D)
+            sums = np.array([s.weight_sum for s in states], dtype=np.float32)  # (B,)
+            out["text"] = cosine_scores(self.catalog, vectors, sums, cols)  # (B, N)
         factors = self.factors()
         if factors is not None and self.model is not None:
             rows = [[r for r in (self.catalog.row_of(i) for i in s.history[-self.fold_in_items :])
@@ -90,23 +105,31 @@ class HybridScorer:
             mask[b, at[at >= 0]] = False
         return mask
 
-    def scores(self, states: list[UserState], cols: Cols = None) -> tuple[F32, F32]:
-        """(B, N) hybrid scores (consumed items -inf) and the (C, B, N) standardised signals;
-        over the catalog rows `cols` ((B, M), (C, B, M)) when given."""
+    def scores(self, states: list[UserState], cols: Cols = None) -> tuple[F32, F32, npt.NDArray[np.intp]]:
+        """(B, N) hybrid scores (consumed items -inf), the (C, B, N) standardised signals (text:
+        that of the interest each item came from) and the (B, N) index of that interest in the
+        user's state; over the catalog rows `cols` ((B, M), ...) when given."""
         available = self.available(states, cols)
-        z = stack(self.components(states, cols), available)  # (C, B, N)
-        return blend(z, self.policy, [len(s.history) for s in states], available), z
+        z = stack(self.components(states, cols, text=False), available)  # (C, B, N), text row 0
+        each = interest_text(self.catalog, states, self.interests.share_beta, cols)
+        z_text = standardise(each.scores, available)  # (K, B, N)
+        scores, chosen, z = blend_interests(z, z_text, each.log_share, self.policy,
+                                            [len(s.history) for s in states], available)
+        interest = each.slot[chosen, np.arange(len(states))[:, None]]  # (B, N)
+        return scores, z, interest
 
     def candidates(self, states: list[UserState]) -> npt.NDArray[np.intp]:
-        """(M,) catalog rows worth scoring for these users, from the approximate index: each
-        user's `candidates_text` nearest items by text interest, the co-occurrence neighbours of
-        their 5 newest items, and the `candidates_popular` most interacted items; sorted."""
+        """(M,) catalog rows worth scoring for these users, from the approximate index: the
+        `candidates_text` nearest items by text of each of a user's interests, the co-occurrence
+        neighbours of their 5 newest items, and the `candidates_popular` most interacted items;
+        sorted."""
         assert self.index is not None
-        vectors = np.stack([s.vector for s in states]).astype(np.float32)  # (B, D)
-        sums = np.array([s.weight_sum for s in states], dtype=np.float32)  # (B,)
+        rows = interest_rows(states, self.interests.share_beta)
+        vectors = np.stack([r.vector for r in rows]).astype(np.float32)  # (R, D)
+        sums = np.array([r.weight_sum for r in rows], dtype=np.float32)  # (R,)
         mean = self.catalog.mean  # (D,)
-        queries = normalise_rows(vectors - sums[:, None] * mean[None, :])  # (B, D) centred u'
-        found = self.index.search(queries, self.candidates_text).ravel()  # (B k,)
+        queries = normalise_rows(vectors - sums[:, None] * mean[None, :])  # (R, D) centred u'
+        found = self.index.search(queries, self.candidates_text).ravel()  # (R k,)
         parts = [found[found >= 0]]
         parts += [self.neighbours.neighbours_of(self.catalog, s.history, 5) for s in states]
         counts = self.neighbours.arrays(self.catalog)[0]  # (N,)
@@ -130,7 +153,7 @@ class HybridScorer:
             group = users[start : start + chunk]
             group_states = [states[u] for u in group]
             cols = self.candidates(group_states) if indexed else None
-            scores, z = self.scores(group_states, cols)  # (B, N), (C, B, N) or over cols (M)
+            scores, z, interest = self.scores(group_states, cols)  # (B, N), (C, B, N), (B, N); N: M with cols
             ids = self.catalog.ids if cols is None else [self.catalog.ids[int(c)] for c in cols]
             new = is_new if cols is None else is_new[cols]  # (N,) or (M,)
             chosen = []
@@ -140,7 +163,7 @@ class HybridScorer:
                 top = best_first(row, available, min(k, available.size))
                 picks = new_item_picks(row, z[TEXT, b], new, top, self.new_item_slots, self.new_item_min_z)
                 chosen.append((top, picks))
-            reasons = self._because(group_states, z, chosen, cols)
+            reasons = self._because(group_states, z, interest, chosen, cols)
             for b, (user, (top, picks)) in enumerate(zip(group, chosen, strict=True)):
                 row = scores[b]
                 out[user] = Ranked([Scored(ids[int(i)], float(row[i])) for i in top],
@@ -148,10 +171,10 @@ class HybridScorer:
                                    reasons[b][: top.size], reasons[b][top.size :])
         return out
 
-    def _because(self, states: list[UserState], z: F32, chosen: Sequence[tuple[npt.NDArray[np.intp], ...]],
-                 cols: Cols) -> list[list[Because]]:
+    def _because(self, states: list[UserState], z: F32, interest: npt.NDArray[np.intp],
+                 chosen: Sequence[tuple[npt.NDArray[np.intp], ...]], cols: Cols) -> list[list[Because]]:
         """Each listed item's explanation (`cf.explain`), per user: top then picks; for B users at
-        once. z: (C, B, N) or (C, B, M)."""
+        once. z: (C, B, N) or (C, B, M); interest: (B, N) or (B, M)."""
         b_n, window = len(states), EXPLAIN_WINDOW
         k = max((t.size + p.size for t, p in chosen), default=0)
         at = np.zeros((b_n, k), np.intp)  # (B, K) columns of z, padded with column 0
@@ -171,8 +194,10 @@ class HybridScorer:
         speaking = speaking_items(matrix[rows], history_vectors, history_ids,
                                   self.neighbours.config.recency_decay)
         signals = z[:, np.arange(b_n)[:, None], at].transpose(1, 2, 0).tolist()  # (B, K, C)
-        return [[Because(0, said, dict(zip(COMPONENTS, row, strict=True)))
-                 for said, row in zip(speaking[b][: t.size + p.size], signals[b], strict=False)]
+        from_interest = interest[np.arange(b_n)[:, None], at].tolist()  # (B, K)
+        return [[Because(k, said, dict(zip(COMPONENTS, row, strict=True)))
+                 for said, row, k in zip(speaking[b][: t.size + p.size], signals[b], from_interest[b],
+                                         strict=False)]
                 for b, (t, p) in enumerate(chosen)]
 
 

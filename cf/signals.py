@@ -2,21 +2,23 @@
 worker's tables hold, for a replay that needs no broker (`interests eval`, `interests train-cf`).
 
 Items are catalog rows 0..N-1; users are ids. `components(user, now)` reads the signals before
-the event, `update(...)` folds the event in: the order a stream sees them.
+the event, `update(...)` folds the event in: the order a stream sees them. A user's state is the
+worker's (`cf.interests.merge_event`): one decayed vector and the interests that partition it.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 
 import numpy as np
 import numpy.typing as npt
 
 from cf.catalog import ItemCatalog
 from cf.cooccurrence import ItemCooccurrence, SequentialCooccurrence
-from cf.decay import DecayConfig, decay_merge
+from cf.decay import DecayConfig
 from cf.factors import FactorModel, fold_in
-from cf.interests import InterestConfig, Interests, merge_interest, multi_text_scores
+from cf.interests import InterestConfig, interest_text, merge_event
 from cf.neighbours import CoocConfig
 from cf.popularity import DecayedPopularity, Popularity
 from cf.scoring import cosine_scores
@@ -28,7 +30,8 @@ F32 = npt.NDArray[np.float32]
 
 class Signals:
     def __init__(self, item_ids: list[str], vectors: F32, weights: EventWeights, decay: DecayConfig,
-                 space: str, fold_in_items: int = 20, cooc: CoocConfig | None = None) -> None:
+                 space: str, fold_in_items: int = 20, cooc: CoocConfig | None = None,
+                 interests: InterestConfig | None = None) -> None:
         n = len(item_ids)
         self.item_ids = item_ids
         self.vectors = vectors  # (N, D) float32 unit rows, catalog order
@@ -43,8 +46,8 @@ class Signals:
         cooc = cooc or CoocConfig()  # the worker's window and decays (INTERESTS_COOC_*)
         self.cooc = SequentialCooccurrence(n, cooc.window, cooc.pair_decay, cooc.recency_decay)
         self.states: dict[str, UserState] = {}
-        self.interests: dict[str, Interests] = {}  # the same events, as several interests
-        self.interest_config = InterestConfig(half_life_s=decay.half_life_s)
+        # the worker's K and join threshold (INTERESTS_MAX_INTERESTS, ...), the interests' decay
+        self.interest_config = replace(interests or InterestConfig(), half_life_s=decay.half_life_s)
         self.histories: dict[str, list[int]] = defaultdict(list)  # user -> consumed rows, oldest first
         self.model: FactorModel | None = None
         self._factors: F32 | None = None  # (N, F) catalog-aligned
@@ -54,13 +57,14 @@ class Signals:
         self._factors = None if model is None else model.aligned(self.item_ids, self.vectors)
 
     def components(self, user: str, now_ms: int) -> dict[str, F32]:
-        """Each signal's (N,) scores for `user` at `now_ms`, before their next event."""
+        """Each signal's (N,) scores for `user` at `now_ms`, before their next event; beside them
+        `text_each` (K, N), each interest's text signal, and `log_share` (K,) (`interest_text`,
+        padded to K = max_interests rows)."""
         state = self.states.get(user)
         n = len(self.item_ids)
         text = np.zeros(n, np.float32)
-        interests = self.interests.get(user)
-        text_multi = (multi_text_scores(self.catalog, interests) if interests is not None
-                      else np.zeros(n, np.float32))  # (N,)
+        each = interest_text(self.catalog, [state or UserState.empty(self.vectors.shape[1])],
+                             self.interest_config.share_beta, pad_to=self.interest_config.max_interests)
         if state is not None:
             text = cosine_scores(self.catalog, state.vector[None, :],
                                  np.array([state.weight_sum], np.float32))[0]  # (N,)
@@ -76,17 +80,16 @@ class Signals:
             "itemknn": self.itemknn.scores(user, now_ms),
             "cooc": self.cooc.scores(user, now_ms),
             "text": text,
-            "text_multi": text_multi,
             "cf": cf,
+            "text_each": each.scores[:, 0, :],
+            "log_share": each.log_share[:, 0],
         }
 
     def update(self, user: str, item: int, ts_ms: int, rating: float | None, kind: str) -> None:
         state = self.states.get(user) or UserState.empty(self.vectors.shape[1], self.space)
         w = self.weights.weight(kind, rating)
-        self.states[user] = decay_merge(state, self.vectors[item], w, ts_ms, self.decay)
-        self.interests[user] = merge_interest(
-            self.interests.get(user, Interests()), self.vectors[item], w, ts_ms, self.interest_config,
-            item_id=self.item_ids[item], vector_of=self.catalog.vector)
+        self.states[user] = merge_event(state, self.vectors[item], w, ts_ms, self.decay, self.interest_config,
+                                        item_id=self.item_ids[item], vector_of=self.catalog.vector)
         self.popularity.update(user, item, ts_ms, rating)
         self.decayed.update(user, item, ts_ms, rating)
         self.itemknn.update(user, item, ts_ms, rating)
@@ -94,12 +97,11 @@ class Signals:
         self.histories[user].append(item)
 
 
-def hybrid_inputs(components: dict[str, F32], multi: bool = False) -> dict[str, F32]:
+def hybrid_inputs(components: dict[str, F32]) -> dict[str, F32]:
     """The hybrid's four inputs from the signals: popularity enters as log(1 + decayed count),
-    so one blockbuster does not flatten everyone else's z-scores; `multi`: the text interest over
-    several interests instead of one vector."""
+    so one blockbuster does not flatten everyone else's z-scores; text is the single vector's."""
     return {
-        "text": components["text_multi" if multi else "text"],
+        "text": components["text"],
         "cf": components["cf"],
         "cooc": components["cooc"],
         "popularity": np.log1p(components["decayed_popularity"]).astype(np.float32),

@@ -10,19 +10,25 @@ import numpy.typing as npt
 
 FloatVec = npt.NDArray[np.float32]
 
-# Layout, little-endian (format 3; formats 1 and 2 are still read):
-#   header  <B H q I H H H d  format version, D, updated_ms, events, n_history, n_seen, n_shown,
-#                             weight_sum
-#   vector  D x float16    the decayed interest sum (not normalised); formats 1-2: float32
-#   history n_history x (u16 length + UTF-8 item id), oldest first
-#   seen    n_seen    x (u16 length + UTF-8 event id), oldest first
-#   shown   n_shown   x (u16 length + UTF-8 item id), best first (format 1: absent)
-#   space   u16 length + UTF-8 name of the vector space (encoder version)
+# Layout, little-endian (format 4; formats 1 to 3 are still read):
+#   header    <B H q I H H H d B  format version, D, updated_ms, events, n_history, n_seen,
+#                                 n_shown, weight_sum, n_interests
+#   interests n_interests x (<d f B  weight_sum, activity, n_items;  D x float16 vector;
+#                                    n_items x (u16 length + UTF-8 item id))
+#   history   n_history x (u16 length + UTF-8 item id), oldest first
+#   seen      n_seen    x (u16 length + UTF-8 event id), oldest first
+#   shown     n_shown   x (u16 length + UTF-8 item id), best first
+#   space     u16 length + UTF-8 name of the vector space (encoder version)
+# The user's single vector is not stored: the interests partition it (`cf.interests`), so it is
+# their sum. Formats 1-3 stored that one vector (1-2 as float32, 3 as float16) and no interests:
+# it is read back as the user's only interest.
 # float16 keeps 11 significant bits: each component within 2^-11 of its value relative, so a
 # stored vector's cosine to the float32 one is >= 1 - 2^-23 per write; `interests bench state`
 # measures the drift over a user's whole history of writes (each merge re-rounds).
-_FORMAT_VERSION = 3
-_HEADER = struct.Struct("<BHqIHHHd")
+_FORMAT_VERSION = 4
+_HEADER = struct.Struct("<BHqIHHHdB")
+_HEADER_V3 = struct.Struct("<BHqIHHHd")
+_INTEREST = struct.Struct("<dfB")
 _HEADER_V1 = struct.Struct("<BHqIHHd")
 _LEN = struct.Struct("<H")
 _FLOAT16_MAX = 65504.0
@@ -31,6 +37,31 @@ _FLOAT16_MAX = 65504.0
 def vector_bytes(dim: int) -> int:
     """Bytes one stored interest vector takes."""
     return 2 * dim
+
+
+def _float16(vector: FloatVec) -> npt.NDArray[np.float16]:
+    return np.clip(vector, -_FLOAT16_MAX, _FLOAT16_MAX).astype("<f2")
+
+
+@dataclass(frozen=True)
+class Interest:
+    """One of a user's interests (`cf.interests`): the decayed sum of the events assigned to it."""
+
+    vector: FloatVec  # (D,) float32, sum over its events of w_i 2^(-(T - t_i)/h) e_i
+    weight_sum: float  # the same sum of w_i 2^(-(T - t_i)/h)
+    items: tuple[str, ...] = ()  # its most representative items, closest first
+    activity: float = 0.0  # sum over its events of r^(events of the user since), how current it is
+
+    def rounded(self) -> Interest:
+        return replace(self, vector=_float16(self.vector).astype(np.float32))
+
+
+def _sum(interests: tuple[Interest, ...], dim: int) -> FloatVec:
+    """(D,) float32, the interests' vectors added in order: the user's single vector."""
+    total = np.zeros(dim, np.float32)
+    for k in interests:
+        total += k.vector
+    return total
 
 
 @dataclass(frozen=True)
@@ -46,6 +77,7 @@ class UserState:
     space:      the encoder version whose vectors were merged; vectors of two spaces never mix
     shown:      the item ids of the last list published to this user, best first (online quality:
                 did the user then take one of them?)
+    interests:  up to K interests that partition `vector` and `weight_sum` (`cf.interests`)
     """
 
     vector: FloatVec
@@ -56,12 +88,20 @@ class UserState:
     seen: tuple[str, ...] = ()
     space: str = ""
     shown: tuple[str, ...] = ()
+    interests: tuple[Interest, ...] = ()
+
+    def as_interests(self) -> tuple[Interest, ...]:
+        """The user's interests; a state made from one vector alone is its own only interest."""
+        if self.interests or not np.any(self.vector):
+            return self.interests
+        return (Interest(self.vector, self.weight_sum, (), 1.0),)
 
     @classmethod
     def empty(cls, dim: int, space: str = "") -> UserState:
         return cls(vector=np.zeros(dim, dtype=np.float32), updated_ms=0, space=space)
 
     def to_bytes(self) -> bytes:
+        interests = self.as_interests()
         parts = [
             _HEADER.pack(
                 _FORMAT_VERSION,
@@ -72,19 +112,20 @@ class UserState:
                 len(self.seen),
                 len(self.shown),
                 self.weight_sum,
+                len(interests),
             ),
-            np.clip(self.vector, -_FLOAT16_MAX, _FLOAT16_MAX).astype("<f2").tobytes(),
         ]
-        for text in (*self.history, *self.seen, *self.shown, self.space):
-            raw = text.encode("utf-8")
-            parts.append(_LEN.pack(len(raw)))
-            parts.append(raw)
+        for k in interests:
+            parts.append(_INTEREST.pack(k.weight_sum, k.activity, len(k.items)))
+            parts.append(_float16(k.vector).tobytes())
+            parts.extend(_text(t) for t in k.items)
+        parts.extend(_text(t) for t in (*self.history, *self.seen, *self.shown, self.space))
         return b"".join(parts)
 
     def rounded(self) -> UserState:
-        """This state as `from_bytes(to_bytes())` gives it back: the vector at stored precision."""
-        stored = np.clip(self.vector, -_FLOAT16_MAX, _FLOAT16_MAX).astype(np.float16)  # (D,)
-        return replace(self, vector=stored.astype(np.float32))
+        """This state as `from_bytes(to_bytes())` gives it back: vectors at stored precision."""
+        interests = tuple(k.rounded() for k in self.as_interests())
+        return replace(self, interests=interests, vector=_sum(interests, self.vector.shape[0]))
 
     @staticmethod
     def updated_ms_of(data: bytes) -> int:
@@ -94,24 +135,36 @@ class UserState:
     @classmethod
     def from_bytes(cls, data: bytes) -> UserState:
         version = data[0] if data else None
-        if version in (2, 3):
-            _, dim, updated_ms, events, n_history, n_seen, n_shown, weight_sum = _HEADER.unpack_from(data, 0)
+        n_interests = 0
+        if version == 4:
+            (_, dim, updated_ms, events, n_history, n_seen, n_shown, weight_sum,
+             n_interests) = _HEADER.unpack_from(data, 0)
             offset = _HEADER.size
+        elif version in (2, 3):
+            (_, dim, updated_ms, events, n_history, n_seen, n_shown,
+             weight_sum) = _HEADER_V3.unpack_from(data, 0)
+            offset = _HEADER_V3.size
         elif version == 1:
             _, dim, updated_ms, events, n_history, n_seen, weight_sum = _HEADER_V1.unpack_from(data, 0)
             n_shown, offset = 0, _HEADER_V1.size
         else:
             raise ValueError(f"unknown user state format {version}")
-        stored = "<f2" if version == 3 else "<f4"
-        vector = np.frombuffer(data, dtype=stored, count=dim, offset=offset).astype(np.float32)  # (D,)
-        offset += np.dtype(stored).itemsize * dim
-        texts: list[str] = []
-        for _ in range(n_history + n_seen + n_shown + 1):
-            (length,) = _LEN.unpack_from(data, offset)
-            offset += _LEN.size
-            texts.append(data[offset : offset + length].decode("utf-8"))
-            offset += length
-        return cls(
+        interests: list[Interest] = []
+        for _ in range(n_interests):
+            k_sum, activity, n_items = _INTEREST.unpack_from(data, offset)
+            offset += _INTEREST.size
+            k_vector = np.frombuffer(data, dtype="<f2", count=dim, offset=offset).astype(np.float32)  # (D,)
+            offset += 2 * dim
+            items, offset = _texts(data, offset, n_items)
+            interests.append(Interest(k_vector, k_sum, tuple(items), activity))
+        if version == 4:
+            vector = _sum(tuple(interests), dim)  # (D,)
+        else:
+            stored = "<f2" if version == 3 else "<f4"
+            vector = np.frombuffer(data, dtype=stored, count=dim, offset=offset).astype(np.float32)  # (D,)
+            offset += np.dtype(stored).itemsize * dim
+        texts, offset = _texts(data, offset, n_history + n_seen + n_shown + 1)
+        state = cls(
             vector=vector,
             updated_ms=updated_ms,
             events=events,
@@ -120,4 +173,22 @@ class UserState:
             seen=tuple(texts[n_history : n_history + n_seen]),
             shown=tuple(texts[n_history + n_seen : n_history + n_seen + n_shown]),
             space=texts[-1],
+            interests=tuple(interests),
         )
+        return state if version == 4 else replace(state, interests=state.as_interests())
+
+
+def _text(text: str) -> bytes:
+    raw = text.encode("utf-8")
+    return _LEN.pack(len(raw)) + raw
+
+
+def _texts(data: bytes, offset: int, n: int) -> tuple[list[str], int]:
+    """n (u16 length + UTF-8) strings from `offset`, and the offset after them."""
+    out: list[str] = []
+    for _ in range(n):
+        (length,) = _LEN.unpack_from(data, offset)
+        offset += _LEN.size
+        out.append(data[offset : offset + length].decode("utf-8"))
+        offset += length
+    return out, offset

@@ -80,7 +80,7 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
     scorer = HybridScorer(catalog, neighbours.index, fold_in_items=settings.cf_fold_in_items,
                           new_item_slots=settings.new_item_slots, new_item_max=settings.new_item_max,
                           index=CatalogIndex(catalog, settings.ann_min_items, settings.ann_nprobe),
-                          candidates_text=settings.ann_candidates)
+                          candidates_text=settings.ann_candidates, interests=settings.interests())
     if settings.cf_model:
         artifact = load_cf(Path(settings.cf_model), encoder.version)
         scorer.model, scorer.policy = artifact.model, artifact.policy

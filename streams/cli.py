@@ -163,7 +163,8 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
         start = max(start or 0, time_cutoff(dataset.interactions, args.score_from))
     report = run_eval(dataset, encoder, settings.event_weights(), settings.decay(),
                       protocol=args.protocol, k=args.k, retrain_every=args.retrain_every,
-                      progress=not args.no_progress, scored_from_ms=start, cooc=settings.cooc())
+                      progress=not args.no_progress, scored_from_ms=start, cooc=settings.cooc(),
+                      interests=settings.interests())
     print(table(report))
     if args.out:
         write(report, args.out)
@@ -191,7 +192,8 @@ def _train_cf(args: argparse.Namespace, settings: Settings) -> int:
     params = ALSParams(factors=args.factors, regularization=args.regularization, alpha=args.alpha,
                          iterations=args.iterations)
     artifact = train_cf(dataset, vectors, encoder.version, settings.event_weights(),
-                        settings.decay(), params, progress=not args.no_progress, cooc=settings.cooc())
+                        settings.decay(), params, progress=not args.no_progress, cooc=settings.cooc(),
+                        interests=settings.interests())
     folder = artifact.save(args.out)
     print(summary(artifact, folder))
     print(f"serve it: INTERESTS_CF_MODEL={folder} interests worker")

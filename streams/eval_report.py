@@ -21,6 +21,10 @@ def table(report: dict[str, Any]) -> str:
         lines.append(
             f"{name:<20}{m['hr']:>8.4f}{m['ndcg']:>8.4f}{m['mrr']:>8.4f}{m['coverage']:>8.3f}"
             f"{m['slices']['cold_items']['hr']:>9.4f}{m['slices']['new_users']['hr']:>8.4f}")
+    paired = report.get("hybrid_vs_single")
+    if paired:
+        lines.append(f"hybrid vs hybrid_single, target by target: {paired['only_a']} hit by hybrid only, "
+                     f"{paired['only_b']} by hybrid_single only (sign test p = {paired['p']:.3f})")
     picks = report.get("new_item_picks")
     if picks and picks["targets"]:
         lines.append(f"new items (no interaction before the event): {picks['targets']} targets, "

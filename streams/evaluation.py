@@ -37,14 +37,17 @@ from cf.hybrid import (
     TEXT,
     BlendPolicy,
     blend,
+    blend_interests,
     fit_policy,
     grid_gains,
     new_item_picks,
     simplex_grid,
     stack,
+    standardise,
 )
+from cf.interests import InterestConfig
 from cf.neighbours import CoocConfig
-from cf.ranking_metrics import RankingTally, ranks_of, top_indices
+from cf.ranking_metrics import RankingTally, paired_hits, ranks_of, top_indices
 from cf.signals import Signals, hybrid_inputs
 from cf.weights import EventWeights
 from encoders import Encoder, item_document
@@ -52,8 +55,10 @@ from streams.datasets import Dataset, Interaction
 
 COLD_ITEM_MAX = 5  # an item with fewer interactions before the event is cold
 NEW_USER_EVENTS = 5  # a user's first events
-SINGLE = ("popularity", "decayed_popularity", "itemknn", "cooc", "text", "text_multi", "cf")
-METHODS = (*SINGLE, "hybrid", "hybrid_multi")  # hybrid_multi: text over several interests per user
+SINGLE = ("popularity", "decayed_popularity", "itemknn", "cooc", "text", "cf")
+# text_multi: the text signal over a user's interests; hybrid_single: the blend with one vector per
+# user; hybrid: what a worker publishes, the blend over each user's interests (`blend_interests`)
+METHODS = (*SINGLE, "text_multi", "hybrid_single", "hybrid")
 HYBRID = METHODS.index("hybrid")
 Protocol = Literal["prequential", "loo"]
 F32 = npt.NDArray[np.float32]
@@ -94,24 +99,22 @@ class ValidationCases:
     capacity: int = 8000
     grid: F32 = field(default_factory=lambda: simplex_grid(len(COMPONENTS), 10))  # (G, C)
     gains: deque[F32] = field(default_factory=deque)  # each (G,)
-    gains_multi: deque[F32] = field(default_factory=deque)  # each (G,), the multi-interest inputs
     history: deque[int] = field(default_factory=deque)
 
-    def add(self, z: F32, z_multi: F32, target: int, available: npt.NDArray[np.bool_], history: int) -> None:
+    def add(self, z: F32, target: int, available: npt.NDArray[np.bool_], history: int) -> None:
         self.gains.append(grid_gains(z, target, available, self.grid, self.k))
-        self.gains_multi.append(grid_gains(z_multi, target, available, self.grid, self.k))
         self.history.append(history)
         if len(self.gains) > self.capacity:
             self.gains.popleft()
-            self.gains_multi.popleft()
             self.history.popleft()
 
     def __len__(self) -> int:
         return len(self.gains)
 
-    def fit(self, multi: bool = False) -> tuple[BlendPolicy, list[dict[str, object]]]:
-        gains = self.gains_multi if multi else self.gains
-        return fit_policy(np.stack(gains).astype(np.float64), np.array(self.history), self.grid)
+    def fit(self) -> tuple[BlendPolicy, list[dict[str, object]]]:
+        """The weights, fitted on the single-vector blend (linear in them); the served blend over
+        interests takes the same weights."""
+        return fit_policy(np.stack(self.gains).astype(np.float64), np.array(self.history), self.grid)
 
 
 def item_vectors(encoder: Encoder, dataset: Dataset) -> F32:
@@ -131,21 +134,24 @@ class Case:
     new_items: npt.NDArray[np.bool_]  # (N,) items the served list keeps slots for
 
 
-def score_cases(cases: list[Case], policy: BlendPolicy,
-                policy_multi: BlendPolicy | None = None) -> tuple[F32, F32, F32]:
-    """(B, M, N) scores of every method in METHODS order (consumed items -inf) and the
-    (C, B, N) standardised hybrid inputs, one vector and several interests, for B cases."""
+def score_cases(cases: list[Case], policy: BlendPolicy) -> tuple[F32, F32, F32]:
+    """(B, M, N) scores of every method in METHODS order (consumed items -inf), the (C, B, N)
+    standardised single-vector inputs (what the weights are fitted on) and the served hybrid's
+    (its text row the interest each item came from), for B cases."""
     available = np.stack([c.available for c in cases])  # (B, N)
     histories = [c.history for c in cases]
-    zs, hybrids = [], []
-    for multi, p in ((False, policy), (True, policy_multi or policy)):
-        inputs = [hybrid_inputs(c.components, multi) for c in cases]
-        z = stack({name: np.stack([i[name] for i in inputs]) for name in COMPONENTS}, available)  # (C, B, N)
-        zs.append(z)
-        hybrids.append(blend(z, p, histories, available))  # (B, N)
-    single = np.stack([[c.components[name] for name in SINGLE] for c in cases])  # (B, M - 2, N)
-    scores = np.concatenate([single, np.stack(hybrids, axis=1)], axis=1)  # (B, M, N)
-    return np.where(available[:, None, :], scores, -np.inf).astype(np.float32), zs[0], zs[1]
+    inputs = [hybrid_inputs(c.components) for c in cases]
+    z = stack({name: np.stack([i[name] for i in inputs]) for name in COMPONENTS}, available)  # (C, B, N)
+    single_vector = blend(z, policy, histories, available)  # (B, N)
+    each = np.stack([c.components["text_each"] for c in cases], axis=1)  # (K, B, N)
+    log_share = np.stack([c.components["log_share"] for c in cases], axis=1)  # (K, B)
+    z_text = standardise(each, available)  # (K, B, N)
+    served, _, z_served = blend_interests(z, z_text, log_share, policy, histories, available)  # (B, N)
+    text_multi = (z_text + log_share[:, :, None]).max(axis=0)  # (B, N)
+    signals = np.stack([[c.components[name] for name in SINGLE] for c in cases])  # (B, S, N)
+    blends = np.stack([text_multi, single_vector, served], axis=1)  # (B, 3, N)
+    scores = np.concatenate([signals, blends], axis=1)  # (B, M, N)
+    return np.where(available[:, None, :], scores, -np.inf).astype(np.float32), z, z_served
 
 
 class Replay:
@@ -156,7 +162,7 @@ class Replay:
     def __init__(self, dataset: Dataset, vectors: F32, weights: EventWeights, decay: DecayConfig,
                  space: str, k: int, train: ALSParams, new_item_slots: int = 1,
                  new_item_max: int = 1, new_item_min_z: float = 2.0, batch: int = 64,
-                 cooc: CoocConfig | None = None) -> None:
+                 cooc: CoocConfig | None = None, interests: InterestConfig | None = None) -> None:
         self.dataset, self.k, self.train, self.batch = dataset, k, train, batch
         self.new_item_slots = new_item_slots  # the served list's places for new items (hybrid)
         self.new_item_max = new_item_max  # an item with fewer interactions is new
@@ -164,10 +170,10 @@ class Replay:
         self.new_item_targets = 0  # events whose item was new
         self.new_item_hits = 0  # ... and among the hybrid's new-item picks
         self.index = {item.item_id: n for n, item in enumerate(dataset.items)}
-        self.signals = Signals(list(self.index), vectors, weights, decay, space, cooc=cooc)
+        self.signals = Signals(list(self.index), vectors, weights, decay, space, cooc=cooc,
+                               interests=interests)
         self.results = {name: MethodResult(k) for name in METHODS}
         self.policy = BlendPolicy()
-        self.policy_multi = BlendPolicy()
         self.fits: list[dict[str, object]] = []
         self.models: list[str] = []
         self.scored_ts: list[int] = []
@@ -187,9 +193,8 @@ class Replay:
         if not len(cases):
             return
         self.policy, buckets = cases.fit()
-        self.policy_multi, _ = cases.fit(multi=True)
         self.fits.append({"at_event": at_event, "cases": len(cases), "buckets": buckets,
-                          "policy": self.policy.to_json(), "policy_multi": self.policy_multi.to_json()})
+                          "policy": self.policy.to_json()})
 
     def case(self, x: Interaction, target: int) -> Case:
         history = self.signals.histories.get(x.user_id, [])
@@ -213,7 +218,7 @@ class Replay:
             return
         while len(self._pending) >= 2:
             self._pending.popleft().result()
-        self._pending.append(self._tallies.submit(self._tally, self._cases, self.policy, self.policy_multi))
+        self._pending.append(self._tallies.submit(self._tally, self._cases, self.policy))
         self._cases = []
 
     def drain(self) -> None:
@@ -222,10 +227,9 @@ class Replay:
         while self._pending:
             self._pending.popleft().result()
 
-    def _tally(self, pending: list[tuple[Case, ValidationCases | None]], policy: BlendPolicy,
-               policy_multi: BlendPolicy) -> None:
+    def _tally(self, pending: list[tuple[Case, ValidationCases | None]], policy: BlendPolicy) -> None:
         batch = [case for case, _ in pending]
-        scores, z, z_multi = score_cases(batch, policy, policy_multi)  # (B, M, N), (C, B, N) x 2
+        scores, z, z_served = score_cases(batch, policy)  # (B, M, N), (C, B, N) x 2
         tops = top_indices(scores, self.k)  # (B, M, k)
         for b, (case, cases) in enumerate(pending):
             ranks = ranks_of(scores[b], case.target)  # (M,)
@@ -233,12 +237,12 @@ class Replay:
             for m, name in enumerate(METHODS):
                 self.results[name].add(int(ranks[m]), tops[b, m], case.cold, new_user)
             if case.new_items[case.target]:  # a never-seen item: did the new-item picks have it?
-                picks = new_item_picks(scores[b, HYBRID], z[TEXT, b], case.new_items, tops[b, HYBRID],
+                picks = new_item_picks(scores[b, HYBRID], z_served[TEXT, b], case.new_items, tops[b, HYBRID],
                                        self.new_item_slots, self.new_item_min_z)
                 self.new_item_targets += 1
                 self.new_item_hits += int(case.target in picks.tolist())
             if cases is not None:
-                cases.add(z[:, b, :], z_multi[:, b, :], case.target, case.available, case.history)
+                cases.add(z[:, b, :], case.target, case.available, case.history)
 
     def update(self, x: Interaction, target: int) -> None:
         self.signals.update(x.user_id, target, x.ts_ms, x.rating, x.type)
@@ -289,8 +293,8 @@ def validate(replay: Replay, events: list[tuple[Interaction, int]], valid: set[i
     validation = {name: MethodResult(replay.k) for name in METHODS}
     for n in sorted(valid):
         case = replay.case(*events[n])
-        scores, z, z_multi = score_cases([case], replay.policy, replay.policy_multi)  # (1, M, N), (C, 1, N)
-        cases.add(z[:, 0, :], z_multi[:, 0, :], case.target, case.available, case.history)
+        scores, z, _ = score_cases([case], replay.policy)  # (1, M, N), (C, 1, N)
+        cases.add(z[:, 0, :], case.target, case.available, case.history)
         ranks = ranks_of(scores[0], case.target)  # (M,)
         tops = top_indices(scores[0], replay.k)  # (M, k)
         for m, name in enumerate(METHODS):
@@ -320,11 +324,13 @@ def leave_one_out(replay: Replay, progress: bool = True) -> dict[str, object]:
 def run_eval(dataset: Dataset, encoder: Encoder, weights: EventWeights, decay: DecayConfig,
              protocol: Protocol = "prequential", k: int = 10, retrain_every: int | None = None,
              train: ALSParams | None = None, progress: bool = True,
-             scored_from_ms: int | None = None, cooc: CoocConfig | None = None) -> dict[str, object]:
+             scored_from_ms: int | None = None, cooc: CoocConfig | None = None,
+             interests: InterestConfig | None = None) -> dict[str, object]:
     started = time.monotonic()
     vectors = item_vectors(encoder, dataset)
     train = train or ALSParams()
-    replay = Replay(dataset, vectors, weights, decay, encoder.version, k, train, cooc=cooc)
+    replay = Replay(dataset, vectors, weights, decay, encoder.version, k, train, cooc=cooc,
+                    interests=interests)
     extra: dict[str, object] = {}
     with threadpool_limits(1, user_api="blas"):  # one small matvec per event: threads only cost
         if protocol == "prequential":
@@ -344,6 +350,9 @@ def run_eval(dataset: Dataset, encoder: Encoder, weights: EventWeights, decay: D
         "events": len(dataset.interactions),
         "wall_s": round(time.monotonic() - started, 1),
         "methods": {name: r.to_json(n_items) for name, r in replay.results.items()},
+        # the served hybrid (a) against the same blend on one vector per user (b), target by target
+        "hybrid_vs_single": paired_hits(replay.results["hybrid"].overall.hits_over_time,
+                                        replay.results["hybrid_single"].overall.hits_over_time),
         "new_item_picks": {"slots": replay.new_item_slots, "targets": replay.new_item_targets,
                            "hits": replay.new_item_hits,
                            "hr": replay.new_item_hits / max(replay.new_item_targets, 1)},

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from cf.interests import activity_shares
 from cf.scoring import normalise_rows
 from cf.state import UserState
 from streams.records import parse_item_vector
@@ -35,9 +36,7 @@ def explain(settings: Settings, user_id: str) -> dict[str, Any]:
         "found": True,
         "events": state.events,
         "updated_ms": state.updated_ms,
-        "interests": [{"interest": 0, "weight": round(state.weight_sum, 4),
-                       "representative": [{"item_id": i, "title": title.get(i, "")}
-                                          for i in representatives(state, items)]}],
+        "interests": interests(state, items, title),
         "recent": [{"item_id": i, "title": title.get(i, "")} for i in reversed(state.history[-5:])],
         "list": [] if raw_list is None else [
             {**entry, "title": title.get(entry["item_id"], ""),
@@ -46,13 +45,24 @@ def explain(settings: Settings, user_id: str) -> dict[str, Any]:
     }
 
 
-def representatives(state: UserState, items: dict[str, Any]) -> list[str]:
-    """The user's items closest to their interest vector (medoid-like): what the interest is."""
-    known = [i for i in dict.fromkeys(state.history) if i in items]
-    if not known or not np.any(state.vector):
+def interests(state: UserState, items: dict[str, Any], title: dict[str, str]) -> list[dict[str, Any]]:
+    """Each of the user's interests: its decayed weight, its share of the recent activity (what
+    ranks it, `cf.interests`) and the items that stand for it."""
+    shares = activity_shares(state.interests)  # (K,)
+    return [{"interest": n, "weight": round(k.weight_sum, 4), "share": round(float(shares[n]), 4),
+             "representative": [{"item_id": i, "title": title.get(i, "")}
+                                for i in k.items or representatives(k.vector, state.history, items)]}
+            for n, k in enumerate(state.interests)]
+
+
+def representatives(vector: np.ndarray, history: tuple[str, ...], items: dict[str, Any]) -> list[str]:
+    """The user's items closest to an interest vector (medoid-like), for an interest stored
+    without its own (a state written before interests kept them)."""
+    known = [i for i in dict.fromkeys(history) if i in items]
+    if not known or not np.any(vector):
         return []
     vectors = np.stack([items[i].vector for i in known]).astype(np.float32)  # (H, D)
-    u = normalise_rows(state.vector[None, :].astype(np.float32))[0]  # (D,)
+    u = normalise_rows(vector[None, :].astype(np.float32))[0]  # (D,)
     order = np.argsort(-(vectors @ u), kind="stable")[:REPRESENTATIVES]  # (R,)
     return [known[int(n)] for n in order]
 
@@ -64,12 +74,13 @@ def print_explanation(report: dict[str, Any]) -> None:
     print(f"user {report['user_id']}: {report['events']} events merged")
     for interest in report["interests"]:
         names = "; ".join(r["title"] or r["item_id"] for r in interest["representative"])
-        print(f"  interest {interest['interest']} (weight {interest['weight']}): {names}")
+        print(f"  interest {interest['interest']} (weight {interest['weight']}, "
+              f"{interest['share']:.0%} of recent activity): {names}")
     print("  recently: " + "; ".join(r["title"] or r["item_id"] for r in report["recent"]))
     for n, entry in enumerate(report["list"], start=1):
         because = entry.get("because", {})
         z = ", ".join(f"{c} {v:+.2f}" for c, v in because.get("components", {}).items())
         speaking = "; ".join(entry["because_titles"]) or "(no item of theirs: the signals alone)"
         print(f"  {n:2}. {entry['title'] or entry['item_id']}  score {entry['score']:.3f}")
-        print(f"      because of: {speaking}")
+        print(f"      from interest {because.get('interest', 0)}, because of: {speaking}")
         print(f"      signals (z): {z}")

@@ -14,6 +14,7 @@ import numpy as np
 from cf.batch import Interaction, apply_interactions
 from cf.catalog import ItemCatalog
 from cf.decay import DecayConfig
+from cf.interests import InterestConfig
 from cf.neighbours import CoocConfig, batch_deltas
 from cf.online import RecentItems, rank_of
 from cf.retention import erase, expired
@@ -61,6 +62,7 @@ class InterestStage:
         self.weights: EventWeights = self.settings.event_weights()  # built once, not per batch
         self.decay: DecayConfig = self.settings.decay()
         self.cooc: CoocConfig = self.settings.cooc()
+        self.interest_config: InterestConfig = self.settings.interests()
         self.recent = RecentItems(COVERAGE_WINDOW_S)
         self.stream_ms = 0  # the newest event time merged by this worker (expiry's clock)
         # labelled series exist from the start at 0: a counter first seen at its value after a
@@ -107,7 +109,8 @@ class InterestStage:
         last_event = {parsed.user_id: (event, parsed) for event, parsed in valid}
         before = {u: self._load(event) for u, (event, _) in last_event.items()}
         merged = apply_interactions(
-            before, interactions, self.decay, self.encoder.dim, self.encoder.version, self.catalog.vector
+            before, interactions, self.decay, self.encoder.dim, self.encoder.version, self.catalog.vector,
+            self.interest_config,
         )
         after = {u: state.rounded() for u, state in merged.items()}  # ranked as it is stored
         fresh = first_deliveries(before, interactions)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal, cast
 
 from cf.decay import DecayConfig
+from cf.interests import InterestConfig
 from cf.neighbours import CoocConfig
 from cf.weights import DEFAULT_WEIGHTS, EventWeights, parse_weights
 from encoders.loading import BACKENDS
@@ -42,6 +43,8 @@ class Settings:
     top_k: int = 10
     cf_model: str = ""  # folder written by `interests train-cf`; "" = no factor model
     cf_fold_in_items: int = 20  # a user's latest items the factor model folds in
+    max_interests: int = 4  # K: interests kept per user (1: one averaged vector)
+    interest_join_cosine: float = 0.5  # an event joins its nearest interest at least this close
     cooc_window: int = 20  # recent items an interaction pairs with, and a user's scored by
     cooc_pair_decay: float = 0.9  # weight of a pair l steps apart: p^(l-1)
     cooc_recency_decay: float = 0.8  # weight of the l-th newest recent item when scoring
@@ -79,6 +82,10 @@ class Settings:
 
     def decay(self) -> DecayConfig:
         return DecayConfig(half_life_s=self.half_life_s, history_size=self.history_size)
+
+    def interests(self) -> InterestConfig:
+        return InterestConfig(max_interests=self.max_interests, join_cosine=self.interest_join_cosine,
+                              half_life_s=self.half_life_s)
 
     def cooc(self) -> CoocConfig:
         return CoocConfig(window=self.cooc_window, pair_decay=self.cooc_pair_decay,
@@ -125,8 +132,8 @@ class Settings:
         if self.broker_profile not in ("kafka", "tansu"):
             raise ValueError(f"INTERESTS_BROKER_PROFILE must be kafka or tansu, not {self.broker_profile!r}")
         for name in ("partitions", "scoring_threads", "embed_batch", "batch_size", "top_k", "history_size",
-                     "cf_fold_in_items", "cooc_window", "cooc_row_size", "ann_min_items", "ann_nprobe",
-                     "ann_candidates"):
+                     "cf_fold_in_items", "max_interests", "cooc_window", "cooc_row_size", "ann_min_items",
+                     "ann_nprobe", "ann_candidates"):
             if cast(int, getattr(self, name)) < 1:
                 raise ValueError(f"INTERESTS_{name.upper()} must be >= 1")
         self.decay()

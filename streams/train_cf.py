@@ -24,6 +24,7 @@ from tqdm import tqdm
 from cf.artifact import CFArtifact
 from cf.decay import DecayConfig
 from cf.factors import ALSParams
+from cf.interests import InterestConfig
 from cf.neighbours import CoocConfig
 from cf.weights import EventWeights
 from streams.datasets import CatalogItem, Dataset, Interaction
@@ -37,9 +38,9 @@ F32 = npt.NDArray[np.float32]
 
 def train_cf(dataset: Dataset, vectors: F32, space: str, weights: EventWeights, decay: DecayConfig,
              params: ALSParams, k: int = 10, progress: bool = True,
-             cooc: CoocConfig | None = None) -> CFArtifact:
+             cooc: CoocConfig | None = None, interests: InterestConfig | None = None) -> CFArtifact:
     started = time.monotonic()
-    replay = Replay(dataset, vectors, weights, decay, space, k, params, cooc=cooc)
+    replay = Replay(dataset, vectors, weights, decay, space, k, params, cooc=cooc, interests=interests)
     events = replay.known(dataset.interactions)
     if not events:
         raise ValueError(f"{dataset.name}: no interactions with catalog items to train on")

@@ -45,8 +45,11 @@ def test_every_listed_item_names_the_users_own_items_and_explain_reads_them_back
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
     assert report["events"] == 3
-    [interest] = report["interests"]
-    assert {r["item_id"] for r in interest["representative"]} <= set(taken["fan"])
+    named = {r["item_id"] for interest in report["interests"] for r in interest["representative"]}
+    assert named == set(taken["fan"])  # each of the fan's items stands for one of their interests
+    assert sum(i["share"] for i in report["interests"]) == pytest.approx(1.0, abs=1e-3)
+    for item in lists["fan"]["items"]:  # every item came from one of the fan's interests
+        assert 0 <= item["because"]["interest"] < len(report["interests"])
     assert [e["item_id"] for e in report["list"]] == [i["item_id"] for i in lists["fan"]["items"]]
     h3 = next(e for e in report["list"] if e["item_id"] == "h3")
     assert set(h3["because_titles"]) <= {CATALOG[i][0] for i in taken["fan"]} and h3["because_titles"]

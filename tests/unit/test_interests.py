@@ -7,7 +7,16 @@ import pytest
 
 from cf.catalog import ItemCatalog
 from cf.decay import DecayConfig, decay_merge
-from cf.interests import InterestConfig, Interests, interest_weights, merge_interest, multi_text_scores
+from cf.hybrid import BlendPolicy, BlendWeights, blend, blend_interests, stack, standardise
+from cf.interests import (
+    InterestConfig,
+    Interests,
+    activity_shares,
+    interest_text,
+    interest_weights,
+    merge_event,
+    merge_interest,
+)
 from cf.scoring import cosine_scores
 from cf.state import UserState
 
@@ -90,23 +99,88 @@ def test_two_tastes_make_two_interests_named_by_their_own_items() -> None:
     assert abs(pi.sum() - 1) < 1e-9 and pi.max() > 0.5  # horror got three of the five events
 
 
-def test_each_interest_finds_its_own_items_where_one_averaged_vector_finds_neither() -> None:
-    # a catalog along six directions; the user likes directions 0 and 1 (horror, cooking) equally
-    dim = 6
+def _axes_catalog(dim: int) -> ItemCatalog:
+    """Six directions (tastes) and one item near everyone's average, close to no one's taste."""
     catalog = ItemCatalog(dim)
     for n in range(dim):
         catalog.upsert(f"axis{n}", np.eye(dim, dtype=np.float32)[n])
-    between = np.ones(dim, np.float32) / np.sqrt(dim)
-    catalog.upsert("bland", between)  # near everyone's average, close to no one's taste
-    state = Interests()
-    for t, axis in enumerate([0, 1, 0, 1]):
-        state = merge_interest(state, np.eye(dim, dtype=np.float32)[axis], 1.0, t, InterestConfig())
+    catalog.upsert("bland", np.ones(dim, np.float32) / np.sqrt(dim))
+    return catalog
+
+
+def _user(axes: list[int], dim: int) -> UserState:
+    state, config = UserState.empty(dim), InterestConfig()
+    for t, axis in enumerate(axes):
+        state = merge_event(state, np.eye(dim, dtype=np.float32)[axis], 1.0, t, DecayConfig(half_life_s=H),
+                            config, event_id=f"e{t}", item_id=f"axis{axis}")
+    return state
+
+
+def test_each_interest_finds_its_own_items_where_one_averaged_vector_finds_neither() -> None:
+    # the user likes directions 0 and 1 (horror, cooking) equally, and went 0, 1, 0, 1
+    dim = 6
+    catalog = _axes_catalog(dim)
+    state = _user([0, 1, 0, 1], dim)
     assert len(state.interests) == 2
-    multi = dict(zip(catalog.ids, multi_text_scores(catalog, state), strict=True))
-    single_vector = sum(k.vector for k in state.interests)
-    single = dict(zip(catalog.ids, cosine_scores(catalog, single_vector[None, :],
-                                                 np.array([4.0], np.float32))[0], strict=True))
+    each = interest_text(catalog, [state], beta=0.3)
+    multi = dict(zip(catalog.ids, (each.scores + each.log_share[:, :, None]).max(axis=0)[0], strict=True))
+    single = dict(zip(catalog.ids, cosine_scores(catalog, state.vector[None, :],
+                                                 np.array([state.weight_sum], np.float32))[0], strict=True))
     assert multi["axis0"] > multi["bland"] and multi["axis1"] > multi["bland"]
-    # its own interest's centred cosine (1), discounted for holding half the weight
-    assert multi["axis0"] == pytest.approx(1.0 + 0.1 * np.log(0.5), abs=1e-5)
+    # its own interest's centred cosine (1), discounted by its share of the activity
+    # a_0 = 0.8^3 + 0.8 (events 1 and 3 of 4), a_1 = 0.8^2 + 1
+    share_0 = (0.8**3 + 0.8) / (0.8**3 + 0.8 + 0.8**2 + 1)
+    assert multi["axis0"] == pytest.approx(1.0 + 0.3 * np.log(share_0), abs=1e-5)
+    assert multi["axis1"] > multi["axis0"]  # the current interest ranks first
     assert multi["axis0"] - multi["axis2"] > single["axis0"] - single["axis2"]  # sharper than the average
+
+
+def test_the_interest_of_the_latest_events_holds_most_of_the_activity() -> None:
+    state = _user([0, 0, 0, 1, 1], 6)
+    shares = activity_shares(state.interests)
+    assert [k.items for k in state.interests] == [("axis0",), ("axis1",)]
+    # three horror events earlier against two cooking events just now
+    assert shares[1] > shares[0] and interest_weights(Interests.of(state))[0] > 0.5
+    assert shares.sum() == pytest.approx(1.0)
+
+
+def test_merge_event_keeps_the_interests_a_partition_of_the_single_vector_and_skips_redeliveries() -> None:
+    rng = np.random.default_rng(5)
+    config = InterestConfig(max_interests=3, join_cosine=0.6, half_life_s=H)
+    decay = DecayConfig(half_life_s=H)
+    state = UserState.empty(16)
+    for n, (item, e, w, t) in enumerate(topic_events(rng, 120)):
+        state = merge_event(state, e, w, t, decay, config, event_id=f"e{n}", item_id=item)
+    again = merge_event(state, np.ones(16, np.float32) / 4, 1.0, 10**9, decay, config, event_id="e119")
+    assert again is state
+    np.testing.assert_allclose(sum(k.vector for k in state.interests), state.vector, rtol=1e-4, atol=1e-4)
+    assert sum(k.weight_sum for k in state.interests) == pytest.approx(state.weight_sum, rel=1e-6, abs=1e-6)
+    back = UserState.from_bytes(state.to_bytes())
+    rounded = state.rounded()  # what the worker ranks: the state as it is stored
+    np.testing.assert_array_equal(back.vector, rounded.vector)
+    assert back.weight_sum == rounded.weight_sum and len(back.interests) == len(state.interests) == 3
+    for got, want in zip(back.interests, rounded.interests, strict=True):
+        np.testing.assert_array_equal(got.vector, want.vector)
+        assert got.items == want.items and got.weight_sum == want.weight_sum
+        assert got.activity == pytest.approx(want.activity, rel=1e-6)  # stored as float32
+
+
+def test_one_interest_blends_as_the_single_vector_and_each_item_comes_from_its_best_interest() -> None:
+    dim = 6
+    catalog = _axes_catalog(dim)
+    policy = BlendPolicy((1,), (BlendWeights(), BlendWeights(0.5, 0.0, 0.0, 0.5)))
+    available = np.ones((1, len(catalog)), bool)
+    popularity = np.linspace(0, 1, len(catalog), dtype=np.float32)[None, :]  # (1, N)
+    one = _user([0, 0], dim)
+    z = stack({"text": cosine_scores(catalog, one.vector[None, :], np.array([one.weight_sum], np.float32)),
+               "popularity": popularity}, available)  # (C, 1, N)
+    each = interest_text(catalog, [one], beta=0.3)
+    served, chosen, _ = blend_interests(z, standardise(each.scores, available), each.log_share, policy, [2],
+                                        available)
+    np.testing.assert_allclose(served, blend(z, policy, [2], available), rtol=1e-6, atol=1e-6)
+    two = _user([0, 1, 0, 1], dim)
+    each = interest_text(catalog, [two], beta=0.3)
+    _, chosen, _ = blend_interests(z, standardise(each.scores, available), each.log_share, policy, [4],
+                                          available)
+    from_interest = each.slot[chosen, 0][0]  # (N,)
+    assert from_interest[catalog.row_of("axis0")] == 0 and from_interest[catalog.row_of("axis1")] == 1

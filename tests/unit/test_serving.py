@@ -5,17 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cf.batch import Interaction, apply_interactions
 from cf.catalog import ItemCatalog
 from cf.cooccurrence import SequentialCooccurrence
 from cf.decay import DecayConfig, decay_merge
 from cf.factors import ALSParams, train_model
-from cf.hybrid import BlendPolicy, BlendWeights, blend, stack
+from cf.hybrid import BlendPolicy, BlendWeights
+from cf.interests import InterestConfig
 from cf.neighbours import CoocConfig, ItemRow, NeighbourIndex, RowDelta, batch_deltas, merge_row
 from cf.popularity import DecayedPopularity
 from cf.serving import HybridScorer
-from cf.signals import Signals, hybrid_inputs
+from cf.signals import Signals
 from cf.state import UserState
 from cf.weights import EventWeights
+from streams.evaluation import METHODS, Case, score_cases
 
 N, D = 30, 8
 DAY_MS = 86_400_000
@@ -87,13 +90,15 @@ def test_a_row_keeps_its_heaviest_pairs_and_a_late_delta_is_discounted() -> None
 def test_worker_scorer_equals_the_evaluators_hybrid() -> None:
     ids, vectors, events = _world(1)
     weights, decay = EventWeights(), DecayConfig(half_life_s=3600.0 * 24)
-    signals = Signals(ids, vectors, weights, decay, "space")
     states: dict[str, UserState] = {}
-    for u, i, ts in events:
+    config = InterestConfig(join_cosine=0.3, half_life_s=decay.half_life_s)  # random vectors: several
+    signals = Signals(ids, vectors, weights, decay, "space", interests=config)
+    for n, (u, i, ts) in enumerate(events):
         signals.update(u, i, ts, None, "view")
-        state = states.get(u) or UserState.empty(D, "space")
-        states[u] = decay_merge(state, vectors[i], weights.weight("view", None), ts, decay,
-                                item_id=ids[i])
+        states.update(apply_interactions(
+            states, [Interaction(u, f"e{n}", ts, weights.weight("view", None), vectors[i], ids[i])], decay, D,
+            "space", interests=config))
+    assert max(len(s.interests) for s in states.values()) > 1
     model = train_model(signals.histories, ids, vectors, "space", ALSParams(factors=4, iterations=5))
     signals.use_model(model)
     policy = BlendPolicy((3,), (BlendWeights(0.4, 0.3, 0.2, 0.1), BlendWeights(0.1, 0.2, 0.3, 0.4)))
@@ -102,15 +107,16 @@ def test_worker_scorer_equals_the_evaluators_hybrid() -> None:
         catalog.upsert(item_id, v)
     cooc = CoocConfig(row_size=N * 2, half_life_s=decay.half_life_s)
     scorer = HybridScorer(catalog, _rows(ids, events, cooc, batch=5),
-                          model, policy, fold_in_items=signals.fold_in_items, new_item_slots=0)
+                          model, policy, fold_in_items=signals.fold_in_items, new_item_slots=0,
+                          interests=config)
     users = sorted(states)
-    served, _ = scorer.scores([states[u] for u in users])  # (B, N)
+    served, _, _ = scorer.scores([states[u] for u in users])  # (B, N)
     for b, u in enumerate(users):
-        components = signals.components(u, states[u].updated_ms)
-        available = np.ones((1, N), bool)
-        available[0, signals.histories[u]] = False
-        z = stack({c: s[None, :] for c, s in hybrid_inputs(components).items()}, available)
-        expected = blend(z, policy, [len(signals.histories[u])], available)[0]
+        available = np.ones(N, bool)
+        available[signals.histories[u]] = False
+        case = Case(signals.components(u, states[u].updated_ms), available, len(signals.histories[u]), 0,
+                    False, np.zeros(N, bool))
+        expected = score_cases([case], policy)[0][0, METHODS.index("hybrid")]  # (N,)
         np.testing.assert_allclose(served[b], expected, rtol=1e-4, atol=1e-4)
     top = scorer.top_k({u: states[u] for u in users[:2]}, 5)
     assert [s.item_id for s in top[users[0]].items] == [

@@ -5,7 +5,7 @@ import struct
 import numpy as np
 import pytest
 
-from cf.state import UserState
+from cf.state import Interest, UserState
 
 
 def test_bytes_round_trip() -> None:
@@ -24,9 +24,27 @@ def test_bytes_round_trip() -> None:
 
 
 def test_encoding_is_compact() -> None:
-    state = UserState(vector=np.zeros(384, np.float32), updated_ms=0, history=("1",) * 10)
-    # a 29-byte header + 384 float16 + 3 bytes per one-character id + an empty space name
-    assert len(state.to_bytes()) == 29 + 384 * 2 + 10 * 3 + 2
+    interests = (Interest(np.full(384, 0.5, np.float32), 1.0, ("17", "4")),
+                 Interest(np.ones(384, np.float32), 2.0))
+    state = UserState(vector=np.full(384, 1.5, np.float32), updated_ms=0, weight_sum=3.0, history=("1",) * 10,
+                      interests=interests)
+    # a 30-byte header; per interest 13 bytes, 384 float16 and its item ids (3 or 4 bytes each);
+    # 3 bytes per one-character history id; an empty space name. The single vector is their sum.
+    assert len(state.to_bytes()) == 30 + (13 + 384 * 2 + 4 + 3) + (13 + 384 * 2) + 10 * 3 + 2
+    back = UserState.from_bytes(state.to_bytes())
+    np.testing.assert_array_equal(back.vector, state.vector)
+    assert [k.items for k in back.interests] == [("17", "4"), ()]
+
+
+def test_format_3_single_vector_is_read_as_the_users_only_interest() -> None:
+    v3 = (struct.pack("<BHqIHHHd", 3, 2, 7, 4, 0, 0, 0, 2.5) + np.array([0.5, -1], "<f2").tobytes()
+          + b"\x03\x00enc")
+    back = UserState.from_bytes(v3)
+    assert len(back.interests) == 1 and back.interests[0].weight_sum == 2.5
+    np.testing.assert_array_equal(back.interests[0].vector, [0.5, -1])
+    again = UserState.from_bytes(back.to_bytes())  # written back as format 4
+    np.testing.assert_array_equal(again.vector, [0.5, -1])
+    assert (again.events, again.weight_sum, again.space, len(again.interests)) == (4, 2.5, "enc", 1)
 
 
 def test_format_2_float32_vectors_are_still_read() -> None:
