@@ -67,7 +67,8 @@ def decay_merge(
         s += contribution
     history = state.history
     if item_id is not None:
-        history = (*tuple(h for h in history if h != item_id), item_id)[-config.history_size :]
+        kept = tuple(h for h in history if h != item_id) if item_id in history else history
+        history = (*kept, item_id)[-config.history_size :]
     seen = state.seen if event_id is None else (*state.seen, event_id)[-config.seen_size :]
     return replace(
         state,

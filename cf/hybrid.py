@@ -85,12 +85,16 @@ class BlendPolicy:
 
 def standardise(scores: F32, available: npt.NDArray[np.bool_]) -> F32:
     """(..., B, N) z-scores over each row's available items (mask (B, N)); unavailable entries 0."""
-    n = np.maximum(available.sum(axis=-1, keepdims=True), 1)  # (B, 1)
-    masked = np.where(available, scores, 0.0)  # (..., B, N)
-    mean = masked.sum(axis=-1, keepdims=True) / n  # (..., B, 1)
-    centred = np.where(available, scores - mean, 0.0)  # (..., B, N)
-    std = np.sqrt((centred * centred).sum(axis=-1, keepdims=True) / n)  # (..., B, 1)
-    return np.divide(centred, std, out=np.zeros_like(centred), where=std > 1e-9).astype(np.float32)
+    # in place where it can: this runs over every signal and every interest of every batch
+    mask = available.astype(np.float32)  # (B, N)
+    n = np.maximum(mask.sum(axis=-1), 1.0)  # (B,)
+    mean = np.einsum("...bn,bn->...b", scores, mask) / n  # (..., B)
+    centred = np.subtract(scores, mean[..., None], dtype=np.float32)  # (..., B, N)
+    centred *= mask
+    std = np.sqrt(np.einsum("...bn,...bn->...b", centred, centred) / n)  # (..., B)
+    scale = np.divide(1.0, std, out=np.zeros_like(std), where=std > 1e-9).astype(np.float32)  # (..., B)
+    centred *= scale[..., None]
+    return centred
 
 
 def stack(components: Mapping[str, F32], available: npt.NDArray[np.bool_]) -> F32:
@@ -122,11 +126,18 @@ def blend_interests(z: F32, z_text: F32, log_share: F32, policy: BlendPolicy, hi
     w_text = w[:, TEXT].copy()  # (B,)
     w[:, TEXT] = 0.0
     rest = np.einsum("bc,cbn->bn", w, z)  # (B, N)
-    per = rest[None] + w_text[None, :, None] * z_text + log_share[:, :, None]  # (K, B, N)
-    chosen = per.argmax(axis=0)  # (B, N)
-    mixed = np.take_along_axis(per, chosen[None], axis=0)[0]  # (B, N)
+    per = w_text[None, :, None] * z_text  # (K, B, N)
+    per += rest[None]
+    per += log_share[:, :, None]
+    if per.shape[0] == 1:  # one interest each: nothing to choose
+        chosen = np.zeros(per.shape[1:], np.intp)  # (B, N)
+        mixed = per[0]
+    else:
+        chosen = per.argmax(axis=0)  # (B, N)
+        mixed = per.max(axis=0)  # (B, N)
     z = z.copy()
-    z[TEXT] = np.take_along_axis(z_text, chosen[None], axis=0)[0]  # (B, N)
+    one = z_text.shape[0] == 1
+    z[TEXT] = z_text[0] if one else np.take_along_axis(z_text, chosen[None], axis=0)[0]  # (B, N)
     return np.where(available, mixed, -np.inf).astype(np.float32), chosen, z
 
 

@@ -52,59 +52,81 @@ class Interests:
         return cls(state.as_interests(), state.updated_ms, state.events)
 
 
-def _cos(a: FloatVec, b: FloatVec) -> float:
-    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
-    return float(a @ b) / (na * nb) if na > 0 and nb > 0 else -1.0
-
-
 def _closest_items(vector: FloatVec, items: tuple[str, ...], vector_of: VectorOf,
                    keep: int) -> tuple[str, ...]:
+    """The `keep` of `items` (those with a vector) closest to `vector`, closest first, ties in
+    order. Item vectors are unit, so their order by cosine is their order by dot product."""
     known = [(i, v) for i in dict.fromkeys(items) if (v := vector_of(i)) is not None]
-    known.sort(key=lambda iv: -_cos(vector, iv[1]))
-    return tuple(i for i, _ in known[:keep])
+    if len(known) <= 1:
+        return tuple(i for i, _ in known)
+    dots = (np.stack([v for _, v in known]) @ vector).tolist()  # (n,)
+    order = sorted(range(len(known)), key=lambda n: -dots[n])
+    return tuple(known[n][0] for n in order[:keep])
+
+
+def _cosines(rows: F32) -> list[list[float]]:
+    """cos(rows[a], rows[b]) for (n, D) rows from one Gram matrix; -1 where either is zero."""
+    gram = rows @ rows.T  # (n, n)
+    norms = np.sqrt(np.maximum(np.diagonal(gram), 0.0))  # (n,)
+    cos = (gram / np.maximum(np.outer(norms, norms), np.float32(1e-30))).tolist()
+    zero = (norms == 0).tolist()
+    return [[-1.0 if zero[a] or zero[b] else c for b, c in enumerate(row)] for a, row in enumerate(cos)]
 
 
 def merge_interest(state: Interests, vector: FloatVec | None, weight: float, ts_ms: int,
                    config: InterestConfig, item_id: str | None = None,
                    vector_of: VectorOf = lambda item_id: None) -> Interests:
-    """One event into a user's interests (see the module's docstring). vector: (D,) unit."""
+    """One event into a user's interests (see the module's docstring). vector: (D,) unit. Every
+    cosine it needs comes from one Gram matrix of the interests and the event (a handful of
+    numpy calls per event: the worker runs this once per event)."""
     if state.events == 0 or ts_ms >= state.updated_ms:
         factor = 1.0 if state.events == 0 else decay_factor(ts_ms - state.updated_ms, config.half_life_s)
-        interests = [replace(k, vector=k.vector * np.float32(factor), weight_sum=k.weight_sum * factor,
-                             activity=k.activity * config.activity_decay)
-                     for k in state.interests]
         updated_ms, contribution = ts_ms, weight
     else:  # late: the interests stay at T, the event is discounted to it
-        interests = [replace(k, activity=k.activity * config.activity_decay) for k in state.interests]
-        updated_ms = state.updated_ms
+        factor, updated_ms = 1.0, state.updated_ms
         contribution = weight * decay_factor(state.updated_ms - ts_ms, config.half_life_s)
-    if vector is not None:
-        add = np.float32(contribution) * vector  # (D,)
+    old = state.interests
+    n = len(old)
+    rows = np.stack([k.vector for k in old]) * np.float32(factor) if n else None  # (K, D), decayed to T
+    interests = [Interest(rows[m], k.weight_sum * factor, k.items, k.activity * config.activity_decay)
+                 for m, k in enumerate(old)] if rows is not None else []
+    if vector is None:
+        return Interests(tuple(interests), updated_ms, state.events + 1)
+    add = (np.float32(contribution) * vector).astype(np.float32)  # (D,)
 
-        def lookup(i: str) -> FloatVec | None:
-            return vector if i == item_id else vector_of(i)
+    def lookup(i: str) -> FloatVec | None:
+        return vector if i == item_id else vector_of(i)
 
-        sims = [_cos(k.vector, vector) for k in interests]
-        best = int(np.argmax(sims)) if sims else -1
-        if best >= 0 and sims[best] >= config.join_cosine:
-            k = interests[best]
-            joined = (k.vector + add).astype(np.float32)
-            items = k.items + ((item_id,) if item_id else ())
-            interests[best] = Interest(joined, k.weight_sum + contribution,
-                                       _closest_items(joined, items, lookup, config.representatives),
-                                       k.activity + 1.0)
-        else:
-            named = (item_id,) if item_id else ()
-            interests.append(Interest(add.astype(np.float32), contribution, named, 1.0))
-            if len(interests) > config.max_interests:
-                interests = _merge_closest(interests, lookup, config.representatives)
+    named = (item_id,) if item_id else ()
+    if rows is None:
+        return Interests((Interest(add, contribution, named, 1.0),), updated_ms, state.events + 1)
+    cos = _cosines(np.vstack([rows, vector[None, :]]))  # (K + 1, K + 1), the event's e last
+    sims = cos[n][:n]  # (K,) cos(u_k, e)
+    best = max(range(n), key=sims.__getitem__)
+    if sims[best] >= config.join_cosine:
+        k = interests[best]
+        joined = (k.vector + add).astype(np.float32)
+        interests[best] = Interest(joined, k.weight_sum + contribution,
+                                   _closest_items(joined, k.items + named, lookup, config.representatives),
+                                   k.activity + 1.0)
+    else:
+        interests.append(Interest(add, contribution, named, 1.0))
+        if len(interests) > config.max_interests:
+            # the new interest is w e: its cosines are those of e times the sign of w
+            sign = float(np.sign(contribution))
+            for row in cos:
+                row[n] = row[n] * sign if sign else -1.0
+            cos[n] = [row[n] for row in cos]
+            interests = _merge_closest(interests, cos, lookup, config.representatives)
     return Interests(tuple(interests), updated_ms, state.events + 1)
 
 
-def _merge_closest(interests: list[Interest], vector_of: VectorOf, keep: int) -> list[Interest]:
+def _merge_closest(interests: list[Interest], cos: list[list[float]], vector_of: VectorOf,
+                   keep: int) -> list[Interest]:
+    """The two interests with the largest cosine (`cos`, their pairwise cosines) merged, the
+    first such pair in (a, b) order."""
     n = len(interests)
-    pairs = [(a, b) for a in range(n) for b in range(a + 1, n)]
-    a, b = max(pairs, key=lambda p: _cos(interests[p[0]].vector, interests[p[1]].vector))
+    a, b = max(((a, b) for a in range(n) for b in range(a + 1, n)), key=lambda p: cos[p[0]][p[1]])
     ka, kb = interests[a], interests[b]
     vector = (ka.vector + kb.vector).astype(np.float32)  # (D,)
     merged = Interest(vector, ka.weight_sum + kb.weight_sum,
