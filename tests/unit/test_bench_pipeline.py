@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from streams.bench_pipeline import Coverage, percentile_ms
+from streams.bench_pipeline import Coverage, item_vs_passthrough, percentile_ms, worst_by_second
 from streams.bench_soak import slope_per_min
 
 
@@ -38,3 +38,20 @@ def test_the_soak_slope_is_per_minute_and_needs_three_points() -> None:
     assert slope_per_min([0, 60, 120, 180], [100, 102, 104, 106]) == pytest.approx(2.0)
     assert slope_per_min([0, 30, 60], [5, 5, 5]) == pytest.approx(0.0, abs=1e-9)
     assert math.isnan(slope_per_min([0, 60], [1, 2]))
+
+
+def test_the_ratio_to_the_pass_through_is_only_of_max_rate_phases() -> None:
+    def row(mode: str, rate: float, per_s: float) -> dict[str, object]:
+        return {"mode": mode, "rate": rate, "events_per_s": per_s}
+
+    fixed = [row("passthrough", 1000.0, 999.0), row("item", 1000.0, 998.0)]
+    assert item_vs_passthrough(fixed) is None  # what was offered, not what either can do
+    both = [*fixed, row("passthrough", 0, 20_000.0), row("item", 0, 1_500.0), row("text", 0, 400.0)]
+    assert item_vs_passthrough(both) == 0.075
+
+
+def test_the_worst_latency_of_each_second_shows_when_the_spikes_came() -> None:
+    latencies = [0.05, 0.9, 0.02, 0.3]
+    covered_at = [100.2, 100.9, 102.5, 102.6]  # seconds 0, 0, 2, 2 after the first send at 100
+    assert worst_by_second(latencies, covered_at, 100.0) == [900.0, 0.0, 300.0]
+    assert worst_by_second([], [], 100.0) == []
