@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from cf.decay import DecayConfig
-from cf.interests import InterestConfig, Interests, merge_event, merge_interest
+from cf.interests import InterestConfig, Interests, merge_events, merge_interest
 from cf.state import FloatVec, UserState
 
 
@@ -65,11 +65,12 @@ def apply_interactions(
     vector space is re-based with `vector_of` first. `interests`: K and the join threshold (its
     half-life is the decay's)."""
     interest_config = replace(interests or InterestConfig(), half_life_s=config.half_life_s)
-    out: dict[str, UserState] = {}
+    by_user: dict[str, list[Interaction]] = {}
     for x in interactions:
-        state = out.get(x.user_id) or states.get(x.user_id) or UserState.empty(dim, space)
-        out[x.user_id] = merge_event(
-            rebase(state, space, vector_of, interest_config), x.vector, x.weight, x.ts_ms, config,
-            interest_config, event_id=x.event_id, item_id=x.item_id, vector_of=vector_of,
-        )
+        by_user.setdefault(x.user_id, []).append(x)
+    out: dict[str, UserState] = {}
+    for user_id, xs in by_user.items():
+        state = states.get(user_id) or UserState.empty(dim, space)
+        out[user_id] = merge_events(rebase(state, space, vector_of, interest_config), xs, config,
+                                    interest_config, vector_of)
     return out

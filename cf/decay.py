@@ -21,8 +21,8 @@ class DecayConfig:
 
 
 def decay_factor(dt_ms: int, half_life_s: float) -> float:
-    """2^(-dt/h) for dt >= 0 (ms) and h in seconds."""
-    return float(np.exp2(-(dt_ms / 1000.0) / half_life_s))
+    """2^(-dt/h) for dt >= 0 (ms) and h in seconds (a Python float: the worker calls this per event)."""
+    return 2.0 ** (-(dt_ms / 1000.0) / half_life_s)
 
 
 def decay_merge(

@@ -16,14 +16,16 @@ name it. The transition is a pure function of (state, event, time).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from cf.catalog import ItemCatalog
-from cf.decay import DecayConfig, decay_factor, decay_merge
+from cf.decay import DecayConfig, decay_factor
 from cf.scoring import cosine_scores
 from cf.state import FloatVec, Interest, UserState
 
@@ -59,7 +61,7 @@ def _closest_items(vector: FloatVec, items: tuple[str, ...], vector_of: VectorOf
     known = [(i, v) for i in dict.fromkeys(items) if (v := vector_of(i)) is not None]
     if len(known) <= 1:
         return tuple(i for i, _ in known)
-    dots = (np.stack([v for _, v in known]) @ vector).tolist()  # (n,)
+    dots = [float(v @ vector) for _, v in known]  # a handful: one product each beats a stack
     order = sorted(range(len(known)), key=lambda n: -dots[n])
     return tuple(known[n][0] for n in order[:keep])
 
@@ -141,16 +143,160 @@ def interest_weights(state: Interests) -> np.ndarray:
     return s / total if total > 0 else s
 
 
+class Merge(Protocol):
+    """What folding one event needs (`cf.batch.Interaction` is one)."""
+
+    @property
+    def vector(self) -> FloatVec | None: ...  # (D,) float32 unit; None: the item has no vector
+    @property
+    def weight(self) -> float: ...
+    @property
+    def ts_ms(self) -> int: ...
+    @property
+    def event_id(self) -> str | None: ...
+    @property
+    def item_id(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class _Event:
+    vector: FloatVec | None
+    weight: float
+    ts_ms: int
+    event_id: str | None
+    item_id: str | None
+
+
 def merge_event(state: UserState, vector: FloatVec | None, weight: float, ts_ms: int, decay: DecayConfig,
                 config: InterestConfig, *, event_id: str | None = None, item_id: str | None = None,
                 vector_of: VectorOf = lambda item_id: None) -> UserState:
     """One event into a user's state: the single vector (`cf.decay.decay_merge`) and the interests
-    that partition it, together; a redelivered event (id in `seen`) changes neither."""
-    if event_id is not None and event_id in state.seen:
+    that partition it (`merge_interest`), together; a redelivered event (id in `seen`) changes
+    neither. The same as `merge_events` with one event."""
+    return merge_events(state, (_Event(vector, weight, ts_ms, event_id, item_id),), decay, config, vector_of)
+
+
+def merge_events(state: UserState, events: Sequence[Merge], decay: DecayConfig, config: InterestConfig,
+                 vector_of: VectorOf = lambda item_id: None) -> UserState:
+    """Fold a user's events, in order, into their state: `cf.decay.decay_merge` and
+    `merge_interest` per event, with the interests held as one (K, D) matrix from the first event
+    to the last (the worker folds each user's events of a batch at once). Folding [a, b] equals
+    folding [a] then [b], bit for bit: each step reads only the state the previous one left.
+
+    Per event (factor f = 2^(-(t - T)/h) for t >= T, else 1 and the weight is discounted to T):
+        u <- f u + w e,  s <- f s + w;   U (K, D) <- f U,  s_k <- f s_k,  a_k <- r a_k
+        cos_k = (U e)_k / (|U_k| |e|),  k* = argmax_k cos_k
+        cos_k* >= tau:  U_k* += w e, s_k* += w, a_k* += 1
+        otherwise:      a new row w e (a = 1); past K rows, the two rows of largest cosine add up
+    """
+    fresh = [x for x in events if x.event_id is None or x.event_id not in state.seen]
+    if not fresh:
         return state
-    interests = merge_interest(Interests.of(state), vector, weight, ts_ms, config, item_id, vector_of)
-    merged = decay_merge(state, vector, weight, ts_ms, decay, event_id=event_id, item_id=item_id)
-    return replace(merged, interests=interests.interests)
+    half_life_s = config.half_life_s
+    u = state.vector.astype(np.float32, copy=True)  # (D,)
+    s, updated_ms, count = state.weight_sum, state.updated_ms, state.events
+    old = state.as_interests()
+    rows = np.stack([k.vector for k in old]).astype(np.float32) if old else None  # (K, D)
+    sums = [k.weight_sum for k in old]
+    items = [k.items for k in old]
+    activity = [k.activity for k in old]
+    history, seen = list(state.history), list(state.seen)
+    consumed, seen_ids = set(history), set(seen)
+    for x in events:
+        if x.event_id is not None and x.event_id in seen_ids:
+            continue  # a redelivery, or the same event twice in the batch
+        if count == 0:
+            factor, contribution, updated_ms = 1.0, x.weight, x.ts_ms
+            u[:] = 0.0
+            s = 0.0
+        elif x.ts_ms >= updated_ms:
+            factor, contribution = decay_factor(x.ts_ms - updated_ms, half_life_s), x.weight
+            updated_ms = x.ts_ms
+        else:  # late: everything stays at T, the event is discounted to it
+            factor, contribution = 1.0, x.weight * decay_factor(updated_ms - x.ts_ms, half_life_s)
+        if factor != 1.0:
+            f32 = np.float32(factor)
+            u *= f32
+            s *= factor
+            if rows is not None:
+                rows *= f32
+                sums = [w * factor for w in sums]
+        activity = [a * config.activity_decay for a in activity]
+        count += 1
+        if x.item_id is not None:
+            if x.item_id in consumed:
+                history = [h for h in history if h != x.item_id]
+            history.append(x.item_id)
+            consumed.add(x.item_id)
+            if len(history) > decay.history_size:
+                consumed.difference_update(history[: len(history) - decay.history_size])
+                del history[: len(history) - decay.history_size]
+        if x.event_id is not None:
+            seen.append(x.event_id)
+            seen_ids.add(x.event_id)
+            if len(seen) > decay.seen_size:
+                del seen[: len(seen) - decay.seen_size]
+                seen_ids = set(seen)
+        if x.vector is None:
+            continue
+        add = np.float32(contribution) * x.vector  # (D,) float32
+        u += add
+        s += contribution
+        named = (x.item_id,) if x.item_id else ()
+        if rows is None:
+            rows, sums, items, activity = add[None, :].copy(), [contribution], [named], [1.0]
+            continue
+        best, cos_best = _nearest(rows, x.vector)
+        if cos_best >= config.join_cosine:
+            rows[best] += add
+            sums[best] += contribution
+            items[best] = _closest_items(rows[best], items[best] + named, _with(x, vector_of),
+                                         config.representatives)
+            activity[best] += 1.0
+            continue
+        rows = np.vstack([rows, add[None, :]])  # (K + 1, D)
+        sums, items, activity = [*sums, contribution], [*items, named], [*activity, 1.0]
+        if len(sums) > config.max_interests:
+            a, b = _closest_pair(rows)
+            merged = rows[a] + rows[b]  # (D,)
+            keep = [n for n in range(len(sums)) if n not in (a, b)]
+            merged_items = _closest_items(merged, items[a] + items[b], _with(x, vector_of),
+                                          config.representatives)
+            rows = np.vstack([rows[keep], merged[None, :]])
+            sums = [*(sums[n] for n in keep), sums[a] + sums[b]]
+            items = [*(items[n] for n in keep), merged_items]
+            activity = [*(activity[n] for n in keep), activity[a] + activity[b]]
+    interests = () if rows is None else tuple(
+        Interest(rows[n].copy(), sums[n], items[n], activity[n]) for n in range(len(sums)))
+    return replace(state, vector=u, updated_ms=updated_ms, events=count, weight_sum=s,
+                   history=tuple(history), seen=tuple(seen), interests=interests)
+
+
+def _with(x: Merge, vector_of: VectorOf) -> VectorOf:
+    """`vector_of`, knowing the event's own item's vector (it may not be in the catalog yet)."""
+    return lambda i: x.vector if i == x.item_id else vector_of(i)
+
+
+def _nearest(rows: F32, vector: FloatVec) -> tuple[int, float]:
+    """(k, cos(U_k, e)) of the row closest to `vector`; the first on ties; -1 for a zero row.
+    Two numpy calls; the K <= a handful of cosines in Python (cheaper than more calls)."""
+    dots = (rows @ vector).tolist()  # (K,)
+    squares = np.einsum("kd,kd->k", rows, rows).tolist()  # (K,) |U_k|^2
+    e = math.sqrt(float(vector @ vector))
+    best, cos_best = 0, -2.0
+    for k, (dot, square) in enumerate(zip(dots, squares, strict=True)):
+        norm = math.sqrt(square) * e
+        cos = dot / norm if norm > 0 else -1.0
+        if cos > cos_best:
+            best, cos_best = k, cos
+    return best, cos_best
+
+
+def _closest_pair(rows: F32) -> tuple[int, int]:
+    """(a, b), a < b: the two rows of largest cosine, the first such pair in (a, b) order."""
+    cos = _cosines(rows)
+    n = len(cos)
+    return max(((a, b) for a in range(n) for b in range(a + 1, n)), key=lambda p: cos[p[0]][p[1]])
 
 
 def activity_shares(interests: tuple[Interest, ...]) -> np.ndarray:

@@ -73,8 +73,9 @@ def leaf_functions(raw: str, top: int = 25) -> list[tuple[str, float]]:
 
 
 def run_profile(settings: Settings, seconds: float = 25.0, rate: float = 400.0, dataset: str = "ml-100k",
-                seed: int = 1, mode: str = "text") -> dict[str, Any]:
-    """`mode` "text": searches; "item": MovieLens ratings (catalog vectors, no model call)."""
+                seed: int = 1, mode: str = "text", raw_out: Path | None = None) -> dict[str, Any]:
+    """`mode` "text": searches; "item": MovieLens ratings (catalog vectors, no model call).
+    `raw_out`: where to keep py-spy's raw stacks (for a flame graph, or `inclusive_shares`)."""
     from streams.bench_pipeline import item_events, on_own_broker, text_events
 
     data = load_dataset(dataset)
@@ -108,6 +109,8 @@ def run_profile(settings: Settings, seconds: float = 25.0, rate: float = 400.0, 
             producer.close()
             sampler.wait()
             raw = out.read_text()
+            if raw_out is not None:
+                raw_out.write_text(raw)
             samples, by_bucket = shares(raw)
             leaves = leaf_functions(raw)
         finally:

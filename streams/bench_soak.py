@@ -15,8 +15,8 @@ import random
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,23 +54,83 @@ def slope_per_min(t_s: list[float], values: list[float]) -> float:
     return float(np.polyfit(t / 60.0, v, 1)[0])
 
 
-def windowed(cov: Any, started: float, rss: list[tuple[float, float]], window_s: float,
+@dataclass(frozen=True)
+class Sample:
+    """One reading of the processes a soak watches: monotonic time, and for the consumer (the
+    worker or the pass-through), the broker and this process: RSS in MB and CPU seconds so far."""
+
+    at: float
+    rss_mb: float
+    cpu_s: float
+    broker_rss_mb: float = float("nan")
+    broker_cpu_s: float = float("nan")
+    bench_cpu_s: float = float("nan")
+    rebalances: float = float("nan")  # the worker's partition assignments so far
+    lag: float = float("nan")  # records of the events topic the worker has not read yet
+
+
+def _sampling(consumer: ProcessClock, broker: ProcessClock, samples: list[Sample], every_s: float,
+              stop: threading.Event, metrics_url: str | None = None) -> threading.Thread:
+    def sample() -> None:
+        while not stop.wait(every_s):
+            rebalances, lag = worker_progress(metrics_url) if metrics_url else (float("nan"), float("nan"))
+            samples.append(Sample(time.monotonic(), consumer.rss_mb(), consumer.cpu_s(), broker.rss_mb(),
+                                  broker.cpu_s(), time.process_time(), rebalances, lag))
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    return thread
+
+
+def worker_progress(metrics_url: str) -> tuple[float, float]:
+    """(partition assignments so far, events-topic records not yet read) from the worker's
+    metrics; nan while it does not answer."""
+    from streams.metrics_scrape import scrape, total
+
+    try:
+        samples = scrape(metrics_url, timeout_s=2.0)
+    except OSError:
+        return float("nan"), float("nan")
+    lag = sum(v for labels, v in samples.get("interests_consumer_lag", {}).items()
+              if dict(labels).get("topic", "").endswith("events"))
+    return total(samples, "interests_rebalances_total"), lag
+
+
+def cores(samples: list[Sample], lo: float, hi: float, cpu: Callable[[Sample], float]) -> float:
+    """CPU cores used between the first and last sample inside [lo, hi) (nan with fewer than two)."""
+    inside = [x for x in samples if lo <= x.at < hi]
+    if len(inside) < 2 or inside[-1].at <= inside[0].at:
+        return float("nan")
+    return (cpu(inside[-1]) - cpu(inside[0])) / (inside[-1].at - inside[0].at)
+
+
+def windowed(cov: Any, started: float, samples: list[Sample], window_s: float,
              minutes: float) -> dict[str, Any]:
-    """Per window of covered time: events/s, p50/p99 latency, median RSS; and the slopes over the
-    windows in the steady part (the first includes start-up, the last the drain)."""
+    """Per window of covered time: events/s, p50/p99 latency, the consumer's median RSS, and the
+    cores the consumer, the broker and this load generator used (which of them falls behind when
+    latency climbs); and the slopes over the windows in the steady part (the first includes
+    start-up, the last the drain)."""
     windows = []
     edges = np.arange(started, max(cov.covered_at, default=started) + window_s, window_s)
     at = np.array(cov.covered_at)  # (E,) monotonic s
     lat = np.array(cov.latencies_s)  # (E,) s
     for lo in edges[:-1]:
         inside = (at >= lo) & (at < lo + window_s)
-        mem = [mb for t, mb in rss if lo <= t < lo + window_s]
+        inside_samples = [x for x in samples if lo <= x.at < lo + window_s]
+        mem = [x.rss_mb for x in inside_samples]
+        broker_mem = [x.broker_rss_mb for x in inside_samples]
         windows.append({
             "t_s": round(float(lo - started), 1),
             "events_per_s": round(float(inside.sum()) / window_s, 1),
             "p50_ms": round(percentile_ms(lat[inside].tolist(), 50), 2),
             "p99_ms": round(percentile_ms(lat[inside].tolist(), 99), 2),
             "rss_mb": round(float(np.median(mem)), 1) if mem else float("nan"),
+            "cpu_cores": round(cores(samples, lo, lo + window_s, lambda x: x.cpu_s), 3),
+            "broker_rss_mb": round(float(np.median(broker_mem)), 1) if broker_mem else float("nan"),
+            "broker_cpu_cores": round(cores(samples, lo, lo + window_s, lambda x: x.broker_cpu_s), 3),
+            "bench_cpu_cores": round(cores(samples, lo, lo + window_s, lambda x: x.bench_cpu_s), 3),
+            "rebalances": max((x.rebalances for x in inside_samples), default=float("nan")),
+            "lag": max((x.lag for x in inside_samples), default=float("nan")),
         })
     warm = [w for w in windows[1:] if w["t_s"] + window_s <= minutes * 60]
     times = [w["t_s"] for w in warm]
@@ -81,18 +141,8 @@ def windowed(cov: Any, started: float, rss: list[tuple[float, float]], window_s:
         "p99_slope_ms_per_min": round(slope_per_min(times, [w["p99_ms"] for w in warm]), 3),
         "rss_first_mb": warm[0]["rss_mb"] if warm else None,
         "rss_last_mb": warm[-1]["rss_mb"] if warm else None,
+        "broker_rss_slope_mb_per_min": round(slope_per_min(times, [w["broker_rss_mb"] for w in warm]), 3),
     }
-
-
-def _sampling(clock: ProcessClock, rss: list[tuple[float, float]], every_s: float,
-              stop: threading.Event) -> threading.Thread:
-    def sample() -> None:
-        while not stop.wait(every_s):
-            rss.append((time.monotonic(), clock.rss_mb()))
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    return thread
 
 
 def run_baseline(s: Settings, data: Any, count: int, minutes: float, rate: float, window_s: float,
@@ -102,12 +152,13 @@ def run_baseline(s: Settings, data: Any, count: int, minutes: float, rate: float
     record in memory and slows down as it fills)."""
     with tempfile.TemporaryDirectory() as scratch, EmbeddedBroker(
             port=free_port(), log_file=Path(scratch) / "broker.log") as broker:
-        return _passthrough_soak(replace(s, broker=broker.url), data, count, minutes, rate, window_s,
-                                 progress)
+        assert broker.process is not None
+        return _passthrough_soak(replace(s, broker=broker.url), ProcessClock(broker.process.pid), data, count,
+                                 minutes, rate, window_s, progress)
 
 
-def _passthrough_soak(s: Settings, data: Any, count: int, minutes: float, rate: float, window_s: float,
-                      progress: Any) -> dict[str, Any]:
+def _passthrough_soak(s: Settings, broker: ProcessClock, data: Any, count: int, minutes: float, rate: float,
+                      window_s: float, progress: Any) -> dict[str, Any]:
     import subprocess
     import sys
 
@@ -118,13 +169,13 @@ def _passthrough_soak(s: Settings, data: Any, count: int, minutes: float, rate: 
     copier = subprocess.Popen([sys.executable, "-m", "streams.bench_pipeline", "passthrough", s.bootstrap,
                                PASS_SOURCE, PASS_SINK, f"soak-pass-{time.time_ns()}",
                                str(s.fetch_max_wait_ms)], start_new_session=True)
-    rss: list[tuple[float, float]] = []
+    samples: list[Sample] = []
     stop = threading.Event()
     try:
         asyncio.run(_measure(s.bootstrap, PASS_SOURCE, PASS_SINK, s.partitions, s.fetch_max_wait_ms,
                              item_events(data, "pass-warm", 1000, 0), 0, 1000, 60.0, _user_and_event))
         progress(f"baseline: a pass-through at {rate:.0f}/s for {minutes:g} min")
-        sampler = _sampling(ProcessClock(copier.pid), rss, window_s / 3, stop)
+        sampler = _sampling(ProcessClock(copier.pid), broker, samples, window_s / 3, stop)
         started = time.monotonic()
         cov = asyncio.run(_measure(s.bootstrap, PASS_SOURCE, PASS_SINK, s.partitions, s.fetch_max_wait_ms,
                                    item_events(data, "pass", count, 0), rate, count, 60.0, _user_and_event))
@@ -134,7 +185,7 @@ def _passthrough_soak(s: Settings, data: Any, count: int, minutes: float, rate: 
         stop.set()
         copier.kill()
         copier.wait()
-    return windowed(cov, started, rss, window_s, minutes)
+    return windowed(cov, started, samples, window_s, minutes)
 
 
 def run_soak(settings: Settings, minutes: float = 10.0, rate: float = 500.0, text_share: float = 0.05,
@@ -147,7 +198,7 @@ def run_soak(settings: Settings, minutes: float = 10.0, rate: float = 500.0, tex
     data = load_dataset(dataset)
     count = int(minutes * 60 * rate)
     passthrough = run_baseline(settings, data, count, minutes, rate, window_s, progress) if baseline else None
-    rss: list[tuple[float, float]] = []  # (monotonic time, MB)
+    samples: list[Sample] = []
     with tempfile.TemporaryDirectory() as scratch, EmbeddedBroker(
             port=free_port(), log_file=Path(scratch) / "broker.log") as broker:
         s = on_own_broker(settings, broker, scratch, "soak")
@@ -157,8 +208,9 @@ def run_soak(settings: Settings, minutes: float = 10.0, rate: float = 500.0, tex
         try:
             wait_for_port(s.metrics_host, s.metrics_port, timeout_s=180)
             replay(s, replace(data, interactions=[]), wait_catalog=True)
-            assert worker.process is not None
-            sampler = _sampling(ProcessClock(worker.process.pid), rss, window_s / 3, stop)
+            assert worker.process is not None and broker.process is not None
+            sampler = _sampling(ProcessClock(worker.process.pid), ProcessClock(broker.process.pid), samples,
+                                window_s / 3, stop, f"http://{s.metrics_host}:{s.metrics_port}/metrics")
             progress(f"soak: {count} events at {rate:.0f}/s for {minutes:g} min")
             started = time.monotonic()
             cov = asyncio.run(_measure(s.bootstrap, s.topic("events"), s.topic("recommendations"),
@@ -173,14 +225,17 @@ def run_soak(settings: Settings, minutes: float = 10.0, rate: float = 500.0, tex
             stop.set()
             worker.stop()
     return {"minutes": minutes, "rate": rate, "text_share": text_share, "events": count,
-            **windowed(cov, started, rss, window_s, minutes), "passthrough": passthrough}
+            **windowed(cov, started, samples, window_s, minutes), "passthrough": passthrough}
 
 
 def table(report: dict[str, Any]) -> str:
-    lines = [f"{'t s':>7}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'rss MB':>8}"]
+    lines = [f"{'t s':>7}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'rss MB':>8}{'cores':>7}"
+             f"{'broker MB':>10}{'broker cores':>13}{'load cores':>11}{'lag':>8}{'rebal':>6}"]
     for w in report["windows"]:
         lines.append(f"{w['t_s']:>7.0f}{w['events_per_s']:>10.0f}{w['p50_ms']:>9.1f}{w['p99_ms']:>9.1f}"
-                     f"{w['rss_mb']:>8.0f}")
+                     f"{w['rss_mb']:>8.0f}{w['cpu_cores']:>7.2f}{w['broker_rss_mb']:>10.0f}"
+                     f"{w['broker_cpu_cores']:>13.2f}{w['bench_cpu_cores']:>11.2f}{w['lag']:>8.0f}"
+                     f"{w['rebalances']:>6.0f}")
     lines.append(f"{report['covered']} of {report['events']} events covered; RSS slope "
                  f"{report['rss_slope_mb_per_min']:+.2f} MB/min ({report['rss_first_mb']} -> "
                  f"{report['rss_last_mb']} MB), p50 slope {report['p50_slope_ms_per_min']:+.1f} ms/min, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cf.batch import Interaction
 from cf.catalog import ItemCatalog
 from cf.decay import DecayConfig, decay_merge
 from cf.hybrid import BlendPolicy, BlendWeights, blend, blend_interests, stack, standardise
@@ -15,6 +16,7 @@ from cf.interests import (
     interest_text,
     interest_weights,
     merge_event,
+    merge_events,
     merge_interest,
 )
 from cf.scoring import cosine_scores
@@ -163,6 +165,68 @@ def test_merge_event_keeps_the_interests_a_partition_of_the_single_vector_and_sk
         np.testing.assert_array_equal(got.vector, want.vector)
         assert got.items == want.items and got.weight_sum == want.weight_sum
         assert got.activity == pytest.approx(want.activity, rel=1e-6)  # stored as float32
+
+
+def _mixed(rng: np.random.Generator, n: int) -> list[Interaction]:
+    """Topic events with redeliveries, events of items with no vector, and a repeated item."""
+    out = []
+    for k, (item, e, w, t) in enumerate(topic_events(rng, n)):
+        event_id = f"e{k - 3}" if k > 3 and rng.random() < 0.05 else f"e{k}"  # an earlier event again
+        vector = None if rng.random() < 0.05 else e
+        out.append(Interaction("u", event_id, t, w, vector, "i7" if k % 17 == 0 else item))
+    return out
+
+
+def test_a_batch_folds_to_the_same_state_bit_for_bit_as_its_events_one_by_one() -> None:
+    """The worker folds each user's events of a batch at once, the evaluator one at a time: the
+    states must be the same, or the numbers measured would not be the worker's."""
+    rng = np.random.default_rng(11)
+    config = InterestConfig(max_interests=3, join_cosine=0.6, half_life_s=H)
+    decay = DecayConfig(half_life_s=H, history_size=40, seen_size=8)
+    events = _mixed(rng, 300)
+    vectors = {x.item_id: x.vector for x in events if x.vector is not None}
+    one_by_one = UserState.empty(16)
+    for x in events:
+        one_by_one = merge_event(one_by_one, x.vector, x.weight, x.ts_ms, decay, config, event_id=x.event_id,
+                                 item_id=x.item_id, vector_of=vectors.get)
+    batched = UserState.empty(16)
+    for start in range(0, len(events), 37):
+        batched = merge_events(batched, events[start:start + 37], decay, config, vectors.get)
+    np.testing.assert_array_equal(batched.vector, one_by_one.vector)
+    assert (batched.weight_sum, batched.events, batched.updated_ms) == (
+        one_by_one.weight_sum, one_by_one.events, one_by_one.updated_ms)
+    assert batched.history == one_by_one.history and batched.seen == one_by_one.seen
+    assert len(batched.history) == 40 and len(batched.seen) == 8
+    assert len(batched.interests) == len(one_by_one.interests) == 3
+    for got, want in zip(batched.interests, one_by_one.interests, strict=True):
+        np.testing.assert_array_equal(got.vector, want.vector)
+        assert (got.weight_sum, got.items, got.activity) == (want.weight_sum, want.items, want.activity)
+
+
+def test_the_fold_matches_the_step_by_step_transitions() -> None:
+    """`merge_events` against `decay_merge` and `merge_interest` applied per event."""
+    rng = np.random.default_rng(12)
+    config = InterestConfig(max_interests=3, join_cosine=0.6, half_life_s=H)
+    decay = DecayConfig(half_life_s=H, history_size=40, seen_size=8)
+    events = _mixed(rng, 300)
+    vectors = {x.item_id: x.vector for x in events if x.vector is not None}
+    single, interests = UserState.empty(16), Interests()
+    for x in events:
+        if x.event_id in single.seen:
+            continue
+        single = decay_merge(single, x.vector, x.weight, x.ts_ms, decay, event_id=x.event_id,
+                             item_id=x.item_id)
+        interests = merge_interest(interests, x.vector, x.weight, x.ts_ms, config, x.item_id, vectors.get)
+    folded = merge_events(UserState.empty(16), events, decay, config, vectors.get)
+    np.testing.assert_allclose(folded.vector, single.vector, rtol=1e-6, atol=1e-6)
+    assert folded.weight_sum == pytest.approx(single.weight_sum, rel=1e-9, abs=1e-9)
+    assert (folded.events, folded.updated_ms, folded.history, folded.seen) == (
+        single.events, single.updated_ms, single.history, single.seen)
+    assert len(folded.interests) == len(interests.interests)
+    for got, want in zip(folded.interests, interests.interests, strict=True):
+        np.testing.assert_allclose(got.vector, want.vector, rtol=1e-5, atol=1e-5)
+        assert got.items == want.items and got.activity == pytest.approx(want.activity)
+        assert got.weight_sum == pytest.approx(want.weight_sum, rel=1e-9, abs=1e-9)
 
 
 def test_one_interest_blends_as_the_single_vector_and_each_item_comes_from_its_best_interest() -> None:
