@@ -67,6 +67,7 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
         producer_max_batch_size=settings.producer_batch_bytes,
+        producer_compression_type=settings.compression_type,
         web_enabled=False,
         web_port=settings.web_port,
         **broker_profile.faust_options(settings),

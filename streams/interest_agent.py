@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor
@@ -216,6 +217,8 @@ class InterestStage:
     def _count(
         self, valid: list[tuple[Any, Event]], interactions: list[Interaction], fresh: list[bool],
     ) -> None:
+        """Per (type, outcome), one counter update per batch (a labelled update costs microseconds)."""
+        counts: collections.Counter[tuple[str, str]] = collections.Counter()
         for (_, parsed), x, first in zip(valid, interactions, fresh, strict=True):
             if not first:
                 outcome = "duplicate"
@@ -223,21 +226,29 @@ class InterestStage:
                 outcome = "unknown_item"
             else:
                 outcome = "ok"
-            self.metrics.events.labels(parsed.type, outcome).inc()
+            counts[parsed.type, outcome] += 1
+        for (kind, outcome), n in counts.items():
+            self.metrics.events.labels(kind, outcome).inc(n)
 
     def _count_online(self, before: dict[str, UserState | None], interactions: list[Interaction],
                       fresh: list[bool], model: str) -> None:
         """Live HR@k: an event on an item by a user who had been sent a list is a hit when the
         item was in it. Every event of a batch is judged against the list sent before the batch."""
+        judged = hits = 0
+        hit_rank = self.metrics.online_hit_rank.labels(model)
         for x, first in zip(interactions, fresh, strict=True):
             state = before.get(x.user_id)
             if not first or x.item_id is None or state is None or not state.shown:
                 continue
-            self.metrics.online_events.labels(model).inc()
+            judged += 1
             rank = rank_of(state.shown, x.item_id)
             if rank is not None:
-                self.metrics.online_hits.labels(model).inc()
-                self.metrics.online_hit_rank.labels(model).observe(rank)
+                hits += 1
+                hit_rank.observe(rank)
+        if judged:
+            self.metrics.online_events.labels(model).inc(judged)
+        if hits:
+            self.metrics.online_hits.labels(model).inc(hits)
 
     def observe_coverage(self, catalog_items: int) -> None:
         shown = self.recent.count(time.time())

@@ -30,7 +30,8 @@ class Publisher:
         if self._producer is None:
             self._producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap, acks="all",
                                               linger_ms=self.settings.publish_linger_ms,
-                                              max_batch_size=self.settings.producer_batch_bytes)
+                                              max_batch_size=self.settings.producer_batch_bytes,
+                                              compression_type=self.settings.compression_type)
             await self._producer.start()
         self._pending.append(await self._producer.send(topic, key=key, value=value, partition=partition))
 

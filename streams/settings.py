@@ -17,6 +17,9 @@ from encoders.loading import BACKENDS
 BrokerProfile = Literal["kafka", "tansu"]
 
 
+COMPRESSIONS = ("none", "gzip", "lz4", "zstd", "snappy")
+
+
 @dataclass(frozen=True)
 class Settings:
     broker: str = "kafka://127.0.0.1:9092"  # Faust URL; kafka-python takes the host:port part
@@ -63,6 +66,7 @@ class Settings:
     max_event_ahead_s: float = 86_400.0  # an event time further ahead of the worker's clock is refused
     publish_linger_ms: int = 2  # output producer: wait this long to fill a request
     producer_batch_bytes: int = 262_144  # per-partition batch of both producers (changelog rows are KBs)
+    compression: str = "lz4"  # of both producers' batches: none | gzip | lz4 | zstd | snappy
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464
     web_port: int = 6066
@@ -71,6 +75,11 @@ class Settings:
     fetch_max_wait_ms: int = 20  # the agents' fetches (latency)
     replica_fetch_wait_ms: int = 200  # the catalog and neighbour replicas' fetches (idle polling)
     session_timeout_s: float = 6.0
+
+    @property
+    def compression_type(self) -> str | None:
+        """For aiokafka and Faust: None for no compression."""
+        return None if self.compression == "none" else self.compression
 
     @property
     def bootstrap(self) -> str:
@@ -129,6 +138,9 @@ class Settings:
         if self.encoder_backend not in BACKENDS:
             raise ValueError(f"INTERESTS_ENCODER_BACKEND must be one of {', '.join(BACKENDS)}, "
                              f"not {self.encoder_backend!r}")
+        if self.compression not in COMPRESSIONS:
+            raise ValueError(f"INTERESTS_COMPRESSION must be one of {', '.join(COMPRESSIONS)}, "
+                             f"not {self.compression!r}")
         if self.broker_profile not in ("kafka", "tansu"):
             raise ValueError(f"INTERESTS_BROKER_PROFILE must be kafka or tansu, not {self.broker_profile!r}")
         for name in ("partitions", "scoring_threads", "embed_batch", "batch_size", "top_k", "history_size",

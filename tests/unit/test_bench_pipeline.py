@@ -7,7 +7,7 @@ import math
 import pytest
 
 from streams.bench_pipeline import Coverage, item_vs_passthrough, percentile_ms, worst_by_second
-from streams.bench_soak import slope_per_min
+from streams.bench_soak import Sample, cores, slope_per_min, windowed
 
 
 def test_an_output_covers_its_event_and_every_earlier_one_of_that_user() -> None:
@@ -55,3 +55,19 @@ def test_the_worst_latency_of_each_second_shows_when_the_spikes_came() -> None:
     covered_at = [100.2, 100.9, 102.5, 102.6]  # seconds 0, 0, 2, 2 after the first send at 100
     assert worst_by_second(latencies, covered_at, 100.0) == [900.0, 0.0, 300.0]
     assert worst_by_second([], [], 100.0) == []
+
+
+def test_each_soak_window_has_the_cores_of_the_worker_the_broker_and_the_load() -> None:
+    """Samples every 5 s over two 15 s windows; the broker's CPU doubles in the second."""
+    samples = [Sample(at=t, rss_mb=500 + t, cpu_s=0.5 * t, broker_rss_mb=40 + 2 * t,
+                      broker_cpu_s=0.25 * t if t < 15 else 3.75 + 0.5 * (t - 15), bench_cpu_s=0.1 * t,
+                      rebalances=1, lag=t) for t in range(0, 30, 5)]
+    assert cores(samples, 0, 15, lambda x: x.cpu_s) == pytest.approx(0.5)
+    assert math.isnan(cores(samples, 0, 4, lambda x: x.cpu_s))  # one sample: no interval
+
+    covered = Coverage(latencies_s=[0.05, 0.07, 0.2, 0.3], covered_at=[1.0, 2.0, 16.0, 17.0])  # 2 a window
+    report = windowed(covered, 0.0, samples, 15.0, minutes=1.0)
+    first, second = report["windows"]
+    assert (first["cpu_cores"], first["broker_cpu_cores"], first["bench_cpu_cores"]) == (0.5, 0.25, 0.1)
+    assert second["broker_cpu_cores"] == 0.5 and second["broker_rss_mb"] == 80.0
+    assert (second["lag"], second["rebalances"]) == (25, 1)

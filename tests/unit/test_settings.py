@@ -20,13 +20,16 @@ def test_defaults_and_environment() -> None:
     assert "secret" not in str(s.public())
     assert s.topic("events") == "interests.events"
     assert Settings.from_env({}) == Settings()
+    assert Settings().compression_type == "lz4"
+    assert Settings.from_env({"INTERESTS_COMPRESSION": "none"}).compression_type is None
     assert Settings.from_env(s.to_env()) == s
 
 
 @pytest.mark.parametrize(
     ("name", "value"),
     [("INTERESTS_PARTITIONS", "zero"), ("INTERESTS_PARTITIONS", "0"), ("INTERESTS_HALF_LIFE_S", "-1"),
-     ("INTERESTS_WEIGHTS", "teleport=1"), ("INTERESTS_BROKER_PROFILE", "redis")],
+     ("INTERESTS_WEIGHTS", "teleport=1"), ("INTERESTS_BROKER_PROFILE", "redis"),
+     ("INTERESTS_COMPRESSION", "brotli")],
 )
 def test_bad_settings_are_refused(name: str, value: str) -> None:
     with pytest.raises(ValueError):
