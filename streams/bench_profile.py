@@ -75,7 +75,7 @@ def leaf_functions(raw: str, top: int = 25) -> list[tuple[str, float]]:
 def run_profile(settings: Settings, seconds: float = 25.0, rate: float = 400.0, dataset: str = "ml-100k",
                 seed: int = 1, mode: str = "text", raw_out: Path | None = None) -> dict[str, Any]:
     """`mode` "text": searches; "item": MovieLens ratings (catalog vectors, no model call).
-    `raw_out`: where to keep py-spy's raw stacks (for a flame graph, or `inclusive_shares`)."""
+    `raw_out`: where to keep py-spy's raw stacks (for a flame graph)."""
     from streams.bench_pipeline import item_events, on_own_broker, text_events
 
     data = load_dataset(dataset)

@@ -15,7 +15,7 @@ import random
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -104,6 +104,11 @@ def cores(samples: list[Sample], lo: float, hi: float, cpu: Callable[[Sample], f
     return (cpu(inside[-1]) - cpu(inside[0])) / (inside[-1].at - inside[0].at)
 
 
+def _largest(values: Iterable[float]) -> float:
+    """The largest finite value (nan if none: the worker's metrics did not answer)."""
+    return max((v for v in values if np.isfinite(v)), default=float("nan"))
+
+
 def windowed(cov: Any, started: float, samples: list[Sample], window_s: float,
              minutes: float) -> dict[str, Any]:
     """Per window of covered time: events/s, p50/p99 latency, the consumer's median RSS, and the
@@ -129,8 +134,8 @@ def windowed(cov: Any, started: float, samples: list[Sample], window_s: float,
             "broker_rss_mb": round(float(np.median(broker_mem)), 1) if broker_mem else float("nan"),
             "broker_cpu_cores": round(cores(samples, lo, lo + window_s, lambda x: x.broker_cpu_s), 3),
             "bench_cpu_cores": round(cores(samples, lo, lo + window_s, lambda x: x.bench_cpu_s), 3),
-            "rebalances": max((x.rebalances for x in inside_samples), default=float("nan")),
-            "lag": max((x.lag for x in inside_samples), default=float("nan")),
+            "rebalances": _largest(x.rebalances for x in inside_samples),
+            "lag": _largest(x.lag for x in inside_samples),
         })
     warm = [w for w in windows[1:] if w["t_s"] + window_s <= minutes * 60]
     times = [w["t_s"] for w in warm]

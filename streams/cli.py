@@ -269,7 +269,7 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         from streams.bench_profile import table as profile_table
 
         report = run_profile(settings, seconds=args.seconds or 25.0, rate=args.rate or 400.0,
-                             mode=args.mode)
+                             mode=args.mode, raw_out=args.raw)
         print(profile_table(report))
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n")
@@ -398,6 +398,8 @@ def parser() -> argparse.ArgumentParser:
                     "beside a bare pass-through; soak: memory and latency over minutes at a steady rate; "
                     "state: bytes of user state after a data set's every event")
     be.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
+    be.add_argument("--raw", type=Path, default=None,
+                    help="profile: also keep py-spy's raw stacks here (one `frame;frame;... count` per line)")
     be.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS,
                     help="encoder: backends side by side (torch-fp32 is the reference)")
     be.add_argument("--batches", nargs="+", type=int, default=[1, 8, 32, 128], help="encoder: batch sizes")
