@@ -160,8 +160,10 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
 
     @app.timer(10.0)
     async def count_keys() -> None:
-        metrics.table_keys.labels("users").set(sum(1 for _ in tables.users))
-        metrics.table_keys.labels("item_rows").set(sum(1 for _ in tables.item_rows))
+        for name, table in (("users", tables.users), ("item_rows", tables.item_rows)):
+            metrics.table_keys.labels(name).set(sum(1 for _ in table))
+            for kind, size in table.rocksdb_bytes().items():
+                metrics.rocksdb_bytes.labels(name, kind).set(size)
 
     @app.timer(settings.user_ttl_check_s)
     async def expire_idle_users() -> None:

@@ -67,33 +67,36 @@ class Sample:
     bench_cpu_s: float = float("nan")
     rebalances: float = float("nan")  # the worker's partition assignments so far
     lag: float = float("nan")  # records of the events topic the worker has not read yet
+    rocksdb_mb: float = float("nan")  # memory the worker's RocksDB holds, all tables and kinds
 
 
 def _sampling(consumer: ProcessClock, broker: ProcessClock, samples: list[Sample], every_s: float,
               stop: threading.Event, metrics_url: str | None = None) -> threading.Thread:
     def sample() -> None:
         while not stop.wait(every_s):
-            rebalances, lag = worker_progress(metrics_url) if metrics_url else (float("nan"), float("nan"))
+            nan = float("nan")
+            rebalances, lag, rocksdb_mb = worker_progress(metrics_url) if metrics_url else (nan, nan, nan)
             samples.append(Sample(time.monotonic(), consumer.rss_mb(), consumer.cpu_s(), broker.rss_mb(),
-                                  broker.cpu_s(), time.process_time(), rebalances, lag))
+                                  broker.cpu_s(), time.process_time(), rebalances, lag, rocksdb_mb))
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
     return thread
 
 
-def worker_progress(metrics_url: str) -> tuple[float, float]:
-    """(partition assignments so far, events-topic records not yet read) from the worker's
-    metrics; nan while it does not answer."""
+def worker_progress(metrics_url: str) -> tuple[float, float, float]:
+    """(partition assignments so far, events-topic records not yet read, MB RocksDB holds) from
+    the worker's metrics; nan while it does not answer."""
     from streams.metrics_scrape import scrape, total
 
     try:
         samples = scrape(metrics_url, timeout_s=2.0)
     except OSError:
-        return float("nan"), float("nan")
+        return float("nan"), float("nan"), float("nan")
     lag = sum(v for labels, v in samples.get("interests_consumer_lag", {}).items()
               if dict(labels).get("topic", "").endswith("events"))
-    return total(samples, "interests_rebalances_total"), lag
+    rocksdb_mb = total(samples, "interests_rocksdb_bytes") / 2**20
+    return total(samples, "interests_rebalances_total"), lag, rocksdb_mb
 
 
 def cores(samples: list[Sample], lo: float, hi: float, cpu: Callable[[Sample], float]) -> float:
@@ -136,6 +139,7 @@ def windowed(cov: Any, started: float, samples: list[Sample], window_s: float,
             "bench_cpu_cores": round(cores(samples, lo, lo + window_s, lambda x: x.bench_cpu_s), 3),
             "rebalances": _largest(x.rebalances for x in inside_samples),
             "lag": _largest(x.lag for x in inside_samples),
+            "rocksdb_mb": _largest(x.rocksdb_mb for x in inside_samples),
         })
     warm = [w for w in windows[1:] if w["t_s"] + window_s <= minutes * 60]
     times = [w["t_s"] for w in warm]
@@ -235,12 +239,13 @@ def run_soak(settings: Settings, minutes: float = 10.0, rate: float = 500.0, tex
 
 def table(report: dict[str, Any]) -> str:
     lines = [f"{'t s':>7}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'rss MB':>8}{'cores':>7}"
-             f"{'broker MB':>10}{'broker cores':>13}{'load cores':>11}{'lag':>8}{'rebal':>6}"]
+             f"{'broker MB':>10}{'broker cores':>13}{'load cores':>11}{'lag':>8}{'rebal':>6}"
+             f"{'rocksdb MB':>11}"]
     for w in report["windows"]:
         lines.append(f"{w['t_s']:>7.0f}{w['events_per_s']:>10.0f}{w['p50_ms']:>9.1f}{w['p99_ms']:>9.1f}"
                      f"{w['rss_mb']:>8.0f}{w['cpu_cores']:>7.2f}{w['broker_rss_mb']:>10.0f}"
                      f"{w['broker_cpu_cores']:>13.2f}{w['bench_cpu_cores']:>11.2f}{w['lag']:>8.0f}"
-                     f"{w['rebalances']:>6.0f}")
+                     f"{w['rebalances']:>6.0f}{w['rocksdb_mb']:>11.1f}")
     lines.append(f"{report['covered']} of {report['events']} events covered; RSS slope "
                  f"{report['rss_slope_mb_per_min']:+.2f} MB/min ({report['rss_first_mb']} -> "
                  f"{report['rss_last_mb']} MB), p50 slope {report['p50_slope_ms_per_min']:+.1f} ms/min, "

@@ -32,6 +32,7 @@ class Metrics:
     recommendations: Counter
     items_embedded: Counter
     table_keys: Gauge  # by table
+    rocksdb_bytes: Gauge  # by table and kind
     items: Gauge
     catalog_ready: Gauge
     assigned_partitions: Gauge
@@ -90,6 +91,10 @@ class Metrics:
                 "interests_table_keys", "Keys held in this worker's partitions of a table (users: "
                 "users with state; item_rows: co-occurrence rows), counted every 10 s", ["table"],
                 registry=r),
+            rocksdb_bytes=Gauge(
+                "interests_rocksdb_bytes", "Memory RocksDB holds for a table on this worker, summed over "
+                "its partitions: memtables, block_cache, table_readers (index and filter blocks), every "
+                "10 s", ["table", "kind"], registry=r),
             items=Gauge("interests_items", "Items in this worker's catalog", registry=r),
             catalog_ready=Gauge(
                 "interests_catalog_ready", "1 once this worker's catalog replica has caught up",
