@@ -189,9 +189,8 @@ def merge_events(state: UserState, events: Sequence[Merge], decay: DecayConfig, 
         cos_k* >= tau:  U_k* += w e, s_k* += w, a_k* += 1
         otherwise:      a new row w e (a = 1); past K rows, the two rows of largest cosine add up
     """
-    fresh = [x for x in events if x.event_id is None or x.event_id not in state.seen]
-    if not fresh:
-        return state
+    if all(x.event_id is not None and x.event_id in state.seen for x in events):
+        return state  # only redeliveries: the very same state
     half_life_s = config.half_life_s
     u = state.vector.astype(np.float32, copy=True)  # (D,)
     s, updated_ms, count = state.weight_sum, state.updated_ms, state.events
