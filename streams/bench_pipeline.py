@@ -225,10 +225,55 @@ def worst_by_second(latencies_s: list[float], covered_at: list[float], start: fl
     return worst
 
 
-def _phase_row(mode: str, rate: float, coverage: Coverage, clock: ProcessClock, cpu_before: float,
-               wall_before: float, expected: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Clocks:
+    """CPU seconds of who shares the machine in a phase: the consumer (pass-through or workers),
+    the broker, and this process (load generator and output reader)."""
+
+    consumer: ProcessClock
+    broker: ProcessClock
+    bench: ProcessClock = field(default_factory=lambda: ProcessClock(os.getpid()))
+
+    def cpu_s(self) -> tuple[float, float, float]:
+        return self.consumer.cpu_s(), self.broker.cpu_s(), self.bench.cpu_s()
+
+
+WORKER_TOTALS = ("interests_batch_seconds_count", "interests_batch_seconds_sum", "interests_events_total",
+                 "interests_recommendations_total", "interests_neighbours_flush_seconds_sum",
+                 "interests_batch_store_seconds_sum")
+
+
+def worker_totals(settings: list[Settings]) -> dict[str, float]:
+    """The workers' counters the phase rows difference, summed over the workers."""
+    from streams.metrics_scrape import scrape, total
+
+    sums = dict.fromkeys(WORKER_TOTALS, 0.0)
+    for s in settings:
+        samples = scrape(f"http://{s.metrics_host}:{s.metrics_port}/metrics")
+        for name in WORKER_TOTALS:
+            sums[name] += total(samples, name)
+    return sums
+
+
+def batch_stats(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """What the interest agent's batches looked like in a phase: how many, events and lists per
+    batch, mean wall ms per batch, and the seconds the co-occurrence flushes took."""
+    d = {name: after[name] - before[name] for name in WORKER_TOTALS}
+    batches = d["interests_batch_seconds_count"]
+    per = 1 / batches if batches else 0.0
+    return {"batches": int(batches), "events_per_batch": round(d["interests_events_total"] * per, 1),
+            "lists_per_batch": round(d["interests_recommendations_total"] * per, 1),
+            "batch_ms": round(1000 * d["interests_batch_seconds_sum"] * per, 2),
+            "store_ms": round(1000 * d["interests_batch_store_seconds_sum"] * per, 2),
+            "cooc_flush_s": round(d["interests_neighbours_flush_seconds_sum"], 2)}
+
+
+def _phase_row(mode: str, rate: float, coverage: Coverage, clocks: Clocks,
+               cpu_before: tuple[float, float, float], wall_before: float, expected: int) -> dict[str, Any]:
     span = max(coverage.last_covered - coverage.first_sent, 1e-9)
     wall = time.monotonic() - wall_before
+    consumer, broker, bench = (round((after - before) / wall, 2)
+                               for after, before in zip(clocks.cpu_s(), cpu_before, strict=True))
     return {
         "mode": mode, "rate": rate, "events": expected, "covered": coverage.covered,
         "events_per_s": round(coverage.covered / span, 1),
@@ -237,8 +282,11 @@ def _phase_row(mode: str, rate: float, coverage: Coverage, clock: ProcessClock, 
         "max_ms": round(1000 * max(coverage.latencies_s, default=0.0), 2),
         # the worst latency seen in each second of the phase: periodic spikes show as a pattern
         "max_ms_by_second": worst_by_second(coverage.latencies_s, coverage.covered_at, coverage.first_sent),
-        "cpu_cores": round((clock.cpu_s() - cpu_before) / wall, 2),
-        "rss_mb": round(clock.rss_mb(), 1),
+        "cpu_cores": consumer,
+        # the two cores are shared: what the broker and the load generator took beside the consumer
+        "broker_cpu_cores": broker,
+        "bench_cpu_cores": bench,
+        "rss_mb": round(clocks.consumer.rss_mb(), 1),
     }
 
 
@@ -278,7 +326,8 @@ def run_pipeline(settings: Settings, options: PipelineOptions = PipelineOptions(
             [sys.executable, "-m", "streams.bench_pipeline", "passthrough", s.bootstrap, PASS_SOURCE,
              PASS_SINK, f"pass-{time.time_ns()}", str(wait_ms)], start_new_session=True)
         try:
-            clock = ProcessClock(copier.pid)
+            assert broker.process is not None
+            clocks = Clocks(ProcessClock(copier.pid), ProcessClock(broker.process.pid))
             # until the copier has joined its group and copies: not part of any phase
             asyncio.run(_measure(s.bootstrap, PASS_SOURCE, PASS_SINK, s.partitions, wait_ms,
                                  item_events(data, "warm", 1000, int(time.time() * 1000)), 0, 1000,
@@ -286,11 +335,11 @@ def run_pipeline(settings: Settings, options: PipelineOptions = PipelineOptions(
             for rate in sorted({*options.item_rates}, reverse=True):
                 n = _count(rate, options, options.max_events)
                 progress(f"passthrough at {rate or 'max'} events/s: {n} events")
-                cpu, wall = clock.cpu_s(), time.monotonic()
+                cpu, wall = clocks.cpu_s(), time.monotonic()
                 cov = asyncio.run(_measure(s.bootstrap, PASS_SOURCE, PASS_SINK, s.partitions, wait_ms,
                                            item_events(data, f"p{rate}", n, int(time.time() * 1000)),
                                            rate, n, options.drain_s, _user_and_event))
-                rows.append(_phase_row("passthrough", rate, cov, clock, cpu, wall, n))
+                rows.append(_phase_row("passthrough", rate, cov, clocks, cpu, wall, n))
         finally:
             copier.kill()
             copier.wait()
@@ -305,7 +354,8 @@ def run_pipeline(settings: Settings, options: PipelineOptions = PipelineOptions(
                 wait_for_port(own.metrics_host, own.metrics_port, timeout_s=180)
             progress(f"{len(workers)} worker(s) up; embedding the catalog")
             replay(s, replace(data, interactions=[]), wait_catalog=True)
-            clock = ProcessClock(*(w.process.pid for _, w in workers if w.process is not None))
+            clocks = replace(clocks, consumer=ProcessClock(*(w.process.pid for _, w in workers
+                                                             if w.process is not None)))
             # warm the worker (first batches, caches, JIT-free but allocator warm-up) before measuring
             asyncio.run(_measure(s.bootstrap, s.topic("events"), s.topic("recommendations"), s.partitions,
                                  wait_ms, item_events(data, "warm", 2000, int(time.time() * 1000)), 0, 2000,
@@ -319,13 +369,15 @@ def run_pipeline(settings: Settings, options: PipelineOptions = PipelineOptions(
                 events = (item_events(data, run, n, now_ms) if mode == "item"
                           else text_events(data, run, n, now_ms, options.seed))
                 progress(f"{mode} at {rate or 'max'} events/s: {n} events")
-                cpu, wall = clock.cpu_s(), time.monotonic()
+                totals = worker_totals([own for own, _ in workers])
+                cpu, wall = clocks.cpu_s(), time.monotonic()
                 cov = asyncio.run(_measure(s.bootstrap, s.topic("events"), s.topic("recommendations"),
                                            s.partitions, wait_ms, events, rate, n, options.drain_s,
                                            _user_and_event))
                 if not all(w.alive() for _, w in workers):
                     raise RuntimeError(f"a worker died; see {scratch}/worker-*.log")
-                rows.append(_phase_row(mode, rate, cov, clock, cpu, wall, n))
+                rows.append(_phase_row(mode, rate, cov, clocks, cpu, wall, n)
+                            | batch_stats(totals, worker_totals([own for own, _ in workers])))
         finally:
             for _, w in workers:
                 w.stop()
@@ -346,10 +398,20 @@ def item_vs_passthrough(rows: list[dict[str, Any]]) -> float | None:
 
 def table(report: dict[str, Any]) -> str:
     lines = [f"{'mode':<12}{'rate':>8}{'events':>8}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
-             f"{'cpu':>6}{'rss MB':>8}"]
+             f"{'cpu':>6}{'broker':>7}{'bench':>6}{'rss MB':>8}"]
     for r in report["rows"]:
         lines.append(f"{r['mode']:<12}{r['rate'] or 'max':>8}{r['covered']:>8}{r['events_per_s']:>10.0f}"
-                     f"{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['cpu_cores']:>6.2f}{r['rss_mb']:>8.0f}")
+                     f"{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['cpu_cores']:>6.2f}"
+                     f"{r.get('broker_cpu_cores', 0.0):>7.2f}{r.get('bench_cpu_cores', 0.0):>6.2f}"
+                     f"{r['rss_mb']:>8.0f}")
+    batched = [r for r in report["rows"] if r.get("batches")]
+    if batched:
+        lines.append(f"{'mode':<12}{'rate':>8}{'batches':>9}{'events/batch':>14}{'lists/batch':>13}"
+                     f"{'ms/batch':>10}{'store ms':>10}{'cooc flush s':>14}")
+        for r in batched:
+            lines.append(f"{r['mode']:<12}{r['rate'] or 'max':>8}{r['batches']:>9}"
+                         f"{r['events_per_batch']:>14.1f}{r['lists_per_batch']:>13.1f}{r['batch_ms']:>10.1f}"
+                         f"{r.get('store_ms', 0.0):>10.1f}{r['cooc_flush_s']:>14.1f}")
     if report.get("item_vs_passthrough") is not None:
         lines.append(f"item events at max rate: {report['item_vs_passthrough']:.2f}x the pass-through")
     return "\n".join(lines)

@@ -412,8 +412,8 @@ def parser() -> argparse.ArgumentParser:
     _dataset_option(be)
     be.add_argument("--item-rates", nargs="+", type=float, default=[1000.0, 0.0],
                     help="pipeline: item-event rates per phase, 0 = as fast as possible")
-    be.add_argument("--text-rates", nargs="+", type=float, default=[100.0, 0.0],
-                    help="pipeline: search rates per phase, 0 = as fast as possible")
+    be.add_argument("--text-rates", nargs="*", type=float, default=[100.0, 0.0],
+                    help="pipeline: search rates per phase, 0 = as fast as possible; none: no text phase")
     be.add_argument("--events", type=int, default=20_000, help="pipeline: item events at max rate")
     be.add_argument("--limit", type=int, default=None, help="state: only the first N events")
     be.add_argument("--workers", type=int, default=1, help="pipeline: worker processes")

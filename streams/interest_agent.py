@@ -139,7 +139,9 @@ class InterestStage:
                                new_items=new_items),
             )
         # outputs and states stored before the batch's offsets can be committed
+        computed = time.perf_counter()
         await asyncio.gather(self.publisher.flush(), self.tables.users.stored())
+        self.metrics.batch_store_seconds.observe(time.perf_counter() - computed)
         self.metrics.recommendations.inc(len(after))
         for event, _ in valid:
             self.metrics.end_to_end.observe(max(0.0, now - event.message.timestamp))

@@ -27,6 +27,7 @@ class Metrics:
     embed_seconds: Histogram
     encoder_cache: Gauge
     batch_seconds: Histogram
+    batch_store_seconds: Histogram
     neighbours_flush: Histogram
     end_to_end: Histogram
     recommendations: Counter
@@ -74,6 +75,10 @@ class Metrics:
             batch_seconds=Histogram(
                 "interests_batch_seconds", "Wall time to process one batch of events, "
                 "validate to publish", registry=r, buckets=LATENCY_BUCKETS),
+            batch_store_seconds=Histogram(
+                "interests_batch_store_seconds", "Of a batch's wall time, the wait for the broker to "
+                "acknowledge its recommendations, state changes and co-occurrence deltas",
+                registry=r, buckets=LATENCY_BUCKETS),
             neighbours_flush=Histogram(
                 "interests_neighbours_flush_seconds", "Wall time to merge, store and republish one "
                 "flush of changed co-occurrence rows (paced to leave the event loop to the interest "

@@ -6,7 +6,14 @@ import math
 
 import pytest
 
-from streams.bench_pipeline import Coverage, item_vs_passthrough, percentile_ms, worst_by_second
+from streams.bench_pipeline import (
+    WORKER_TOTALS,
+    Coverage,
+    batch_stats,
+    item_vs_passthrough,
+    percentile_ms,
+    worst_by_second,
+)
 from streams.bench_soak import Sample, cores, slope_per_min, windowed
 
 
@@ -71,3 +78,15 @@ def test_each_soak_window_has_the_cores_of_the_worker_the_broker_and_the_load() 
     assert (first["cpu_cores"], first["broker_cpu_cores"], first["bench_cpu_cores"]) == (0.5, 0.25, 0.1)
     assert second["broker_cpu_cores"] == 0.5 and second["broker_rss_mb"] == 80.0
     assert (second["lag"], second["rebalances"]) == (25, 1)
+
+
+def test_batch_stats_are_per_batch_differences_of_the_workers_counters() -> None:
+    before = dict.fromkeys(WORKER_TOTALS, 0.0) | {"interests_batch_seconds_count": 10.0,
+                                                   "interests_events_total": 500.0}
+    after = {"interests_batch_seconds_count": 30.0, "interests_batch_seconds_sum": 1.0,
+             "interests_events_total": 2500.0, "interests_recommendations_total": 100.0,
+             "interests_neighbours_flush_seconds_sum": 3.5, "interests_batch_store_seconds_sum": 0.4}
+    stats = batch_stats(before, after)
+    assert stats == {"batches": 20, "events_per_batch": 100.0, "lists_per_batch": 5.0, "batch_ms": 50.0,
+                     "store_ms": 20.0, "cooc_flush_s": 3.5}
+    assert batch_stats(after, after)["events_per_batch"] == 0.0  # no batch in the phase

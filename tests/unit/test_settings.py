@@ -20,7 +20,8 @@ def test_defaults_and_environment() -> None:
     assert "secret" not in str(s.public())
     assert s.topic("events") == "interests.events"
     assert Settings.from_env({}) == Settings()
-    assert Settings().compression_type == "lz4"
+    assert Settings().compression_type == "zstd"
+    assert Settings.from_env({"INTERESTS_COMPRESSION": "lz4"}).compression_type == "lz4"
     assert Settings.from_env({"INTERESTS_COMPRESSION": "none"}).compression_type is None
     assert Settings.from_env(s.to_env()) == s
 
