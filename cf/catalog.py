@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import numpy.typing as npt
 
@@ -73,6 +75,11 @@ class ItemCatalog:
 
     def row_of(self, item_id: str) -> int | None:
         return self._row.get(item_id)
+
+    def rows_of(self, item_ids: Iterable[str]) -> npt.NDArray[np.intp]:
+        """(M,) the rows of those of `item_ids` in the catalog, in order (a history of hundreds
+        of ids: one pass of dict lookups, no call per id)."""
+        return np.fromiter((r for r in map(self._row.get, item_ids) if r is not None), np.intp)
 
     def vector(self, item_id: str) -> FloatVec | None:
         row = self._row.get(item_id)

@@ -196,15 +196,20 @@ class NeighbourIndex:
         out = np.zeros((len(recents), cols.size), np.float32)  # (B, M)
         for b, recent in enumerate(recents):
             last = list(recent)[-self.config.window :]
+            parts: list[tuple[npt.NDArray[np.intp], F32]] = []  # per recent item j: (columns, weights)
             for j, r in zip(last, position_weights(len(last), self.config.recency_decay).tolist(),
                             strict=True):
                 n_j = catalog.row_of(j)
                 if n_j is None or counts[n_j] == 0:
                     continue
                 rows, weights = self._row(catalog, j)
-                at = position[rows]  # (P,) columns, -1 outside
+                parts.append((position[rows], np.float32(r * inv[n_j]) * weights))  # (P,), (P,)
+            if parts:
+                at = np.concatenate([a for a, _ in parts])  # (sum P,) columns, -1 outside
+                w = np.concatenate([x for _, x in parts])  # (sum P,)
                 keep = at >= 0
-                np.add.at(out[b], at[keep], np.float32(r * inv[n_j]) * weights[keep])
+                # out[b, m] = sum over the recent items' pairs landing on column m, in one pass
+                out[b] = np.bincount(at[keep], weights=w[keep], minlength=cols.size)
             out[b] *= inv[cols]
         return out
 

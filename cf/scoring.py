@@ -47,7 +47,9 @@ def cosine_scores(
     if cols is not None:
         inv_norms = inv_norms[cols]  # (M,)
     centred = normalise_rows(users - weight_sums[:, None] * mean[None, :])  # (B, D) unit u'
-    dots = centred @ items.T  # (B, N) <u', e_n>
+    # (N, D) x (D, B), then transposed: for a few users OpenBLAS runs this at twice the speed of
+    # (B, D) x (D, N)
+    dots = np.ascontiguousarray((items @ centred.T).T)  # (B, N) <u', e_n>
     dots -= (centred @ mean)[:, None]  # (B, N) <u', e_n - m>
     dots *= inv_norms[None, :]
     return dots

@@ -100,8 +100,7 @@ class HybridScorer:
             position[cols] = np.arange(cols.size)
         mask = np.ones((len(states), n if cols is None else cols.size), dtype=bool)
         for b, s in enumerate(states):
-            rows = [r for r in (self.catalog.row_of(i) for i in s.history) if r is not None]
-            at = position[np.asarray(rows, dtype=np.intp)]
+            at = position[self.catalog.rows_of(s.history)]  # (H,) columns of the consumed items
             mask[b, at[at >= 0]] = False
         return mask
 

@@ -259,6 +259,12 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
                           text_share=args.text_share, dataset=args.dataset, baseline=args.baseline,
                           progress=lambda line: print(line, file=sys.stderr, flush=True))
         print(soak_table(report))
+    elif args.what == "batch":
+        from streams.bench_batch import run_batch_bench
+        from streams.bench_batch import table as batch_table
+
+        report = run_batch_bench(settings, args.dataset, events_per_batch=args.batch_events)
+        print(batch_table(report))
     elif args.what == "state":
         from streams.bench_state import print_table, run_state_bench
 
@@ -391,12 +397,13 @@ def parser() -> argparse.ArgumentParser:
     ft.add_argument("--no-progress", action="store_true")
     ft.set_defaults(run=_finetune)
     be = sub.add_parser("bench", help="benchmarks: print a table, write JSON")
-    be.add_argument("what", choices=["encoder", "profile", "scoring", "pipeline", "soak", "state"],
+    be.add_argument("what", choices=["encoder", "profile", "scoring", "pipeline", "soak", "state", "batch"],
                     help="encoder: backends side by side; profile: where a worker's time goes on "
                     "searches; scoring: exact top-k against an approximate index by catalog size; "
                     "pipeline: events/s and produce->recommendation latency through a real worker, "
                     "beside a bare pass-through; soak: memory and latency over minutes at a steady rate; "
-                    "state: bytes of user state after a data set's every event")
+                    "state: bytes of user state after a data set's every event; batch: what one batch "
+                    "of the interest stage computes, step by step, with no broker")
     be.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
     be.add_argument("--raw", type=Path, default=None,
                     help="profile: also keep py-spy's raw stacks here (one `frame;frame;... count` per line)")
@@ -416,6 +423,8 @@ def parser() -> argparse.ArgumentParser:
                     help="pipeline: search rates per phase, 0 = as fast as possible; none: no text phase")
     be.add_argument("--events", type=int, default=20_000, help="pipeline: item events at max rate")
     be.add_argument("--limit", type=int, default=None, help="state: only the first N events")
+    be.add_argument("--batch-events", type=int, default=80,
+                    help="batch: events per batch (a worker's batch at max rate held 80-90)")
     be.add_argument("--workers", type=int, default=1, help="pipeline: worker processes")
     be.add_argument("--text-events", type=int, default=2_000, help="pipeline: searches at max rate")
     be.add_argument("--rate", type=float, default=None,

@@ -1,0 +1,122 @@
+"""`interests bench batch`: what one batch of the interest stage computes, with no broker and no Faust.
+
+MovieLens-100k's first 80% of events (in time order) build the users' states and the
+co-occurrence rows a worker would hold by then. The rest are cut into batches of `events` events
+in time order, what a worker takes at its maximum rate (a few users' sessions), and each batch
+goes through the interest stage's own compute, timed step by step:
+- `fold`: the users' states, each user's events of the batch at once (`cf.batch.apply_interactions`);
+- `pairs`: the batch's co-occurrence deltas (`cf.neighbours.batch_deltas`);
+- `top_k`: the hybrid lists of the batch's users (`HybridScorer.top_k`).
+Beside it, `top_k` alone for 1, 5 and 20 users per call: its cost per call and per user. The rows
+stay as they were at the split (a worker replicates new ones as they come). Medians over batches;
+BLAS on one thread, as in the worker. Every time is this machine's, so compare runs side by side.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+from threadpoolctl import threadpool_limits
+
+from cf.batch import Interaction, apply_interactions
+from cf.catalog import ItemCatalog
+from cf.catalog_index import CatalogIndex
+from cf.neighbours import NeighbourIndex, batch_deltas, merge_row
+from cf.serving import HybridScorer
+from cf.state import UserState
+from encoders import Encoder
+from streams.datasets import load_dataset
+from streams.encoder_setup import open_encoder
+from streams.evaluation import item_vectors
+from streams.settings import Settings
+
+WARM_SHARE = 0.8  # of the events, in time order, that build the states and rows first
+USERS_PER_CALL = (1, 5, 20)
+
+
+def run_batch_bench(settings: Settings, dataset_name: str = "ml-100k", events_per_batch: int = 80,
+                    encoder: Encoder | None = None) -> dict[str, Any]:
+    started = time.monotonic()
+    data = load_dataset(dataset_name)
+    encoder = encoder or open_encoder(settings, cache_texts=0)
+    catalog = ItemCatalog(encoder.dim)
+    for item, vector in zip(data.items, item_vectors(encoder, data), strict=True):
+        catalog.upsert(item.item_id, vector)
+    weights, decay, interests, cooc = (settings.event_weights(), settings.decay(), settings.interests(),
+                                       settings.cooc())
+    events = [Interaction(user_id=x.user_id, event_id=f"e{n}", ts_ms=x.ts_ms,
+                          weight=weights.weight(x.type, x.rating), vector=catalog.vector(x.item_id),
+                          item_id=x.item_id) for n, x in enumerate(data.interactions)]
+    split = int(WARM_SHARE * len(events))
+    states: dict[str, UserState] = {
+        u: s.rounded() for u, s in apply_interactions(
+            {}, events[:split], decay, encoder.dim, encoder.version, catalog.vector, interests).items()}
+    neighbours = NeighbourIndex(cooc)
+    for item_id, delta in batch_deltas({}, [(x.user_id, x.item_id, x.ts_ms) for x in events[:split]],
+                                       cooc).items():
+        neighbours.apply(item_id, merge_row(None, delta, cooc))
+    scorer = HybridScorer(catalog, neighbours, fold_in_items=settings.cf_fold_in_items,
+                          new_item_slots=settings.new_item_slots, new_item_max=settings.new_item_max,
+                          index=CatalogIndex(catalog, settings.ann_min_items, settings.ann_nprobe),
+                          candidates_text=settings.ann_candidates, interests=interests)
+    steps: dict[str, list[float]] = {"fold": [], "pairs": [], "top_k": []}
+    users_per_batch: list[int] = []
+    with threadpool_limits(1, user_api="blas"):
+        scorer.top_k(dict(list(states.items())[:5]), settings.top_k)  # first-call costs out of the way
+        for start in range(split, len(events), events_per_batch):
+            batch = events[start : start + events_per_batch]
+            before: dict[str, UserState | None] = {x.user_id: states.get(x.user_id) for x in batch}
+            t0 = time.perf_counter()
+            merged = apply_interactions(before, batch, decay, encoder.dim, encoder.version, catalog.vector,
+                                        interests)
+            t1 = time.perf_counter()
+            histories = {u: s.history if s is not None else () for u, s in before.items()}
+            batch_deltas(histories, [(x.user_id, x.item_id, x.ts_ms) for x in batch], cooc)
+            t2 = time.perf_counter()
+            after = {u: s.rounded() for u, s in merged.items()}
+            t3 = time.perf_counter()
+            scorer.top_k(after, settings.top_k)
+            t4 = time.perf_counter()
+            for name, seconds in (("fold", t1 - t0), ("pairs", t2 - t1), ("top_k", t4 - t3)):
+                steps[name].append(seconds)
+            users_per_batch.append(len(after))
+            states.update(after)
+        users = list(states)
+        per_call = []
+        for b in USERS_PER_CALL:
+            calls = [{u: states[u] for u in users[i : i + b]} for i in range(0, min(len(users), 400), b)]
+            times = []
+            for group in calls:
+                t0 = time.perf_counter()
+                scorer.top_k(group, settings.top_k)
+                times.append(time.perf_counter() - t0)
+            ms = 1000 * statistics.median(times)
+            per_call.append({"users": b, "ms_per_call": round(ms, 3), "ms_per_user": round(ms / b, 3)})
+    median_ms = {name: 1000 * statistics.median(ts) for name, ts in steps.items()}
+    total = sum(median_ms.values())
+    return {
+        "events_per_batch": events_per_batch,
+        "batches": len(users_per_batch),
+        "users_per_batch": statistics.median(users_per_batch),
+        "ms": {name: round(ms, 3) for name, ms in median_ms.items()},
+        "ms_total": round(total, 3),
+        "us_per_event": round(1000 * total / events_per_batch, 1),
+        "top_k_per_call": per_call,
+        "items": len(catalog),
+        "encoder": encoder.version,
+        "wall_s": round(time.monotonic() - started, 1),
+    }
+
+
+def table(report: dict[str, Any]) -> str:
+    ms = report["ms"]
+    lines = [f"{report['batches']} batches of {report['events_per_batch']} MovieLens events "
+             f"({report['users_per_batch']:.0f} users each, median), {report['items']} items, medians:",
+             f"  fold {ms['fold']:.2f} ms   pairs {ms['pairs']:.2f} ms   top_k {ms['top_k']:.2f} ms   "
+             f"total {report['ms_total']:.2f} ms = {report['us_per_event']:.0f} us per event",
+             f"{'users per top_k call':>22}{'ms per call':>13}{'ms per user':>13}"]
+    lines += [f"{r['users']:>22}{r['ms_per_call']:>13.2f}{r['ms_per_user']:>13.3f}"
+              for r in report["top_k_per_call"]]
+    return "\n".join(lines)
