@@ -37,13 +37,24 @@ BUCKETS = (  # (bucket, substrings of a stack that put it there)
     ("interest state update", ("decay.py", "cf/batch.py", "state.py")),
     ("records (parse, serialise)", ("records.py",)),
     ("tables (RocksDB, changelog)", ("rocksdict", "stores/rocksdb", "faust/tables")),
-    ("kafka client", ("aiokafka", "faust/transport", "kafka/")),
+    ("Kafka client and Faust's transport (fetch, produce)", ("aiokafka", "faust/transport", "kafka/")),
+    # the stages' own lines: every agent's stack passes through faust/agents, so before Faust
+    ("stage glue (agents, replicas, guards)", ("streams/interest_agent.py", "streams/cooccurrence_agent.py",
+                                               "streams/global_replica.py", "streams/offset_guard.py",
+                                               "streams/publisher.py", "streams/event_context.py")),
     ("faust streams", ("faust/", "mode/")),
     ("event loop", ("asyncio",)),
 )
 
 
+IDLE = "waiting in select (idle or I/O)"
+
+
 def bucket(stack: str) -> str:
+    """Every stack of the worker passes through mode/ (its service runner), so a stack whose
+    innermost frame is the event loop's select is waiting, not Faust at work."""
+    if "selectors.py" in stack.rsplit(";", 1)[-1]:
+        return IDLE
     for name, needles in BUCKETS:
         if any(n in stack for n in needles):
             return name

@@ -85,20 +85,25 @@ def test_profile_buckets_put_each_stack_where_its_time_goes() -> None:
     from streams.bench_profile import leaf_functions, shares
 
     raw = "\n".join([
-        "main (cli.py:1);run (onnxruntime/capi/onnxruntime_inference_collection.py:220) 6",
+        "main (cli.py:1);run (onnxruntime/capi/onnxruntime_inference_collection.py:220) 3",
         "main (cli.py:1);_encode_batch (encoders/onnx_backend.py:99);"
-        "__call__ (tokenization_utils_base.py:1) 2",
+        "__call__ (tokenization_utils_base.py:1) 1",
         "main (cli.py:1);top_k (cf/serving.py:80) 1",
         "main (cli.py:1);mystery (x.py:1) 1",
+        # every worker stack passes through mode/ and every agent's through faust/agents
+        "execute (mode/worker.py:264);_run_once (asyncio/base_events.py:1922);select (selectors.py:468) 2",
+        "execute (mode/worker.py:264);_execute_actor (faust/agents/agent.py:698);"
+        "process (streams/interest_agent.py:105) 2",
     ])
     samples, by_bucket = shares(raw)
     assert samples == 10
-    assert by_bucket == {"model (ONNX Runtime / torch forward)": 0.6, "tokenize": 0.2,
-                         "hybrid scoring": 0.1, "other": 0.1}
+    assert by_bucket == {"model (ONNX Runtime / torch forward)": 0.3, "tokenize": 0.1,
+                         "hybrid scoring": 0.1, "other": 0.1, "waiting in select (idle or I/O)": 0.2,
+                         "stage glue (agents, replicas, guards)": 0.2}
     # and the innermost frames, largest first
     assert leaf_functions(raw, top=2) == [
-        ("run (onnxruntime/capi/onnxruntime_inference_collection.py:220)", 0.6),
-        ("__call__ (tokenization_utils_base.py:1)", 0.2)]
+        ("run (onnxruntime/capi/onnxruntime_inference_collection.py:220)", 0.3),
+        ("select (selectors.py:468)", 0.2)]
 
 
 def test_bench_encoder_rows_follow_the_output_contract(onnx_cache: Path) -> None:
