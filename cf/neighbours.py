@@ -186,32 +186,47 @@ class NeighbourIndex:
     def cooc_scores(self, catalog: ItemCatalog, recents: Sequence[Sequence[str]],
                     cols: npt.NDArray[np.intp] | None = None) -> F32:
         """(B, N) co-occurrence scores for users with these recent items (oldest first); (B, M)
-        of the catalog rows `cols` when given."""
+        of the catalog rows `cols` when given.
+
+            score[b, n] = inv_n * sum_{j in recent_b} r_j inv_j w_jn,   inv = 1 / sqrt(count)
+
+        with r_j the recency weight of j's place among b's last `window` items and w_jn j's row.
+        One pass over the users' recent items collects each row's (columns, weights) and the
+        factor r_j inv_j; the sum over all users is one weighted bincount."""
         counts = self.arrays(catalog)[0]  # (N,)
         inv = np.divide(1.0, np.sqrt(counts), out=np.zeros_like(counts), where=counts > 0)  # (N,)
         cols = np.arange(len(catalog)) if cols is None else cols  # (M,) catalog rows scored
         # each row's pairs are scattered through a row -> column map: no (B, N) array for M << N
         position = np.full(len(catalog), -1, np.intp)  # (N,) column of a catalog row, -1: none
         position[cols] = np.arange(cols.size)
-        out = np.zeros((len(recents), cols.size), np.float32)  # (B, M)
+        window = self.config.window
+        recency = position_weights(window, self.config.recency_decay).tolist()  # (window,) oldest first
+        inv_list = inv.tolist()
+        rows_of: list[npt.NDArray[np.intp]] = []  # per (user, recent item): the row's catalog rows
+        weights_of: list[F32] = []  # ... and pair weights
+        factors: list[float] = []  # ... r_j inv_j
+        users: list[int] = []  # ... b
         for b, recent in enumerate(recents):
-            last = list(recent)[-self.config.window :]
-            parts: list[tuple[npt.NDArray[np.intp], F32]] = []  # per recent item j: (columns, weights)
-            for j, r in zip(last, position_weights(len(last), self.config.recency_decay).tolist(),
-                            strict=True):
+            last = list(recent)[-window:]
+            for j, r in zip(last, recency[window - len(last) :], strict=True):
                 n_j = catalog.row_of(j)
-                if n_j is None or counts[n_j] == 0:
+                if n_j is None or inv_list[n_j] == 0.0:
                     continue
                 rows, weights = self._row(catalog, j)
-                parts.append((position[rows], np.float32(r * inv[n_j]) * weights))  # (P,), (P,)
-            if parts:
-                at = np.concatenate([a for a, _ in parts])  # (sum P,) columns, -1 outside
-                w = np.concatenate([x for _, x in parts])  # (sum P,)
-                keep = at >= 0
-                # out[b, m] = sum over the recent items' pairs landing on column m, in one pass
-                out[b] = np.bincount(at[keep], weights=w[keep], minlength=cols.size)
-            out[b] *= inv[cols]
-        return out
+                rows_of.append(rows)
+                weights_of.append(weights)
+                factors.append(r * inv_list[n_j])
+                users.append(b)
+        b_n = len(recents)
+        if not rows_of:
+            return np.zeros((b_n, cols.size), np.float32)
+        lengths = np.array([r.size for r in rows_of], np.intp)  # (P,) pairs per row
+        at = position[np.concatenate(rows_of)]  # (sum L,) columns, -1 outside
+        w = np.concatenate(weights_of) * np.repeat(np.asarray(factors, np.float32), lengths)  # (sum L,)
+        flat = np.repeat(np.asarray(users, np.intp), lengths) * cols.size + at  # (sum L,) b M + m
+        keep = at >= 0
+        out = np.bincount(flat[keep], weights=w[keep], minlength=b_n * cols.size)  # (B M,) float64
+        return (out.reshape(b_n, cols.size) * inv[cols][None, :]).astype(np.float32)  # (B, M)
 
     def neighbours_of(self, catalog: ItemCatalog, recent: Sequence[str], items: int) -> npt.NDArray[np.intp]:
         """Catalog rows paired with a user's `items` newest recent items: co-occurrence candidates."""

@@ -3,7 +3,8 @@
 MovieLens-100k's first 80% of events (in time order) build the users' states and the
 co-occurrence rows a worker would hold by then. The rest are cut into batches of `events` events
 in time order, what a worker takes at its maximum rate (a few users' sessions), and each batch
-goes through the interest stage's own compute, timed step by step:
+goes through the interest stage's own compute, timed step by step (`--order interleaved`: the
+same events round-robin over their users, as when many users are active at once):
 - `fold`: the users' states, each user's events of the batch at once (`cf.batch.apply_interactions`);
 - `pairs`: the batch's co-occurrence deltas (`cf.neighbours.batch_deltas`);
 - `top_k`: the hybrid lists of the batch's users (`HybridScorer.top_k`).
@@ -14,9 +15,11 @@ BLAS on one thread, as in the worker. Every time is this machine's, so compare r
 
 from __future__ import annotations
 
+import collections
 import statistics
 import time
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from threadpoolctl import threadpool_limits
 
@@ -32,12 +35,31 @@ from streams.encoder_setup import open_encoder
 from streams.evaluation import item_vectors
 from streams.settings import Settings
 
+T = TypeVar("T")
 WARM_SHARE = 0.8  # of the events, in time order, that build the states and rows first
 USERS_PER_CALL = (1, 5, 20)
+ORDERS = ("sessions", "interleaved")
+
+
+def interleaved(events: Sequence[T], user_of: Callable[[T], str]) -> list[T]:
+    """The events round-robin over their users, each user's own order kept: what a broker sees
+    when many users are active at once (a replay in time order gives one user's session after
+    another: most of a batch from a handful of users)."""
+    queues: dict[str, collections.deque[T]] = {}
+    for e in events:
+        queues.setdefault(user_of(e), collections.deque()).append(e)
+    out: list[T] = []
+    while queues:
+        for user in list(queues):
+            out.append(queues[user].popleft())
+            if not queues[user]:
+                del queues[user]
+    return out
 
 
 def run_batch_bench(settings: Settings, dataset_name: str = "ml-100k", events_per_batch: int = 80,
-                    encoder: Encoder | None = None) -> dict[str, Any]:
+                    encoder: Encoder | None = None, order: str = "sessions") -> dict[str, Any]:
+    """`order`: the measured events in time order ("sessions") or `interleaved` over users."""
     started = time.monotonic()
     data = load_dataset(dataset_name)
     encoder = encoder or open_encoder(settings, cache_texts=0)
@@ -61,12 +83,13 @@ def run_batch_bench(settings: Settings, dataset_name: str = "ml-100k", events_pe
                           new_item_slots=settings.new_item_slots, new_item_max=settings.new_item_max,
                           index=CatalogIndex(catalog, settings.ann_min_items, settings.ann_nprobe),
                           candidates_text=settings.ann_candidates, interests=interests)
+    measured = events[split:] if order == "sessions" else interleaved(events[split:], lambda x: x.user_id)
     steps: dict[str, list[float]] = {"fold": [], "pairs": [], "top_k": []}
     users_per_batch: list[int] = []
     with threadpool_limits(1, user_api="blas"):
         scorer.top_k(dict(list(states.items())[:5]), settings.top_k)  # first-call costs out of the way
-        for start in range(split, len(events), events_per_batch):
-            batch = events[start : start + events_per_batch]
+        for start in range(0, len(measured), events_per_batch):
+            batch = measured[start : start + events_per_batch]
             before: dict[str, UserState | None] = {x.user_id: states.get(x.user_id) for x in batch}
             t0 = time.perf_counter()
             merged = apply_interactions(before, batch, decay, encoder.dim, encoder.version, catalog.vector,
@@ -97,6 +120,7 @@ def run_batch_bench(settings: Settings, dataset_name: str = "ml-100k", events_pe
     median_ms = {name: 1000 * statistics.median(ts) for name, ts in steps.items()}
     total = sum(median_ms.values())
     return {
+        "order": order,
         "events_per_batch": events_per_batch,
         "batches": len(users_per_batch),
         "users_per_batch": statistics.median(users_per_batch),
@@ -112,8 +136,9 @@ def run_batch_bench(settings: Settings, dataset_name: str = "ml-100k", events_pe
 
 def table(report: dict[str, Any]) -> str:
     ms = report["ms"]
-    lines = [f"{report['batches']} batches of {report['events_per_batch']} MovieLens events "
-             f"({report['users_per_batch']:.0f} users each, median), {report['items']} items, medians:",
+    lines = [f"{report['batches']} batches of {report['events_per_batch']} MovieLens events, "
+             f"{report['order']} ({report['users_per_batch']:.0f} users each, median), "
+             f"{report['items']} items, medians:",
              f"  fold {ms['fold']:.2f} ms   pairs {ms['pairs']:.2f} ms   top_k {ms['top_k']:.2f} ms   "
              f"total {report['ms_total']:.2f} ms = {report['us_per_event']:.0f} us per event",
              f"{'users per top_k call':>22}{'ms per call':>13}{'ms per user':>13}"]

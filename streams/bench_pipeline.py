@@ -113,10 +113,14 @@ class ProcessClock:
         return total_kb / 1024
 
 
-def item_events(data: Dataset, run: str, count: int, now_ms: int) -> Iterator[tuple[str, bytes, str]]:
-    """(user, value, event id): MovieLens ratings in time order, stamped with wall time (so
-    the worker's time bounds and decay see live events), cycling the data set if needed."""
-    xs = data.interactions
+def item_events(data: Dataset, run: str, count: int, now_ms: int,
+                order: str = "sessions") -> Iterator[tuple[str, bytes, str]]:
+    """(user, value, event id): MovieLens ratings in time order (users' sessions one after
+    another), or `interleaved` round-robin over users (many users active at once), stamped with
+    wall time (so the worker's time bounds and decay see live events), cycling if needed."""
+    from streams.bench_batch import interleaved
+
+    xs = data.interactions if order == "sessions" else interleaved(data.interactions, lambda x: x.user_id)
     for n in range(count):
         x = xs[n % len(xs)]
         event_id = f"{run}-{n}"
@@ -300,6 +304,7 @@ class PipelineOptions:
     drain_s: float = 60.0
     workers: int = 1  # worker processes sharing the events topic's partitions
     seed: int = 1
+    order: str = "sessions"  # of the item events: "sessions" (time order) or "interleaved" over users
 
 
 def _count(rate: float, options: PipelineOptions, at_max: int) -> int:
@@ -366,7 +371,7 @@ def run_pipeline(settings: Settings, options: PipelineOptions = PipelineOptions(
                 n = _count(rate, options, at_max)
                 run = f"{mode}{rate}"
                 now_ms = int(time.time() * 1000)
-                events = (item_events(data, run, n, now_ms) if mode == "item"
+                events = (item_events(data, run, n, now_ms, options.order) if mode == "item"
                           else text_events(data, run, n, now_ms, options.seed))
                 progress(f"{mode} at {rate or 'max'} events/s: {n} events")
                 totals = worker_totals([own for own, _ in workers])
@@ -383,6 +388,7 @@ def run_pipeline(settings: Settings, options: PipelineOptions = PipelineOptions(
                 w.stop()
     return {"rows": rows, "backend": settings.encoder_backend, "batch_size": settings.batch_size,
             "partitions": settings.partitions, "workers": options.workers, "cores": os.cpu_count(),
+            "order": options.order,
             "item_vs_passthrough": item_vs_passthrough(rows)}
 
 

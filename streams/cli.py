@@ -247,7 +247,7 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
 
         options = PipelineOptions(item_rates=tuple(args.item_rates), text_rates=tuple(args.text_rates),
                                   seconds=args.seconds or 10.0, max_events=args.events,
-                                  max_text_events=args.text_events, workers=args.workers)
+                                  max_text_events=args.text_events, workers=args.workers, order=args.order)
         report = run_pipeline(settings, options, dataset=args.dataset,
                               progress=lambda line: print(line, file=sys.stderr, flush=True))
         print(pipeline_table(report))
@@ -263,7 +263,7 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         from streams.bench_batch import run_batch_bench
         from streams.bench_batch import table as batch_table
 
-        report = run_batch_bench(settings, args.dataset, events_per_batch=args.batch_events)
+        report = run_batch_bench(settings, args.dataset, events_per_batch=args.batch_events, order=args.order)
         print(batch_table(report))
     elif args.what == "state":
         from streams.bench_state import print_table, run_state_bench
@@ -425,6 +425,9 @@ def parser() -> argparse.ArgumentParser:
     be.add_argument("--limit", type=int, default=None, help="state: only the first N events")
     be.add_argument("--batch-events", type=int, default=80,
                     help="batch: events per batch (a worker's batch at max rate held 80-90)")
+    be.add_argument("--order", choices=["sessions", "interleaved"], default="sessions",
+                    help="batch, pipeline: MovieLens events in time order (users' sessions one after "
+                    "another) or round-robin over users (many users active at once)")
     be.add_argument("--workers", type=int, default=1, help="pipeline: worker processes")
     be.add_argument("--text-events", type=int, default=2_000, help="pipeline: searches at max rate")
     be.add_argument("--rate", type=float, default=None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from encoders import Encoder
-from streams.bench_batch import USERS_PER_CALL, run_batch_bench, table
+from streams.bench_batch import USERS_PER_CALL, interleaved, run_batch_bench, table
 from streams.settings import Settings
 from tests.unit.test_bench_state import ITEMS
 
@@ -24,3 +24,9 @@ def test_the_batch_report_times_each_step_of_every_batch(tmp_path: Path, encoder
     assert abs(report["ms_total"] - sum(report["ms"].values())) < 0.01
     assert [r["users"] for r in report["top_k_per_call"]] == list(USERS_PER_CALL)
     assert "us per event" in table(report)
+
+
+def test_interleaved_takes_each_user_in_turn_and_keeps_each_users_order() -> None:
+    events = ["a1", "a2", "b1", "a3", "c1", "b2"]
+    assert interleaved(events, lambda e: e[0]) == ["a1", "b1", "c1", "a2", "b2", "a3"]
+    assert interleaved([], lambda e: e) == []
