@@ -84,9 +84,11 @@ def leaf_functions(raw: str, top: int = 25) -> list[tuple[str, float]]:
 
 
 def run_profile(settings: Settings, seconds: float = 25.0, rate: float = 400.0, dataset: str = "ml-100k",
-                seed: int = 1, mode: str = "text", raw_out: Path | None = None) -> dict[str, Any]:
-    """`mode` "text": searches; "item": MovieLens ratings (catalog vectors, no model call).
-    `raw_out`: where to keep py-spy's raw stacks (for a flame graph)."""
+                seed: int = 1, mode: str = "text", raw_out: Path | None = None,
+                order: str = "sessions") -> dict[str, Any]:
+    """`mode` "text": searches; "item": MovieLens ratings (catalog vectors, no model call), in
+    `order` (`streams.bench_pipeline.item_events`). `raw_out`: where to keep py-spy's raw stacks
+    (for a flame graph)."""
     from streams.bench_pipeline import item_events, on_own_broker, text_events
 
     data = load_dataset(dataset)
@@ -107,7 +109,7 @@ def run_profile(settings: Settings, seconds: float = 25.0, rate: float = 400.0, 
                                        stderr=subprocess.DEVNULL)
             producer = KafkaProducer(bootstrap_servers=s.bootstrap, linger_ms=5)
             count, now_ms = int(seconds * rate) + 1, int(time.time() * 1000)  # wall-clock event times
-            events = (item_events(data, "p", count, now_ms) if mode == "item"
+            events = (item_events(data, "p", count, now_ms, order) if mode == "item"
                       else text_events(data, "p", count, now_ms, seed))
             started, sent = time.monotonic(), 0
             while time.monotonic() - started < seconds:
@@ -126,7 +128,7 @@ def run_profile(settings: Settings, seconds: float = 25.0, rate: float = 400.0, 
             leaves = leaf_functions(raw)
         finally:
             worker.stop()
-    return {"seconds": seconds, "rate": rate, "mode": mode, "events": sent,
+    return {"seconds": seconds, "rate": rate, "mode": mode, "order": order, "events": sent,
             "backend": settings.encoder_backend, "samples": samples, "shares": by_bucket,
             "leaf_functions": leaves}
 

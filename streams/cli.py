@@ -275,7 +275,7 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         from streams.bench_profile import table as profile_table
 
         report = run_profile(settings, seconds=args.seconds or 25.0, rate=args.rate or 400.0,
-                             mode=args.mode, raw_out=args.raw)
+                             mode=args.mode, raw_out=args.raw, order=args.order)
         print(profile_table(report))
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n")
@@ -426,8 +426,8 @@ def parser() -> argparse.ArgumentParser:
     be.add_argument("--batch-events", type=int, default=80,
                     help="batch: events per batch (a worker's batch at max rate held 80-90)")
     be.add_argument("--order", choices=["sessions", "interleaved"], default="sessions",
-                    help="batch, pipeline: MovieLens events in time order (users' sessions one after "
-                    "another) or round-robin over users (many users active at once)")
+                    help="batch, pipeline, profile: MovieLens events in time order (users' sessions one "
+                    "after another) or round-robin over users (many users active at once)")
     be.add_argument("--workers", type=int, default=1, help="pipeline: worker processes")
     be.add_argument("--text-events", type=int, default=2_000, help="pipeline: searches at max rate")
     be.add_argument("--rate", type=float, default=None,
