@@ -38,7 +38,6 @@ from streams.settings import Settings
 T = TypeVar("T")
 WARM_SHARE = 0.8  # of the events, in time order, that build the states and rows first
 USERS_PER_CALL = (1, 5, 20)
-ORDERS = ("sessions", "interleaved")
 
 
 def interleaved(events: Sequence[T], user_of: Callable[[T], str]) -> list[T]:
