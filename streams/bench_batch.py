@@ -15,11 +15,9 @@ BLAS on one thread, as in the worker. Every time is this machine's, so compare r
 
 from __future__ import annotations
 
-import collections
 import statistics
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from threadpoolctl import threadpool_limits
 
@@ -30,30 +28,13 @@ from cf.neighbours import NeighbourIndex, batch_deltas, merge_row
 from cf.serving import HybridScorer
 from cf.state import UserState
 from encoders import Encoder
-from streams.datasets import load_dataset
+from streams.datasets import interleaved, load_dataset
 from streams.encoder_setup import open_encoder
 from streams.evaluation import item_vectors
 from streams.settings import Settings
 
-T = TypeVar("T")
 WARM_SHARE = 0.8  # of the events, in time order, that build the states and rows first
 USERS_PER_CALL = (1, 5, 20)
-
-
-def interleaved(events: Sequence[T], user_of: Callable[[T], str]) -> list[T]:
-    """The events round-robin over their users, each user's own order kept: what a broker sees
-    when many users are active at once (a replay in time order gives one user's session after
-    another: most of a batch from a handful of users)."""
-    queues: dict[str, collections.deque[T]] = {}
-    for e in events:
-        queues.setdefault(user_of(e), collections.deque()).append(e)
-    out: list[T] = []
-    while queues:
-        for user in list(queues):
-            out.append(queues[user].popleft())
-            if not queues[user]:
-                del queues[user]
-    return out
 
 
 def run_batch_bench(settings: Settings, dataset_name: str = "ml-100k", events_per_batch: int = 80,

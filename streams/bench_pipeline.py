@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.broker import EmbeddedBroker, free_port, wait_for_port
-from streams.datasets import Dataset, load_dataset
+from streams.datasets import Dataset, interleaved, load_dataset
 from streams.records import dumps
 from streams.settings import Settings
 
@@ -118,8 +118,6 @@ def item_events(data: Dataset, run: str, count: int, now_ms: int,
     """(user, value, event id): MovieLens ratings in time order (users' sessions one after
     another), or `interleaved` round-robin over users (many users active at once), stamped with
     wall time (so the worker's time bounds and decay see live events), cycling if needed."""
-    from streams.bench_batch import interleaved
-
     xs = data.interactions if order == "sessions" else interleaved(data.interactions, lambda x: x.user_id)
     for n in range(count):
         x = xs[n % len(xs)]

@@ -10,14 +10,17 @@ Generic format, a folder with:
 
 from __future__ import annotations
 
+import collections
 import csv
 import os
 import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 ML100K_GENRES = (
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
@@ -51,6 +54,25 @@ class Dataset:
 
     def titles(self) -> dict[str, str]:
         return {i.item_id: i.title for i in self.items}
+
+
+T = TypeVar("T")
+
+
+def interleaved(events: Sequence[T], user_of: Callable[[T], str]) -> list[T]:
+    """The events round-robin over their users, each user's own order kept: what a broker sees
+    when many users are active at once (a replay in time order gives one user's session after
+    another: most of a batch from a handful of users)."""
+    queues: dict[str, collections.deque[T]] = {}
+    for e in events:
+        queues.setdefault(user_of(e), collections.deque()).append(e)
+    out: list[T] = []
+    while queues:
+        for user in list(queues):
+            out.append(queues[user].popleft())
+            if not queues[user]:
+                del queues[user]
+    return out
 
 
 def cache_dir() -> Path:

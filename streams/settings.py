@@ -17,7 +17,8 @@ from encoders.loading import BACKENDS
 BrokerProfile = Literal["kafka", "tansu"]
 
 
-COMPRESSIONS = ("none", "gzip", "lz4", "zstd", "snappy")
+# each one aiokafka writes (cramjam) and the kafka-python readers decode (gzip, lz4, zstandard)
+COMPRESSIONS = ("none", "gzip", "lz4", "zstd")
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class Settings:
     max_event_ahead_s: float = 86_400.0  # an event time further ahead of the worker's clock is refused
     publish_linger_ms: int = 2  # output producer: wait this long to fill a request
     producer_batch_bytes: int = 262_144  # per-partition batch of both producers (changelog rows are KBs)
-    # of both producers' batches: none | gzip | lz4 | zstd | snappy. zstd: aiokafka compresses lz4
+    # of both producers' batches: none | gzip | lz4 | zstd. zstd: aiokafka compresses lz4
     # at level 9 (HC), 4-5x slower than its zstd at level 3, which also compresses more
     compression: str = "zstd"
     metrics_host: str = "127.0.0.1"
