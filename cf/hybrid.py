@@ -147,20 +147,31 @@ def simplex_grid(n: int, steps: int) -> F32:
     return (np.array(points, dtype=np.float32) / np.float32(steps)).astype(np.float32)
 
 
+# Two items whose blended scores differ by less than this are tied. Rounding in the (G, C) x (C, m)
+# product depends on the BLAS kernel (gemm or gemv, FMA or not): a tie decided by the sign of a
+# rounding error would make the fit differ between CPUs. On z-scores this is far below any real
+# difference and far above float rounding (float32 grid weights: ~1e-7 relative).
+TIE_TOLERANCE = 1e-5
+
+
 def grid_gains(z: F32, target: int, available: npt.NDArray[np.bool_], grid: F32, k: int) -> F32:
     """(G,) NDCG@k of one case under every grid weight vector. Ties count against the target
-    (a signal that is flat for this user must not look perfect). Exact and cheap: an item at
-    or above the target in every component is ranked before it for any weights, one strictly
-    below in every component never is; only the rest need the (G, C) x (C, m) product.
+    (a signal that is flat for this user must not look perfect):
+
+        rank_g = #{ o != target available : w_g . (z_o - z_target) >= -TIE_TOLERANCE }
+
+    Exact and cheap: an item at or above the target (less the tolerance) in every component is
+    ranked before it for any weights on the simplex, one below it by more than the tolerance in
+    every component never is; only the rest need the (G, C) x (C, m) product, done in float64.
     z: (C, N) standardised; available: (N,)."""
-    zt = z[:, target : target + 1]  # (C, 1)
-    others = z[:, available & (np.arange(z.shape[1]) != target)]  # (C, n)
-    above = (others >= zt).all(axis=0)  # (n,)
+    zt = z[:, target : target + 1].astype(np.float64)  # (C, 1)
+    others = z[:, available & (np.arange(z.shape[1]) != target)] - zt  # (C, n) relative to the target
+    above = (others >= -TIE_TOLERANCE).all(axis=0)  # (n,)
     base = int(above.sum())
     if base >= k:
         return np.zeros(grid.shape[0], np.float32)
-    mixed = others[:, ~above & ~(others < zt).all(axis=0)] - zt  # (C, m) relative to the target
-    ranks = base + (grid @ mixed >= 0).sum(axis=1)  # (G,)
+    mixed = others[:, ~above & ~(others < -TIE_TOLERANCE).all(axis=0)]  # (C, m)
+    ranks = base + (grid.astype(np.float64) @ mixed >= -TIE_TOLERANCE).sum(axis=1)  # (G,)
     return np.where(ranks < k, 1.0 / np.log2(ranks + 2.0), 0.0).astype(np.float32)
 
 

@@ -30,17 +30,35 @@ def test_standardise_over_available_items_only() -> None:
 
 
 def test_grid_gains_equal_brute_force_with_ties_against_the_target() -> None:
+    # z in tenths and weights in fifths: the brute force ranks in exact integer arithmetic, so
+    # every tie is a true tie, and a nonzero difference is at least 1/50, far from any rounding
     rng = np.random.default_rng(4)
-    grid = simplex_grid(3, 5)
-    for _ in range(20):
-        z = np.round(rng.normal(size=(3, 40)), 1).astype(np.float32)  # rounding makes ties
+    steps = 5
+    points = (simplex_grid(3, steps) * steps).round().astype(np.int64)  # (G, 3) integers summing to 5
+    grid = (points / steps).astype(np.float32)  # (G, 3)
+    ties = 0
+    for _ in range(40):
+        tenths = rng.integers(-12, 13, size=(3, 40))  # (3, 40): few values, many ties
+        z = (tenths / 10).astype(np.float32)  # (3, 40)
         available = rng.random(40) < 0.8
         target = int(rng.choice(np.flatnonzero(available)))
         got = grid_gains(z, target, available, grid, k=10)
         others = available & (np.arange(40) != target)
-        for g, w in enumerate(grid):
-            rank = int((w @ (z[:, others] - z[:, [target]]) >= 0).sum())  # every item, no pruning
+        for g, p in enumerate(points):
+            margin = p @ (tenths[:, others] - tenths[:, [target]])  # (n,) exact integers
+            ties += int((margin == 0).sum())
+            rank = int((margin >= 0).sum())  # a tie counts against the target
             assert got[g] == pytest.approx(1 / np.log2(rank + 2) if rank < 10 else 0.0, abs=1e-6)
+    assert ties > 100  # the cases do exercise ties
+
+
+def test_grid_gains_a_tie_broken_only_by_rounding_is_a_tie() -> None:
+    # at w = (1/2, 1/2) target 0 scores (0.6 + 0.0) / 2 and item 1 (0.2 + 0.4) / 2: a tie in exact
+    # arithmetic that float32 rounding would break one way or the other; it counts against the target
+    z = np.array([[0.6, 0.2], [0.0, 0.4]], np.float32)  # (C=2, N=2)
+    grid = np.array([[0.5, 0.5], [1.0, 0.0], [0.0, 1.0]], np.float32)
+    got = grid_gains(z, 0, np.ones(2, bool), grid, k=10)
+    np.testing.assert_allclose(got, [1 / np.log2(3), 1.0, 1 / np.log2(3)], rtol=1e-6)
 
 
 def test_fit_finds_the_signal_that_ranks_the_targets() -> None:

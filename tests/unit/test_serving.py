@@ -190,11 +190,16 @@ def test_with_the_index_on_and_every_item_a_candidate_the_lists_are_the_exact_on
     from cf.catalog_index import CatalogIndex
 
     scorer, states = _served_world()
-    exact = scorer.top_k(states, 5)
+    exact, exact_6 = scorer.top_k(states, 5), scorer.top_k(states, 6)
     scorer.index = CatalogIndex(scorer.catalog, min_items=10)  # 30 items: the index is on
     scorer.candidates_text, scorer.index_chunk = N, 5  # ... and finds all of them, 5 users at a time
     indexed = scorer.top_k(states, 5)
     for u in states:
-        assert [s.item_id for s in indexed[u].items] == [s.item_id for s in exact[u].items], u
-        expected = [s.score for s in exact[u].items]
-        assert [s.score for s in indexed[u].items] == pytest.approx(expected, abs=1e-5)
+        # the two paths multiply in different shapes, so scores may differ in the last bits: the
+        # same list, except that items whose scores are within rounding of each other may swap
+        got, want = indexed[u].items, exact[u].items
+        assert [s.score for s in got] == pytest.approx([s.score for s in want], abs=1e-5), u
+        scores = [s.score for s in want] + [s.score for s in exact_6[u].items][5:]
+        for i in range(len(want)):
+            tied = any(abs(scores[i] - scores[j]) <= 1e-5 for j in (i - 1, i + 1) if 0 <= j < len(scores))
+            assert tied or got[i].item_id == want[i].item_id, (u, i)
