@@ -38,7 +38,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _broker(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.broker import EmbeddedBroker
+    from streams.ops.broker import EmbeddedBroker
 
     broker = EmbeddedBroker(port=args.port, host=args.host).start()
     print(f"Tansu broker on {broker.bootstrap} (in memory); Ctrl-C stops it", flush=True)
@@ -51,8 +51,8 @@ def _broker(args: argparse.Namespace, settings: Settings) -> int:
 
 def _produce(args: argparse.Namespace, settings: Settings) -> int:
     from streams.admin import ensure_topics
-    from streams.datasets import load_dataset
-    from streams.replay import replay
+    from streams.offline.datasets import load_dataset
+    from streams.offline.replay import replay
 
     dataset = load_dataset(args.dataset)
     ensure_topics(settings)
@@ -68,7 +68,7 @@ def _tail(args: argparse.Namespace, settings: Settings) -> int:
 
     titles: dict[str, str] = {}
     if args.dataset:
-        from streams.datasets import load_dataset
+        from streams.offline.datasets import load_dataset
 
         titles = load_dataset(args.dataset).titles()
     consumer = KafkaConsumer(
@@ -97,7 +97,7 @@ def _tail(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.demo import DemoOptions, run_demo
+    from streams.ops.demo import DemoOptions, run_demo
 
     options = DemoOptions(data=args.data, limit=args.limit, rate=args.rate,
                           summary_json=args.summary_json, show_users=args.users,
@@ -117,7 +117,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _explain(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.explain_user import explain, print_explanation
+    from streams.ops.explain_user import explain, print_explanation
 
     report = explain(settings, args.user_id)
     if args.json:
@@ -128,8 +128,8 @@ def _explain(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.metrics_recorder import MetricsRecorder
-    from streams.report_plots import write_report
+    from streams.offline.report_plots import write_report
+    from streams.ops.metrics_recorder import MetricsRecorder
 
     url = args.metrics or f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"
     print(f"sampling {url} every {args.every:g} s for {args.seconds:g} s ...", flush=True)
@@ -146,11 +146,11 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _eval(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.datasets import load_dataset
     from streams.encoder_setup import open_encoder
-    from streams.eval_report import plot, table, write
-    from streams.evaluation import run_eval
-    from streams.finetune import read_metadata, scored_from, time_cutoff
+    from streams.offline.datasets import load_dataset
+    from streams.offline.eval_report import plot, table, write
+    from streams.offline.evaluation import run_eval
+    from streams.offline.finetune import read_metadata, scored_from, time_cutoff
 
     dataset = load_dataset(args.dataset)
     if args.limit:
@@ -178,10 +178,10 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
 
 def _train_cf(args: argparse.Namespace, settings: Settings) -> int:
     from cf.factors import ALSParams
-    from streams.datasets import load_dataset
     from streams.encoder_setup import open_encoder
-    from streams.evaluation import item_vectors
-    from streams.train_cf import event_log, summary, train_cf
+    from streams.offline.datasets import load_dataset
+    from streams.offline.evaluation import item_vectors
+    from streams.offline.train_cf import event_log, summary, train_cf
 
     encoder = open_encoder(settings, args.encoder, args.backend, cache_texts=0)
     if args.from_broker:
@@ -204,8 +204,8 @@ def _finetune(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
 
     from encoders.contrastive import TuneParams, finetune
-    from streams.datasets import load_dataset
-    from streams.finetune import documents, split
+    from streams.offline.datasets import load_dataset
+    from streams.offline.finetune import documents, split
 
     dataset = load_dataset(args.dataset)
     data = split(dataset, args.protocol, args.train_fraction, args.history)
@@ -229,21 +229,21 @@ def _finetune(args: argparse.Namespace, settings: Settings) -> int:
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
     if args.what == "encoder":
-        from streams.bench_encoder import run_bench, table
+        from streams.bench.encoder import run_bench, table
 
         report = run_bench(settings, backends=args.backends, batches=args.batches, rounds=args.rounds,
                            model=args.encoder, progress=lambda line: print(line, file=sys.stderr, flush=True))
         print(table(report))
     elif args.what == "scoring":
-        from streams.bench_scoring import run_bench as run_scoring
-        from streams.bench_scoring import table as scoring_table
+        from streams.bench.scoring import run_bench as run_scoring
+        from streams.bench.scoring import table as scoring_table
 
         report = run_scoring(settings, sizes=args.sizes,
                              progress=lambda line: print(line, file=sys.stderr, flush=True))
         print(scoring_table(report))
     elif args.what == "pipeline":
-        from streams.bench_pipeline import PipelineOptions, run_pipeline
-        from streams.bench_pipeline import table as pipeline_table
+        from streams.bench.pipeline import PipelineOptions, run_pipeline
+        from streams.bench.pipeline import table as pipeline_table
 
         options = PipelineOptions(item_rates=tuple(args.item_rates), text_rates=tuple(args.text_rates),
                                   seconds=args.seconds or 10.0, max_events=args.events,
@@ -252,27 +252,27 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
                               progress=lambda line: print(line, file=sys.stderr, flush=True))
         print(pipeline_table(report))
     elif args.what == "soak":
-        from streams.bench_soak import run_soak
-        from streams.bench_soak import table as soak_table
+        from streams.bench.soak import run_soak
+        from streams.bench.soak import table as soak_table
 
         report = run_soak(settings, minutes=args.minutes, rate=args.rate or 500.0,
                           text_share=args.text_share, dataset=args.dataset, baseline=args.baseline,
                           progress=lambda line: print(line, file=sys.stderr, flush=True))
         print(soak_table(report))
     elif args.what == "batch":
-        from streams.bench_batch import run_batch_bench
-        from streams.bench_batch import table as batch_table
+        from streams.bench.batch import run_batch_bench
+        from streams.bench.batch import table as batch_table
 
         report = run_batch_bench(settings, args.dataset, events_per_batch=args.batch_events, order=args.order)
         print(batch_table(report))
     elif args.what == "state":
-        from streams.bench_state import print_table, run_state_bench
+        from streams.bench.state import print_table, run_state_bench
 
         report = run_state_bench(settings, args.dataset, limit=args.limit)
         print_table(report)
     else:
-        from streams.bench_profile import run_profile
-        from streams.bench_profile import table as profile_table
+        from streams.bench.profile import run_profile
+        from streams.bench.profile import table as profile_table
 
         report = run_profile(settings, seconds=args.seconds or 25.0, rate=args.rate or 400.0,
                              mode=args.mode, raw_out=args.raw, order=args.order)

@@ -7,7 +7,7 @@ from typing import cast
 
 from encoders import Encoder
 from encoders.loading import Backend, load_encoder
-from streams.datasets import cache_dir
+from streams.cache_dir import cache_dir
 from streams.settings import Settings
 
 

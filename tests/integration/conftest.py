@@ -17,13 +17,13 @@ import pytest
 from kafka import KafkaProducer
 
 from streams.admin import ensure_topics
-from streams.broker import EmbeddedBroker, free_port, wait_for_port
-from streams.metrics_scrape import scrape, total
+from streams.ops.broker import EmbeddedBroker, free_port, wait_for_port
+from streams.ops.metrics_scrape import scrape, total
+from streams.ops.topic_reader import latest_values as read_latest
+from streams.ops.topic_reader import read_from_beginning
+from streams.ops.worker_process import WorkerProcess
 from streams.records import dumps
 from streams.settings import Settings
-from streams.topic_reader import latest_values as read_latest
-from streams.topic_reader import read_from_beginning
-from streams.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.integration
 _names = itertools.count()

@@ -11,8 +11,8 @@ from dataclasses import replace
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
+from streams.offline.replay import wait_for_catalog
 from streams.records import Invalid, TimeBounds
-from streams.replay import wait_for_catalog
 from streams.settings import Settings
 from tests.integration.conftest import CATALOG, Stack, publish_catalog
 from tests.payloads import bad_payloads

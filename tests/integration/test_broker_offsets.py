@@ -6,8 +6,8 @@ import asyncio
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams.broker import EmbeddedBroker
 from streams.broker_profile import fetched_ends
+from streams.ops.broker import EmbeddedBroker
 
 
 async def _ends(bootstrap: str, topic: str) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:

@@ -8,8 +8,8 @@ from dataclasses import replace
 import pytest
 
 from cf.state import UserState
+from streams.offline.replay import wait_for_catalog
 from streams.records import parse_item_vector
-from streams.replay import wait_for_catalog
 from tests.integration.conftest import CATALOG, Stack, latest_values, publish_catalog
 
 pytestmark = pytest.mark.integration

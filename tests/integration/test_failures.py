@@ -16,10 +16,10 @@ import pytest
 
 from cf.state import UserState
 from streams.admin import ensure_topics
-from streams.broker import EmbeddedBroker, free_port
-from streams.metrics_scrape import total
+from streams.ops.broker import EmbeddedBroker, free_port
+from streams.ops.metrics_scrape import total
+from streams.ops.topic_reader import read_from_beginning
 from streams.settings import Settings
-from streams.topic_reader import read_from_beginning
 from tests.integration.conftest import CATALOG, Stack, latest_values, publish_catalog
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from streams.broker import free_port, wait_for_port
+from streams.ops.broker import free_port, wait_for_port
 from tests.integration.conftest import CATALOG, Stack, publish_catalog
 from tests.integration.test_deploy import ROOT, tool
 

@@ -11,9 +11,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from streams.admin import ensure_topics
-from streams.broker import EmbeddedBroker
 from streams.metrics import Metrics
 from streams.offset_guard import OffsetGuard, RefetchedEvent
+from streams.ops.broker import EmbeddedBroker
 from streams.settings import Settings
 
 pytestmark = pytest.mark.integration

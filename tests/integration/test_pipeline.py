@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 
-from streams.metrics_scrape import total
-from streams.replay import wait_for_catalog
+from streams.offline.replay import wait_for_catalog
+from streams.ops.metrics_scrape import total
 from tests.integration.conftest import CATALOG, Stack, publish_catalog
 
 pytestmark = pytest.mark.integration

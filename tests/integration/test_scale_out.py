@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from streams.metrics_scrape import total
-from streams.worker_process import WorkerProcess
+from streams.ops.metrics_scrape import total
+from streams.ops.worker_process import WorkerProcess
 from tests.integration.conftest import CATALOG, Stack, publish_catalog
 
 pytestmark = pytest.mark.integration

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from encoders import Encoder
-from streams.bench_batch import USERS_PER_CALL, run_batch_bench, table
-from streams.datasets import interleaved
+from streams.bench.batch import USERS_PER_CALL, run_batch_bench, table
+from streams.offline.datasets import interleaved
 from streams.settings import Settings
 from tests.unit.test_bench_state import ITEMS
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from streams.bench_pipeline import (
+from streams.bench.pipeline import (
     WORKER_TOTALS,
     Coverage,
     batch_stats,
@@ -14,7 +14,7 @@ from streams.bench_pipeline import (
     percentile_ms,
     worst_by_second,
 )
-from streams.bench_soak import Sample, cores, slope_per_min, windowed
+from streams.bench.soak import Sample, cores, slope_per_min, windowed
 
 
 def test_an_output_covers_its_event_and_every_earlier_one_of_that_user() -> None:

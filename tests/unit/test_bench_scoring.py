@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from streams.bench_scoring import exact_top_k, ivf_top_k, recall, synthetic
+from streams.bench.scoring import exact_top_k, ivf_top_k, recall, synthetic
 
 
 def test_exact_top_k_is_brute_force_in_order_and_recall_counts_overlap() -> None:

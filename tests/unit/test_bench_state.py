@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from encoders import Encoder
-from streams.bench_state import run_state_bench
+from streams.bench.state import run_state_bench
 from streams.settings import Settings
 
 ITEMS = {"1": "Alien|A crew hunted by a monster on a spaceship",

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streams.datasets import load_dataset
+from streams.offline.datasets import load_dataset
 
 
 def test_generic_csv(tmp_path: Path) -> None:

@@ -82,7 +82,7 @@ def test_cache_returns_the_same_vectors_and_encodes_each_text_once() -> None:
 
 
 def test_profile_buckets_put_each_stack_where_its_time_goes() -> None:
-    from streams.bench_profile import leaf_functions, shares
+    from streams.bench.profile import leaf_functions, shares
 
     raw = "\n".join([
         "main (cli.py:1);run (onnxruntime/capi/onnxruntime_inference_collection.py:220) 3",
@@ -107,7 +107,7 @@ def test_profile_buckets_put_each_stack_where_its_time_goes() -> None:
 
 
 def test_bench_encoder_rows_follow_the_output_contract(onnx_cache: Path) -> None:
-    from streams.bench_encoder import TextSets, run_bench
+    from streams.bench.encoder import TextSets, run_bench
     from streams.settings import Settings
 
     texts = TextSets(short=TEXTS * 4, long=[" ".join(TEXTS)] * 4)

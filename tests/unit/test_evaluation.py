@@ -11,8 +11,8 @@ from cf.factors import ALSParams
 from cf.popularity import DecayedPopularity, Popularity
 from cf.ranking_metrics import RankingTally, rank_of
 from cf.weights import EventWeights
-from streams.datasets import CatalogItem, Dataset, Interaction
-from streams.evaluation import Replay, leave_one_out, prequential, retrain_due
+from streams.offline.datasets import CatalogItem, Dataset, Interaction
+from streams.offline.evaluation import Replay, leave_one_out, prequential, retrain_due
 
 
 def test_rank_breaks_ties_by_index_like_the_served_order() -> None:

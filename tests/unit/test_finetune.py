@@ -13,8 +13,8 @@ import torch
 from encoders.contrastive import Batches, Pair, TuneParams, finetune, info_nce, learning_rate_at, queries_from
 from encoders.loading import load_encoder
 from encoders.model_folder import folder_version, resolve_model_folder
-from streams.datasets import CatalogItem, Dataset, Interaction
-from streams.finetune import documents, scored_from, split, time_cutoff
+from streams.offline.datasets import CatalogItem, Dataset, Interaction
+from streams.offline.finetune import documents, scored_from, split, time_cutoff
 
 
 def test_info_nce_known_answer_and_repeated_targets_are_not_negatives() -> None:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.metrics_recorder import (
+from streams.offline.report_plots import write_report
+from streams.ops.metrics_recorder import (
     MetricsRecorder,
     Sample,
     buckets,
@@ -21,8 +22,7 @@ from streams.metrics_recorder import (
     models,
     rates,
 )
-from streams.metrics_scrape import Samples, total
-from streams.report_plots import write_report
+from streams.ops.metrics_scrape import Samples, total
 
 M = "enc@1+hybrid"
 

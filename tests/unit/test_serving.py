@@ -18,7 +18,7 @@ from cf.serving import HybridScorer
 from cf.signals import Signals
 from cf.state import UserState
 from cf.weights import EventWeights
-from streams.evaluation import METHODS, Case, score_cases
+from streams.offline.evaluation import METHODS, Case, score_cases
 
 N, D = 30, 8
 DAY_MS = 86_400_000

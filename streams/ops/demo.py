@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 
 from streams.admin import ensure_topics
-from streams.broker import EmbeddedBroker, free_port, wait_for_port
-from streams.datasets import Dataset, load_dataset
-from streams.metrics_recorder import MetricsRecorder
-from streams.metrics_scrape import scrape, total
-from streams.recommendations_feed import RecommendationsFeed
-from streams.replay import replay
+from streams.offline.datasets import Dataset, load_dataset
+from streams.offline.replay import replay
+from streams.ops.broker import EmbeddedBroker, free_port, wait_for_port
+from streams.ops.metrics_recorder import MetricsRecorder
+from streams.ops.metrics_scrape import scrape, total
+from streams.ops.recommendations_feed import RecommendationsFeed
+from streams.ops.worker_process import WorkerProcess
 from streams.settings import Settings
-from streams.worker_process import WorkerProcess
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def run_demo(options: DemoOptions, base: Settings) -> dict[str, Any]:
         }
         recorded = recorder.stop()
         if options.report_dir is not None:
-            from streams.report_plots import write_report
+            from streams.offline.report_plots import write_report
 
             summary["report"] = [str(p) for p in write_report(recorded, options.report_dir)]
         print(json.dumps(summary, indent=2))

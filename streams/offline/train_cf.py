@@ -27,11 +27,11 @@ from cf.factors import ALSParams
 from cf.interests import InterestConfig
 from cf.neighbours import CoocConfig
 from cf.weights import EventWeights
-from streams.datasets import CatalogItem, Dataset, Interaction
-from streams.evaluation import Replay, held_out, validate
+from streams.offline.datasets import CatalogItem, Dataset, Interaction
+from streams.offline.evaluation import Replay, held_out, validate
+from streams.ops.topic_reader import read_from_beginning
 from streams.records import Invalid, parse_event, parse_item_vector
 from streams.settings import Settings
-from streams.topic_reader import read_from_beginning
 
 F32 = npt.NDArray[np.float32]
 

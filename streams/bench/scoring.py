@@ -20,9 +20,9 @@ import numpy as np
 import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
-from streams.datasets import load_dataset
 from streams.encoder_setup import open_encoder
-from streams.evaluation import item_vectors
+from streams.offline.datasets import load_dataset
+from streams.offline.evaluation import item_vectors
 from streams.settings import Settings
 
 F32 = npt.NDArray[np.float32]

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.metrics_scrape import Samples, scrape, total
+from streams.ops.metrics_scrape import Samples, scrape, total
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from streams.broker import EmbeddedBroker, free_port, wait_for_port
-from streams.datasets import Dataset, interleaved, load_dataset
+from streams.offline.datasets import Dataset, interleaved, load_dataset
+from streams.ops.broker import EmbeddedBroker, free_port, wait_for_port
 from streams.records import dumps
 from streams.settings import Settings
 
@@ -247,7 +247,7 @@ WORKER_TOTALS = ("interests_batch_seconds_count", "interests_batch_seconds_sum",
 
 def worker_totals(settings: list[Settings]) -> dict[str, float]:
     """The workers' counters the phase rows difference, summed over the workers."""
-    from streams.metrics_scrape import scrape, total
+    from streams.ops.metrics_scrape import scrape, total
 
     sums = dict.fromkeys(WORKER_TOTALS, 0.0)
     for s in settings:
@@ -312,8 +312,8 @@ def _count(rate: float, options: PipelineOptions, at_max: int) -> int:
 def run_pipeline(settings: Settings, options: PipelineOptions = PipelineOptions(), dataset: str = "ml-100k",
                  progress: Progress = lambda line: None) -> dict[str, Any]:
     from streams.admin import create_topics, ensure_topics
-    from streams.replay import replay
-    from streams.worker_process import WorkerProcess
+    from streams.offline.replay import replay
+    from streams.ops.worker_process import WorkerProcess
 
     data = load_dataset(dataset)
     rows: list[dict[str, Any]] = []
@@ -326,7 +326,7 @@ def run_pipeline(settings: Settings, options: PipelineOptions = PipelineOptions(
 
         # the ceiling first, with the machine otherwise idle
         copier = subprocess.Popen(
-            [sys.executable, "-m", "streams.bench_pipeline", "passthrough", s.bootstrap, PASS_SOURCE,
+            [sys.executable, "-m", "streams.bench.pipeline", "passthrough", s.bootstrap, PASS_SOURCE,
              PASS_SINK, f"pass-{time.time_ns()}", str(wait_ms)], start_new_session=True)
         try:
             assert broker.process is not None

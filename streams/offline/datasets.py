@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import collections
 import csv
-import os
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+
+from streams.cache_dir import cache_dir
 
 ML100K_GENRES = (
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
@@ -73,11 +74,6 @@ def interleaved(events: Sequence[T], user_of: Callable[[T], str]) -> list[T]:
             if not queues[user]:
                 del queues[user]
     return out
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "realtime-interests"
 
 
 def load_dataset(name_or_path: str) -> Dataset:

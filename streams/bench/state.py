@@ -19,9 +19,9 @@ from cf.decay import decay_merge
 from cf.interests import merge_event
 from cf.state import UserState
 from encoders import Encoder
-from streams.datasets import load_dataset
 from streams.encoder_setup import open_encoder
-from streams.evaluation import item_vectors
+from streams.offline.datasets import load_dataset
+from streams.offline.evaluation import item_vectors
 from streams.settings import Settings
 
 SHOWN = 10  # item ids of the last list, as the worker keeps them (top_k)

@@ -8,8 +8,8 @@ import time
 from collections import defaultdict, deque
 from typing import Any
 
+from streams.ops.topic_reader import read_from_beginning
 from streams.settings import Settings
-from streams.topic_reader import read_from_beginning
 
 
 class RecommendationsFeed:

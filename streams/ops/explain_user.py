@@ -11,9 +11,9 @@ import numpy as np
 from cf.interests import activity_shares
 from cf.scoring import normalise_rows
 from cf.state import UserState
+from streams.ops.topic_reader import latest_values
 from streams.records import parse_item_vector
 from streams.settings import Settings
-from streams.topic_reader import latest_values
 
 REPRESENTATIVES = 3  # history items shown per interest
 

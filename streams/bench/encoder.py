@@ -20,8 +20,8 @@ import numpy as np
 
 from encoders import Encoder, item_document
 from encoders.loading import BACKENDS
-from streams.datasets import load_dataset
 from streams.encoder_setup import open_encoder
+from streams.offline.datasets import load_dataset
 from streams.settings import Settings
 
 REFERENCE = "torch-fp32"

@@ -51,7 +51,7 @@ from cf.ranking_metrics import RankingTally, paired_hits, ranks_of, top_indices
 from cf.signals import Signals, hybrid_inputs
 from cf.weights import EventWeights
 from encoders import Encoder, item_document
-from streams.datasets import Dataset, Interaction
+from streams.offline.datasets import Dataset, Interaction
 
 COLD_ITEM_MAX = 5  # an item with fewer interactions before the event is cold
 NEW_USER_EVENTS = 5  # a user's first events

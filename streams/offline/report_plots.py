@@ -12,7 +12,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
-from streams.metrics_recorder import Sample, buckets, hit_rate, models, rates, summary
+from streams.ops.metrics_recorder import Sample, buckets, hit_rate, models, rates, summary
 
 PLOTS = ("latency.png", "throughput.png", "online_hr.png")
 

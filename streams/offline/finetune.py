@@ -24,8 +24,8 @@ import numpy as np
 
 from encoders import item_document
 from encoders.contrastive import Pair
-from streams.datasets import Dataset, Interaction
-from streams.evaluation import Protocol
+from streams.offline.datasets import Dataset, Interaction
+from streams.offline.evaluation import Protocol
 
 VALIDATION_SHARE = 0.05
 

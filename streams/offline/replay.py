@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 
 from kafka import KafkaProducer
 
-from streams.datasets import Dataset, Interaction
+from streams.offline.datasets import Dataset, Interaction
+from streams.ops.topic_reader import read_from_beginning
 from streams.records import dumps
 from streams.settings import Settings
-from streams.topic_reader import read_from_beginning
 
 log = logging.getLogger(__name__)
 

@@ -28,9 +28,9 @@ from cf.neighbours import NeighbourIndex, batch_deltas, merge_row
 from cf.serving import HybridScorer
 from cf.state import UserState
 from encoders import Encoder
-from streams.datasets import interleaved, load_dataset
 from streams.encoder_setup import open_encoder
-from streams.evaluation import item_vectors
+from streams.offline.datasets import interleaved, load_dataset
+from streams.offline.evaluation import item_vectors
 from streams.settings import Settings
 
 WARM_SHARE = 0.8  # of the events, in time order, that build the states and rows first

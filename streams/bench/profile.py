@@ -22,11 +22,11 @@ from typing import Any
 from kafka import KafkaProducer
 
 from streams.admin import ensure_topics
-from streams.broker import EmbeddedBroker, free_port, wait_for_port
-from streams.datasets import load_dataset
-from streams.replay import replay
+from streams.offline.datasets import load_dataset
+from streams.offline.replay import replay
+from streams.ops.broker import EmbeddedBroker, free_port, wait_for_port
+from streams.ops.worker_process import WorkerProcess
 from streams.settings import Settings
-from streams.worker_process import WorkerProcess
 
 BUCKETS = (  # (bucket, substrings of a stack that put it there)
     ("model (ONNX Runtime / torch forward)", ("onnxruntime_inference_collection", "torch/nn/modules")),
@@ -87,9 +87,9 @@ def run_profile(settings: Settings, seconds: float = 25.0, rate: float = 400.0, 
                 seed: int = 1, mode: str = "text", raw_out: Path | None = None,
                 order: str = "sessions") -> dict[str, Any]:
     """`mode` "text": searches; "item": MovieLens ratings (catalog vectors, no model call), in
-    `order` (`streams.bench_pipeline.item_events`). `raw_out`: where to keep py-spy's raw stacks
+    `order` (`streams.bench.pipeline.item_events`). `raw_out`: where to keep py-spy's raw stacks
     (for a flame graph)."""
-    from streams.bench_pipeline import item_events, on_own_broker, text_events
+    from streams.bench.pipeline import item_events, on_own_broker, text_events
 
     data = load_dataset(dataset)
     spy = Path(sys.executable).parent / "py-spy"

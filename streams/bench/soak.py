@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from streams.bench_pipeline import (
+from streams.bench.pipeline import (
     ProcessClock,
     _measure,
     _user_and_event,
@@ -31,8 +31,8 @@ from streams.bench_pipeline import (
     percentile_ms,
     text_events,
 )
-from streams.broker import EmbeddedBroker, free_port, wait_for_port
-from streams.datasets import load_dataset
+from streams.offline.datasets import load_dataset
+from streams.ops.broker import EmbeddedBroker, free_port, wait_for_port
 from streams.settings import Settings
 
 
@@ -87,7 +87,7 @@ def _sampling(consumer: ProcessClock, broker: ProcessClock, samples: list[Sample
 def worker_progress(metrics_url: str) -> tuple[float, float, float]:
     """(partition assignments so far, events-topic records not yet read, MB RocksDB holds) from
     the worker's metrics; nan while it does not answer."""
-    from streams.metrics_scrape import scrape, total
+    from streams.ops.metrics_scrape import scrape, total
 
     try:
         samples = scrape(metrics_url, timeout_s=2.0)
@@ -172,10 +172,10 @@ def _passthrough_soak(s: Settings, broker: ProcessClock, data: Any, count: int, 
     import sys
 
     from streams.admin import create_topics
-    from streams.bench_pipeline import PASS_SINK, PASS_SOURCE
+    from streams.bench.pipeline import PASS_SINK, PASS_SOURCE
 
     create_topics(s, [PASS_SOURCE, PASS_SINK])
-    copier = subprocess.Popen([sys.executable, "-m", "streams.bench_pipeline", "passthrough", s.bootstrap,
+    copier = subprocess.Popen([sys.executable, "-m", "streams.bench.pipeline", "passthrough", s.bootstrap,
                                PASS_SOURCE, PASS_SINK, f"soak-pass-{time.time_ns()}",
                                str(s.fetch_max_wait_ms)], start_new_session=True)
     samples: list[Sample] = []
@@ -201,8 +201,8 @@ def run_soak(settings: Settings, minutes: float = 10.0, rate: float = 500.0, tex
              window_s: float = 15.0, dataset: str = "ml-100k", seed: int = 1, baseline: bool = False,
              progress: Any = lambda line: None) -> dict[str, Any]:
     from streams.admin import ensure_topics
-    from streams.replay import replay
-    from streams.worker_process import WorkerProcess
+    from streams.offline.replay import replay
+    from streams.ops.worker_process import WorkerProcess
 
     data = load_dataset(dataset)
     count = int(minutes * 60 * rate)

@@ -1,0 +1,1 @@
+"""Offline tools: data sets and their replay, evaluation and its report, training and fine-tuning."""
