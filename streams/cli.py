@@ -20,30 +20,73 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     import faust
     from threadpoolctl import threadpool_limits
 
+    from streams.admin import ensure_topics
     from streams.app import create_app
     from streams.encoder_setup import open_encoder
+    from streams.metrics import Metrics
 
     # BLAS worker threads spin after each product: at one batch's matrix product every few ms
     # they burned most of a core the event loop needs
     threadpool_limits(settings.scoring_threads, user_api="blas")
+    log = logging.getLogger(__name__)
+    logging.basicConfig(level=settings.log_level.upper(), format="[%(asctime)s] [%(levelname)s] %(message)s")
+    metrics = Metrics.create()
+    metrics.serve(settings.metrics_host, settings.metrics_port)
+    # on a bare cluster the worker creates its topics: Kafka does not create a topic because a
+    # consumer subscribed to it, and a worker subscribed to missing topics reads nothing
+    report = ensure_topics(settings)
+    for topic, n in report.partitions.items():
+        metrics.topic_partitions.labels(topic).set(n)
+    for topic in report.mismatched:
+        metrics.topic_problems.labels(topic, "partitions").set(1)
+    for topic in report.failed:
+        metrics.topic_problems.labels(topic, "not_created").set(1)
+    if report.failed:
+        log.error("stopping: the worker needs every topic it reads and writes; %s",
+                  "; ".join(f"{t}: {why}" for t, why in report.failed.items()))
+        return 2
     encoder = open_encoder(settings)
-    engine = create_app(settings, encoder)
-    engine.metrics.serve(settings.metrics_host, settings.metrics_port)
-    logging.getLogger(__name__).info(
-        "encoder %s; metrics on http://%s:%d/metrics; settings %s", encoder.version,
-        settings.metrics_host, settings.metrics_port, settings.public())
+    engine = create_app(settings, encoder, metrics)
+    log.info("encoder %s; metrics on http://%s:%d/metrics; settings %s", encoder.version,
+             settings.metrics_host, settings.metrics_port, settings.public())
+    logging.root.handlers.clear()  # from here on Faust's own logging
     worker = faust.Worker(engine.app, loglevel=settings.log_level)
     worker.execute_from_commandline()
     return 0
 
 
 def _broker(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.ops.broker import EmbeddedBroker
+    import threading
 
-    broker = EmbeddedBroker(port=args.port, host=args.host).start()
-    print(f"Tansu broker on {broker.bootstrap} (in memory); Ctrl-C stops it", flush=True)
+    from streams.ops.broker import MissingTool, install_kafka, local_broker
+
+    if args.install:
+        try:
+            print(install_kafka())
+        except MissingTool as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        return 0
+    stop = threading.Event()
+    # handlers first: a SIGTERM that comes while the broker starts still stops it
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    data_dir = args.data_dir or Path("var") / f"{args.kind}-{args.port}"
+    broker = local_broker(args.kind, args.port, data_dir)
     try:
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        broker.start()
+    except MissingTool as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    try:
+        where = f"log dir {data_dir}" if args.kind == "kafka" else "in memory"
+        print(f"{'Apache Kafka' if args.kind == 'kafka' else 'Tansu'} on {broker.bootstrap} ({where}); "
+              "Ctrl-C stops it", flush=True)
+        while not stop.wait(0.5):
+            if not broker.alive():
+                print(f"the broker exited ({broker.process.returncode if broker.process else '?'})",
+                      file=sys.stderr)
+                return 1
     finally:
         broker.stop()
     return 0
@@ -101,7 +144,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
     options = DemoOptions(data=args.data, limit=args.limit, rate=args.rate,
                           summary_json=args.summary_json, show_users=args.users,
-                          report_dir=args.report or None)
+                          report_dir=args.report or None, broker=args.broker)
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -247,7 +290,8 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
 
         options = PipelineOptions(item_rates=tuple(args.item_rates), text_rates=tuple(args.text_rates),
                                   seconds=args.seconds or 10.0, max_events=args.events,
-                                  max_text_events=args.text_events, workers=args.workers, order=args.order)
+                                  max_text_events=args.text_events, workers=args.workers, order=args.order,
+                                  broker=args.broker)
         report = run_pipeline(settings, options, dataset=args.dataset,
                               progress=lambda line: print(line, file=sys.stderr, flush=True))
         print(pipeline_table(report))
@@ -257,7 +301,8 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
 
         report = run_soak(settings, minutes=args.minutes, rate=args.rate or 500.0,
                           text_share=args.text_share, dataset=args.dataset, baseline=args.baseline,
-                          progress=lambda line: print(line, file=sys.stderr, flush=True))
+                          progress=lambda line: print(line, file=sys.stderr, flush=True),
+                          broker_kind=args.broker)
         print(soak_table(report))
     elif args.what == "batch":
         from streams.bench.batch import run_batch_bench
@@ -275,7 +320,8 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         from streams.bench.profile import table as profile_table
 
         report = run_profile(settings, seconds=args.seconds or 25.0, rate=args.rate or 400.0,
-                             mode=args.mode, raw_out=args.raw, order=args.order)
+                             mode=args.mode, raw_out=args.raw, order=args.order,
+                             broker_kind=args.broker)
         print(profile_table(report))
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n")
@@ -303,9 +349,14 @@ def parser() -> argparse.ArgumentParser:
         "Settings come from INTERESTS_* environment variables (see README).",
     )
     sub = p.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("broker", help="run the embedded Kafka-compatible broker (Tansu) on 127.0.0.1")
+    b = sub.add_parser("broker", help="run a local broker on 127.0.0.1: Apache Kafka (KRaft, one node) "
+                       "or the embedded Tansu")
+    b.add_argument("--kind", choices=["kafka", "tansu"], default="kafka")
     b.add_argument("--port", type=int, default=9092)
-    b.add_argument("--host", default="127.0.0.1")
+    b.add_argument("--data-dir", type=Path, default=None,
+                   help="kafka: its log dir, kept across restarts (default var/kafka-PORT)")
+    b.add_argument("--install", action="store_true",
+                   help="kafka: only resolve its jars from Maven Central into the cache, print where")
     b.set_defaults(run=_broker)
     w = sub.add_parser("worker", help="run the Faust worker")
     w.set_defaults(run=_worker)
@@ -329,6 +380,8 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--summary-json", type=Path, default=None,
                    help="run without the live panel and write a summary here")
     d.add_argument("--users", type=int, default=3, help="users shown live")
+    d.add_argument("--broker", choices=["tansu", "kafka"], default="tansu",
+                   help="the embedded Tansu (no Java), or a local Apache Kafka (Java 17 + Maven)")
     d.add_argument("--report", type=Path, default=Path("var/report"),
                    help="write the run's plots (latency, throughput, live HR@k) here; '' = none")
     d.set_defaults(run=_demo)
@@ -429,6 +482,9 @@ def parser() -> argparse.ArgumentParser:
                     help="batch, pipeline, profile: MovieLens events in time order (users' sessions one "
                     "after another) or round-robin over users (many users active at once)")
     be.add_argument("--workers", type=int, default=1, help="pipeline: worker processes")
+    be.add_argument("--broker", choices=["kafka", "tansu"], default="kafka",
+                    help="pipeline, soak, profile: the broker the benchmark starts for itself "
+                    "(a local Apache Kafka, or the embedded Tansu)")
     be.add_argument("--text-events", type=int, default=2_000, help="pipeline: searches at max rate")
     be.add_argument("--rate", type=float, default=None,
                     help="profile: searches per second (400); soak: events per second (500)")

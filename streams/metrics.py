@@ -50,6 +50,8 @@ class Metrics:
     users_erased: Counter  # by reason
     offset_holes: Counter  # by topic
     refetched_records: Counter  # by topic
+    topic_partitions: Gauge  # by topic
+    topic_problems: Gauge  # by topic and problem
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -149,6 +151,13 @@ class Metrics:
             refetched_records=Counter(
                 "interests_refetched_records", "Input records read back to fill those runs",
                 ["topic"], registry=r),
+            topic_partitions=Gauge(
+                "interests_topic_partitions", "Partitions of each of the app's topics, as the broker "
+                "reported them when this worker started", ["topic"], registry=r),
+            topic_problems=Gauge(
+                "interests_topic_problems", "1 for each of the app's topics with a problem found at "
+                "start, by problem (not_created: missing and could not be created; partitions: a "
+                "partition count other than INTERESTS_PARTITIONS)", ["topic", "problem"], registry=r),
         )
 
     def serve(self, host: str, port: int) -> None:

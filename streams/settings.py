@@ -29,6 +29,8 @@ class Settings:
     topic_prefix: str = "interests."
     partitions: int = 4  # of every topic keyed by user or item id
     replication_factor: int = 1  # of every topic the app creates (3 on a production cluster)
+    events_retention_h: float = 7 * 24.0  # how long the events and item-pairs topics keep records
+    dlq_retention_h: float = 30 * 24.0  # how long the dead-letter topic keeps records
     store: str = "rocksdb://"  # Faust table store; "memory://" for agent tests
     data_dir: Path = Path("var/data")
     rocksdb_write_buffer_mb: int = 4  # RocksDB memtable per table partition (two of them at most)

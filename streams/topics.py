@@ -8,8 +8,6 @@ import faust
 
 from streams.settings import Settings
 
-COMPACTED = {"cleanup.policy": "compact"}
-
 
 @dataclass(frozen=True)
 class Topics:
@@ -27,8 +25,18 @@ TOPIC_NAMES = ("items", "item-vectors", "events", "item-pairs", "item-neighbours
 COMPACTED_TOPICS = ("items", "item-vectors", "item-neighbours", "recommendations")  # latest per key
 
 
+def topic_config(name: str, settings: Settings) -> dict[str, str]:
+    """The broker-side configuration of a topic (short name) the worker creates: compacted ones
+    keep each key's latest value (an erased user's tombstone, then nothing); the others keep a
+    time window: events long enough to replay them into a new model, dead letters to inspect them."""
+    if name in COMPACTED_TOPICS:
+        return {"cleanup.policy": "compact"}
+    hours = settings.dlq_retention_h if name == "dlq" else settings.events_retention_h
+    return {"cleanup.policy": "delete", "retention.ms": str(int(hours * 3_600_000))}
+
+
 def declare_topics(app: faust.App, settings: Settings) -> Topics:
-    def topic(name: str, compacted: bool = False) -> faust.TopicT:
+    def topic(name: str) -> faust.TopicT:
         return app.topic(
             settings.topic(name),
             key_type=bytes,
@@ -36,15 +44,15 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
             key_serializer="raw",
             value_serializer="raw",
             partitions=settings.partitions,
-            config=COMPACTED if compacted else None,
+            config=topic_config(name, settings),
         )
 
     return Topics(
-        items=topic("items", "items" in COMPACTED_TOPICS),
-        item_vectors=topic("item-vectors", "item-vectors" in COMPACTED_TOPICS),
+        items=topic("items"),
+        item_vectors=topic("item-vectors"),
         events=topic("events"),
         item_pairs=topic("item-pairs"),
-        item_neighbours=topic("item-neighbours", "item-neighbours" in COMPACTED_TOPICS),
-        recommendations=topic("recommendations", "recommendations" in COMPACTED_TOPICS),
+        item_neighbours=topic("item-neighbours"),
+        recommendations=topic("recommendations"),
         dlq=topic("dlq"),
     )

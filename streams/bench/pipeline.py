@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.offline.datasets import Dataset, interleaved, load_dataset
-from streams.ops.broker import EmbeddedBroker, free_port, wait_for_port
+from streams.ops.broker import BrokerKind, LocalBroker, free_port, local_broker, wait_for_port
 from streams.records import dumps
 from streams.settings import Settings
 
@@ -75,10 +75,15 @@ class Coverage:
         return len(self.latencies_s)
 
 
-def on_own_broker(settings: Settings, broker: EmbeddedBroker, scratch: str, name: str) -> Settings:
-    """A benchmark's settings: its embedded broker, a fresh consumer group, free ports, state in
-    `scratch`."""
-    return replace(settings, broker=broker.url, broker_profile="tansu", app_id=f"{name}-{time.time_ns()}",
+def bench_broker(kind: BrokerKind, scratch: str) -> LocalBroker:
+    """A benchmark's own broker, started fresh, its log dir and log in `scratch`."""
+    return local_broker(kind, free_port(), Path(scratch) / "broker", Path(scratch) / "broker.log")
+
+
+def on_own_broker(settings: Settings, broker: LocalBroker, scratch: str, name: str) -> Settings:
+    """A benchmark's settings: its own broker (with that broker's profile), a fresh consumer
+    group, free ports, state in `scratch`."""
+    return replace(settings, broker=broker.url, broker_profile=broker.kind, app_id=f"{name}-{time.time_ns()}",
                    metrics_port=free_port(), web_port=free_port(), data_dir=Path(scratch) / "data")
 
 
@@ -289,6 +294,7 @@ def _phase_row(mode: str, rate: float, coverage: Coverage, clocks: Clocks,
         "broker_cpu_cores": broker,
         "bench_cpu_cores": bench,
         "rss_mb": round(clocks.consumer.rss_mb(), 1),
+        "broker_rss_mb": round(clocks.broker.rss_mb(), 1),
     }
 
 
@@ -303,6 +309,7 @@ class PipelineOptions:
     workers: int = 1  # worker processes sharing the events topic's partitions
     seed: int = 1
     order: str = "sessions"  # of the item events: "sessions" (time order) or "interleaved" over users
+    broker: BrokerKind = "kafka"  # a local Apache Kafka, or the embedded Tansu
 
 
 def _count(rate: float, options: PipelineOptions, at_max: int) -> int:
@@ -317,8 +324,7 @@ def run_pipeline(settings: Settings, options: PipelineOptions = PipelineOptions(
 
     data = load_dataset(dataset)
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as scratch, EmbeddedBroker(
-            port=free_port(), log_file=Path(scratch) / "broker.log") as broker:
+    with tempfile.TemporaryDirectory() as scratch, bench_broker(options.broker, scratch) as broker:
         s = on_own_broker(settings, broker, scratch, "pipeline")
         ensure_topics(s)
         create_topics(s, [PASS_SOURCE, PASS_SINK])
@@ -384,9 +390,9 @@ def run_pipeline(settings: Settings, options: PipelineOptions = PipelineOptions(
         finally:
             for _, w in workers:
                 w.stop()
-    return {"rows": rows, "backend": settings.encoder_backend, "batch_size": settings.batch_size,
-            "partitions": settings.partitions, "workers": options.workers, "cores": os.cpu_count(),
-            "order": options.order,
+    return {"rows": rows, "broker": options.broker, "backend": settings.encoder_backend,
+            "batch_size": settings.batch_size, "partitions": settings.partitions, "workers": options.workers,
+            "cores": os.cpu_count(), "order": options.order,
             "item_vs_passthrough": item_vs_passthrough(rows)}
 
 

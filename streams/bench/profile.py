@@ -24,7 +24,7 @@ from kafka import KafkaProducer
 from streams.admin import ensure_topics
 from streams.offline.datasets import load_dataset
 from streams.offline.replay import replay
-from streams.ops.broker import EmbeddedBroker, free_port, wait_for_port
+from streams.ops.broker import BrokerKind, wait_for_port
 from streams.ops.worker_process import WorkerProcess
 from streams.settings import Settings
 
@@ -85,16 +85,15 @@ def leaf_functions(raw: str, top: int = 25) -> list[tuple[str, float]]:
 
 def run_profile(settings: Settings, seconds: float = 25.0, rate: float = 400.0, dataset: str = "ml-100k",
                 seed: int = 1, mode: str = "text", raw_out: Path | None = None,
-                order: str = "sessions") -> dict[str, Any]:
+                order: str = "sessions", broker_kind: BrokerKind = "kafka") -> dict[str, Any]:
     """`mode` "text": searches; "item": MovieLens ratings (catalog vectors, no model call), in
     `order` (`streams.bench.pipeline.item_events`). `raw_out`: where to keep py-spy's raw stacks
     (for a flame graph)."""
-    from streams.bench.pipeline import item_events, on_own_broker, text_events
+    from streams.bench.pipeline import bench_broker, item_events, on_own_broker, text_events
 
     data = load_dataset(dataset)
     spy = Path(sys.executable).parent / "py-spy"
-    with tempfile.TemporaryDirectory() as scratch, EmbeddedBroker(
-            port=free_port(), log_file=Path(scratch) / "broker.log") as broker:
+    with tempfile.TemporaryDirectory() as scratch, bench_broker(broker_kind, scratch) as broker:
         s = on_own_broker(settings, broker, scratch, "profile")
         ensure_topics(s)
         worker = WorkerProcess(s, Path(scratch) / "worker.log").start()
@@ -129,6 +128,7 @@ def run_profile(settings: Settings, seconds: float = 25.0, rate: float = 400.0, 
         finally:
             worker.stop()
     return {"seconds": seconds, "rate": rate, "mode": mode, "order": order, "events": sent,
+            "broker": broker_kind,
             "backend": settings.encoder_backend, "samples": samples, "shares": by_bucket,
             "leaf_functions": leaves}
 

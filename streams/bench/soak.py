@@ -26,13 +26,14 @@ from streams.bench.pipeline import (
     ProcessClock,
     _measure,
     _user_and_event,
+    bench_broker,
     item_events,
     on_own_broker,
     percentile_ms,
     text_events,
 )
 from streams.offline.datasets import load_dataset
-from streams.ops.broker import EmbeddedBroker, free_port, wait_for_port
+from streams.ops.broker import BrokerKind, wait_for_port
 from streams.settings import Settings
 
 
@@ -155,12 +156,11 @@ def windowed(cov: Any, started: float, samples: list[Sample], window_s: float,
 
 
 def run_baseline(s: Settings, data: Any, count: int, minutes: float, rate: float, window_s: float,
-                 progress: Any) -> dict[str, Any]:
+                 progress: Any, broker_kind: BrokerKind = "kafka") -> dict[str, Any]:
     """The same rate through a bare aiokafka pass-through on a broker like the worker's (its own,
     started fresh): how much of a latency slope is the broker's (the embedded broker keeps every
     record in memory and slows down as it fills)."""
-    with tempfile.TemporaryDirectory() as scratch, EmbeddedBroker(
-            port=free_port(), log_file=Path(scratch) / "broker.log") as broker:
+    with tempfile.TemporaryDirectory() as scratch, bench_broker(broker_kind, scratch) as broker:
         assert broker.process is not None
         return _passthrough_soak(replace(s, broker=broker.url), ProcessClock(broker.process.pid), data, count,
                                  minutes, rate, window_s, progress)
@@ -199,17 +199,17 @@ def _passthrough_soak(s: Settings, broker: ProcessClock, data: Any, count: int, 
 
 def run_soak(settings: Settings, minutes: float = 10.0, rate: float = 500.0, text_share: float = 0.05,
              window_s: float = 15.0, dataset: str = "ml-100k", seed: int = 1, baseline: bool = False,
-             progress: Any = lambda line: None) -> dict[str, Any]:
+             progress: Any = lambda line: None, broker_kind: BrokerKind = "kafka") -> dict[str, Any]:
     from streams.admin import ensure_topics
     from streams.offline.replay import replay
     from streams.ops.worker_process import WorkerProcess
 
     data = load_dataset(dataset)
     count = int(minutes * 60 * rate)
-    passthrough = run_baseline(settings, data, count, minutes, rate, window_s, progress) if baseline else None
+    passthrough = (run_baseline(settings, data, count, minutes, rate, window_s, progress, broker_kind)
+                   if baseline else None)
     samples: list[Sample] = []
-    with tempfile.TemporaryDirectory() as scratch, EmbeddedBroker(
-            port=free_port(), log_file=Path(scratch) / "broker.log") as broker:
+    with tempfile.TemporaryDirectory() as scratch, bench_broker(broker_kind, scratch) as broker:
         s = on_own_broker(settings, broker, scratch, "soak")
         ensure_topics(s)
         worker = WorkerProcess(s, Path(scratch) / "worker.log").start()
@@ -234,6 +234,7 @@ def run_soak(settings: Settings, minutes: float = 10.0, rate: float = 500.0, tex
             stop.set()
             worker.stop()
     return {"minutes": minutes, "rate": rate, "text_share": text_share, "events": count,
+            "broker": broker_kind,
             **windowed(cov, started, samples, window_s, minutes), "passthrough": passthrough}
 
 

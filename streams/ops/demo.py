@@ -18,7 +18,7 @@ import numpy as np
 from streams.admin import ensure_topics
 from streams.offline.datasets import Dataset, load_dataset
 from streams.offline.replay import replay
-from streams.ops.broker import EmbeddedBroker, free_port, wait_for_port
+from streams.ops.broker import BrokerKind, free_port, local_broker, wait_for_port
 from streams.ops.metrics_recorder import MetricsRecorder
 from streams.ops.metrics_scrape import scrape, total
 from streams.ops.recommendations_feed import RecommendationsFeed
@@ -36,6 +36,7 @@ class DemoOptions:
     refresh_s: float = 2.0
     timeout_s: float = 600.0
     report_dir: Path | None = None  # plots of the run (latency, throughput, live HR@k)
+    broker: BrokerKind = "tansu"  # the embedded broker, or a local Apache Kafka
 
 
 def percentile_ms(values: list[float], q: float) -> float | None:
@@ -66,10 +67,10 @@ def run_demo(options: DemoOptions, base: Settings) -> dict[str, Any]:
     events = dataset.interactions[: options.limit] if options.limit else dataset.interactions
     print(f"  {len(dataset.items)} items, {len(events)} events to replay")
     workdir = Path(tempfile.mkdtemp(prefix="interests-demo-"))
-    broker = EmbeddedBroker(port=free_port(), log_file=workdir / "broker.log")
+    broker = local_broker(options.broker, free_port(), workdir / "broker", workdir / "broker.log")
     metrics_port = base.metrics_port if _port_free(base.metrics_port) else free_port()
     settings = replace(
-        base, broker=broker.url, broker_profile="tansu", app_id=f"interests-demo-{os.getpid()}",
+        base, broker=broker.url, broker_profile=broker.kind, app_id=f"interests-demo-{os.getpid()}",
         data_dir=workdir / "state", metrics_port=metrics_port, web_port=free_port(),
     )
     worker = WorkerProcess(settings, workdir / "worker.log")
@@ -78,7 +79,8 @@ def run_demo(options: DemoOptions, base: Settings) -> dict[str, Any]:
     metrics_url = f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"
     try:
         broker.start()
-        print(f"broker (Tansu, embedded) on {broker.bootstrap}")
+        name = "Apache Kafka" if broker.kind == "kafka" else "Tansu, embedded"
+        print(f"broker ({name}) on {broker.bootstrap}")
         ensure_topics(settings)
         worker.start()
         print(f"worker started; logs in {worker.log_path}")

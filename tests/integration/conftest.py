@@ -1,9 +1,12 @@
-"""Real parts: one Tansu broker process per test session, worker processes per test."""
+"""Real parts: one Apache Kafka broker process per test session (INTERESTS_TEST_BROKER=tansu runs
+the tier on the embedded broker instead), worker processes per test. A smoke set runs on Tansu
+too (`tansu_stack`): the embedded broker of the demo."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -17,7 +20,7 @@ import pytest
 from kafka import KafkaProducer
 
 from streams.admin import ensure_topics
-from streams.ops.broker import EmbeddedBroker, free_port, wait_for_port
+from streams.ops.broker import BrokerKind, EmbeddedBroker, LocalBroker, free_port, local_broker, wait_for_port
 from streams.ops.metrics_scrape import scrape, total
 from streams.ops.topic_reader import latest_values as read_latest
 from streams.ops.topic_reader import read_from_beginning
@@ -27,11 +30,19 @@ from streams.settings import Settings
 
 pytestmark = pytest.mark.integration
 _names = itertools.count()
+BROKER_KIND: BrokerKind = "tansu" if os.environ.get("INTERESTS_TEST_BROKER") == "tansu" else "kafka"
 
 
 @pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
-    log = tmp_path_factory.mktemp("broker") / "broker.log"
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
+    folder = tmp_path_factory.mktemp("broker")
+    with local_broker(BROKER_KIND, free_port(), folder, folder / "broker.log") as b:
+        yield b
+
+
+@pytest.fixture(scope="session")
+def tansu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
+    log = tmp_path_factory.mktemp("tansu") / "broker.log"
     with EmbeddedBroker(port=free_port(), log_file=log) as b:
         yield b
 
@@ -161,11 +172,10 @@ class Stack:
             w.stop()
 
 
-@pytest.fixture()
-def stack(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Stack]:
+def stack_on(broker: LocalBroker, tmp_path: Path) -> Iterator[Stack]:
     n = next(_names)
     settings = Settings(
-        broker=broker.url, broker_profile="tansu", app_id=f"it-{n}-{time.time_ns()}",
+        broker=broker.url, broker_profile=broker.kind, app_id=f"it-{n}-{time.time_ns()}",
         topic_prefix=f"it{n}.", partitions=4, top_k=5, batch_size=200,
         min_event_ts_ms=0,  # the scenarios' event times are small numbers; the fuzz test sets it back
     )
@@ -175,6 +185,16 @@ def stack(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Stack]:
         yield s
     finally:
         s.stop()
+
+
+@pytest.fixture()
+def stack(broker: LocalBroker, tmp_path: Path) -> Iterator[Stack]:
+    yield from stack_on(broker, tmp_path)
+
+
+@pytest.fixture()
+def tansu_stack(tansu: LocalBroker, tmp_path: Path) -> Iterator[Stack]:
+    yield from stack_on(tansu, tmp_path)
 
 
 CATALOG = {

@@ -13,7 +13,7 @@ from aiokafka.structs import OffsetAndMetadata
 from streams.admin import ensure_topics
 from streams.metrics import Metrics
 from streams.offset_guard import OffsetGuard, RefetchedEvent
-from streams.ops.broker import EmbeddedBroker
+from streams.ops.broker import LocalBroker
 from streams.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -81,8 +81,8 @@ def _described(events: list[object]) -> list[tuple[int, int, bytes | None]]:
     return out
 
 
-def test_skipped_records_are_read_back_in_place(broker: EmbeddedBroker) -> None:
-    settings = Settings(broker=broker.url, broker_profile="tansu", app_id="guard-check",
+def test_skipped_records_are_read_back_in_place(broker: LocalBroker) -> None:
+    settings = Settings(broker=broker.url, broker_profile=broker.kind, app_id="guard-check",
                         topic_prefix="guard.", partitions=2)
     ensure_topics(settings)
     topic = "guard.events"

@@ -12,7 +12,7 @@ import pytest
 
 from streams.offline.replay import wait_for_catalog
 from streams.ops.metrics_scrape import total
-from tests.integration.conftest import CATALOG, Stack, publish_catalog
+from tests.integration.conftest import BROKER_KIND, CATALOG, Stack, publish_catalog
 
 pytestmark = pytest.mark.integration
 
@@ -34,6 +34,16 @@ BAD = [
 
 
 def test_events_in_recommendations_out_dead_letters_and_cold_start(stack: Stack) -> None:
+    pipeline_holds(stack)
+
+
+def test_the_embedded_broker_serves_the_same_pipeline(tansu_stack: Stack) -> None:
+    if BROKER_KIND == "tansu":
+        pytest.skip("the whole tier runs on the embedded broker")
+    pipeline_holds(tansu_stack)
+
+
+def pipeline_holds(stack: Stack) -> None:
     publish_catalog(stack)
     worker = stack.start_worker()
     wait_for_catalog(stack.settings, set(CATALOG), timeout_s=90)
