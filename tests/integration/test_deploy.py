@@ -39,13 +39,18 @@ def test_prometheus_config_is_valid() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_readme_documents_every_setting_and_command() -> None:
+def test_the_docs_name_every_setting_and_the_readme_every_command() -> None:
+    operations = (ROOT / "docs/operations.md").read_text()
+    table = set(re.findall(r"^\| `(INTERESTS_[A-Z_]+)` \|", operations, re.MULTILINE))
+    assert table == {f"INTERESTS_{f.name.upper()}" for f in fields(Settings)}
     readme = (ROOT / "README.md").read_text()
-    documented = set(re.findall(r"`(INTERESTS_[A-Z_]+)`", readme))
-    assert documented == {f"INTERESTS_{f.name.upper()}" for f in fields(Settings)}
+    assert "docs/operations.md#configuration" in readme
+    assert set(re.findall(r"`(INTERESTS_[A-Z_]+)`", readme)) <= table  # no setting that does not exist
     commands = parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     for command in commands:
         assert f"`interests {command}" in readme, command
+    for link in re.findall(r"\]\((docs/[a-z]+\.md)", readme):
+        assert (ROOT / link).is_file(), link
 
 
 def test_alert_rules_load_and_fire_on_their_cases() -> None:
