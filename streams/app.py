@@ -20,7 +20,7 @@ from cf.catalog_index import CatalogIndex
 from cf.neighbours import NeighbourIndex
 from cf.serving import HybridScorer
 from encoders import Encoder
-from streams import broker_profile
+from streams import faust_consumer
 from streams.catalog_agent import embed_items, reembed
 from streams.catalog_replica import CatalogReplica
 from streams.cooccurrence_agent import merge_deltas
@@ -52,7 +52,7 @@ class Engine:
 
 
 def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = None) -> Engine:
-    broker_profile.apply(settings)
+    faust_consumer.apply(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     metrics = metrics or Metrics.create()
     app = faust.App(
@@ -70,7 +70,7 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
         producer_compression_type=settings.compression_type,
         web_enabled=False,
         web_port=settings.web_port,
-        **broker_profile.faust_options(settings),
+        **faust_consumer.faust_options(settings),
     )
     topics = declare_topics(app, settings)
     tables = declare_tables(app, settings)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams import broker_profile
+from streams import faust_consumer
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class GlobalReplica:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            **broker_profile.replica_options(self.settings),
+            **faust_consumer.replica_options(self.settings),
         )
         await consumer.start()
         try:

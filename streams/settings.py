@@ -76,10 +76,10 @@ class Settings:
     metrics_port: int = 9464
     web_port: int = 6066
     log_level: str = "info"
-    # Tansu-profile knobs (ignored for real Kafka)
-    fetch_max_wait_ms: int = 20  # the agents' fetches (latency)
+    # the consumers (streams/faust_consumer.py)
+    fetch_max_wait_ms: int = 20  # the agents' fetches: how long one of idle partitions may hold the others
     replica_fetch_wait_ms: int = 200  # the catalog and neighbour replicas' fetches (idle polling)
-    session_timeout_s: float = 6.0
+    session_timeout_s: float = 10.0  # consumer group session: how long a dead worker keeps its partitions
 
     @property
     def compression_type(self) -> str | None:

@@ -177,6 +177,7 @@ def stack_on(broker: LocalBroker, tmp_path: Path) -> Iterator[Stack]:
     settings = Settings(
         broker=broker.url, broker_profile=broker.kind, app_id=f"it-{n}-{time.time_ns()}",
         topic_prefix=f"it{n}.", partitions=4, top_k=5, batch_size=200,
+        session_timeout_s=6.0,  # Kafka's least: a killed worker's partitions move on sooner
         min_event_ts_ms=0,  # the scenarios' event times are small numbers; the fuzz test sets it back
     )
     ensure_topics(settings)

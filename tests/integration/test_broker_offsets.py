@@ -6,7 +6,7 @@ import asyncio
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams.broker_profile import fetched_ends
+from streams.faust_consumer import fetched_ends
 from streams.ops.broker import LocalBroker
 
 

@@ -134,7 +134,7 @@ def own_broker(tmp_path: Path) -> Iterator[LocalBroker]:
 def test_the_worker_reconnects_after_the_broker_froze(own_broker: LocalBroker, tmp_path: Path) -> None:
     settings = Settings(broker=own_broker.url, broker_profile=own_broker.kind,
                         app_id=f"freeze-{time.time_ns()}", topic_prefix="fz.", partitions=4, top_k=5,
-                        batch_size=200, min_event_ts_ms=0)
+                        batch_size=200, min_event_ts_ms=0, session_timeout_s=6.0)
     ensure_topics(settings)
     stack = Stack(settings, tmp_path)
     try:
@@ -167,7 +167,8 @@ def test_the_broker_killed_mid_stream_and_restarted_loses_nothing(own_broker: Lo
     if own_broker.kind != "kafka":
         pytest.skip("the embedded broker keeps topics in memory: a restart starts empty")
     settings = Settings(broker=own_broker.url, broker_profile=own_broker.kind, app_id=f"bk-{time.time_ns()}",
-                        topic_prefix="bk.", partitions=4, top_k=5, batch_size=200, min_event_ts_ms=0)
+                        topic_prefix="bk.", partitions=4, top_k=5, batch_size=200, min_event_ts_ms=0,
+                        session_timeout_s=6.0)
     ensure_topics(settings)
     stack = Stack(settings, tmp_path)
     try:

@@ -36,7 +36,8 @@ def kafka(broker: LocalBroker) -> LocalBroker:
 def bare(broker: LocalBroker, tmp_path: Path, prefix: str) -> Stack:
     """A deployment whose topics do not exist yet."""
     settings = Settings(broker=broker.url, broker_profile=broker.kind, app_id=f"{prefix}-{time.time_ns()}",
-                        topic_prefix=f"{prefix}.", partitions=4, top_k=5, batch_size=200, min_event_ts_ms=0)
+                        topic_prefix=f"{prefix}.", partitions=4, top_k=5, batch_size=200, min_event_ts_ms=0,
+                        session_timeout_s=6.0)
     return Stack(settings, tmp_path)
 
 

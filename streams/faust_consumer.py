@@ -1,14 +1,23 @@
-"""Workarounds for the embedded Tansu broker, applied only when INTERESTS_BROKER_PROFILE=tansu.
+"""Faust's group consumer, as this product needs it on any broker, and the embedded broker's
+workarounds (INTERESTS_BROKER_PROFILE=tansu only).
 
-- Tansu answers a fetch only when `fetch_max_wait_ms` runs out, even with data waiting, and
-  faust-streaming 0.15.3 hard-codes 1500 ms for its group consumer: we lower it.
+On every broker:
+- faust-streaming 0.15.3 hard-codes `fetch_max_wait_ms=1500` for its group consumer. aiokafka
+  keeps one fetch in flight per broker and leaves out the partitions whose records are still
+  buffered, so a fetch may ask only for idle partitions (the co-occurrence deltas, a quiet events
+  partition) and the broker holds it for the whole wait while records pile up elsewhere: a list
+  waited up to 1.5 s for its event to be fetched. We set it (`INTERESTS_FETCH_MAX_WAIT_MS`).
+- The group session timeout and heartbeat (`INTERESTS_SESSION_TIMEOUT_S`): a worker that dies
+  keeps its partitions, and its users get no list, until its session expires.
+
+On the embedded Tansu broker only:
+- Tansu answers a fetch only when `fetch_max_wait_ms` runs out, even with data waiting.
 - Tansu's ListOffsets(latest) answers the base offset of a partition's last batch + 1, not its
   end, after multi-record batches. Faust takes changelog highwaters from it, so recovery stopped
   short or died (`persisted offset > highwater`). We correct each listed end with the high
   watermark of one fetch from just before it (fetch responses carry the right one), and so
   Faust's producer can batch like on any broker.
-- JoinGroup takes about session_timeout / 2: a short session timeout.
-Real Kafka runs none of this.
+- JoinGroup takes about session_timeout / 2.
 """
 
 from __future__ import annotations
@@ -24,9 +33,10 @@ from faust.transport.drivers import aiokafka as driver
 from streams.settings import Settings
 
 
-class _FetchWaitThread(driver.AIOKafkaConsumerThread):
+class _ConsumerThread(driver.AIOKafkaConsumerThread):
     fetch_max_wait_ms = 1500
     bootstrap = ""
+    correct_highwaters = False  # Tansu's ListOffsets
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
@@ -35,6 +45,8 @@ class _FetchWaitThread(driver.AIOKafkaConsumerThread):
 
     async def _highwaters(self, partitions: list[Any]) -> Mapping[Any, int]:
         listed = await super()._highwaters(partitions)
+        if not self.correct_highwaters:
+            return listed
         return await fetched_ends(self.bootstrap, listed, self.fetch_max_wait_ms)
 
 
@@ -70,29 +82,24 @@ async def fetched_ends(bootstrap: str, listed: Mapping[Any, int], fetch_wait_ms:
 
 
 def _new_consumer_thread(self: Any) -> driver.AIOKafkaConsumerThread:
-    return _FetchWaitThread(self, loop=self.loop, beacon=self.beacon)
+    return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
 def apply(settings: Settings) -> None:
-    if settings.broker_profile != "tansu":
-        return
-    _FetchWaitThread.fetch_max_wait_ms = settings.fetch_max_wait_ms
-    _FetchWaitThread.bootstrap = settings.bootstrap
+    _ConsumerThread.fetch_max_wait_ms = settings.fetch_max_wait_ms
+    _ConsumerThread.bootstrap = settings.bootstrap
+    _ConsumerThread.correct_highwaters = settings.broker_profile == "tansu"
     driver.Consumer._new_consumer_thread = _new_consumer_thread  # type: ignore[method-assign]
 
 
 def faust_options(settings: Settings) -> dict[str, Any]:
-    if settings.broker_profile != "tansu":
-        return {}
     return {
         "broker_session_timeout": settings.session_timeout_s,
-        "broker_heartbeat_interval": min(1.0, settings.session_timeout_s / 3),
+        "broker_heartbeat_interval": min(3.0, settings.session_timeout_s / 3),
     }
 
 
 def replica_options(settings: Settings) -> dict[str, Any]:
     """For the replicas' own aiokafka consumers: they poll all the time, mostly finding nothing;
     a longer wait costs their updates a fraction of a second and the worker far fewer fetches."""
-    if settings.broker_profile != "tansu":
-        return {}
     return {"fetch_max_wait_ms": settings.replica_fetch_wait_ms}
