@@ -146,8 +146,9 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
         metrics.assigned_partitions.set(sum(1 for tp in assigned if tp.topic == events_topic))
         metrics.rebalances.inc()
         metrics.consumer_lag.clear()  # partitions this worker no longer reads have no lag here
-        for guard in (events_guard, pairs_guard):
-            guard.reset()  # each partition starts again from the group's committed offset
+        for guard, source in ((events_guard, topics.events), (pairs_guard, topics.item_pairs)):
+            # each partition starts again from the group's committed offset
+            guard.reset((tp.topic, tp.partition) for tp in assigned if tp.topic == source.get_topic_name())
 
     @app.on_before_shutdown.connect
     async def stop_publishers(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -204,7 +205,14 @@ def observe_lag(app: faust.App, metrics: Metrics, sources: set[str]) -> None:
 async def unstall(app: faust.App, guard: OffsetGuard) -> None:
     """Seek back the partitions whose last records Faust read but never delivered to the agent
     (`streams.offset_guard.stalled`); Faust delivers them again from there."""
-    if guard.idle_s(time.monotonic()) < guard.stall_s or not guard.expected:
+    if guard.idle_s(time.monotonic()) < guard.stall_s:
+        return
+    try:
+        await guard.expect_assigned()
+    except Exception as exc:  # the broker away, say: a safety net never takes the worker down
+        log.warning("stall check: committed offsets not readable now (%r); trying again in 5 s", exc)
+        return
+    if not guard.expected or guard.idle_s(time.monotonic()) < guard.stall_s:  # a batch came meanwhile
         return
     tps = {(tp.topic, tp.partition): tp for tp in app.consumer.assignment()}
     read = {(tp.topic, tp.partition): offset for tp, offset in app.monitor.tp_read_offsets.items()}

@@ -22,7 +22,11 @@ A hole at the end of a partition has no record after it to reveal it: Faust has 
 high watermark, the agent has been idle for `STALL_S`, yet the partition holds records past the
 last one the agent saw. The worker then seeks the partition back to `expected[tp]`, and Faust
 delivers them again (`stalled`, run by the worker's 5 s timer; idle means for `STALL_S` and at
-least twice the time the agent may take to collect a batch).
+least twice the time the agent may take to collect a batch). A partition whose every record
+Faust dropped after an assignment (seen after a broker stalled past the session timeout) never
+shows the agent a record at all: for an assigned partition the agent has seen nothing of, the
+idle check takes the group's committed offset as `expected[tp]`, the same rule as at a first
+record.
 """
 
 from __future__ import annotations
@@ -111,7 +115,9 @@ class OffsetGuard:
         self.stall_s = max(STALL_S, 2 * batch_wait_s)
         self.fetch_timeout_s = fetch_timeout_s
         self.expected: dict[Partition, int] = {}
+        self.assigned: set[Partition] = set()  # this agent's source partitions on this worker
         self._consumer: AIOKafkaConsumer | None = None
+        self._starting = asyncio.Lock()
         self._busy = False
         self._idle_since = time.monotonic()
 
@@ -128,9 +134,19 @@ class OffsetGuard:
     def idle_s(self, now: float) -> float:
         return 0.0 if self._busy else now - self._idle_since
 
-    def reset(self) -> None:
+    def reset(self, assigned: Iterable[Partition] = ()) -> None:
         """After a rebalance: each partition starts again from the group's committed offset."""
         self.expected.clear()
+        self.assigned = set(assigned)
+
+    async def expect_assigned(self) -> None:
+        """`expected` for the assigned partitions the agent has seen no record of (an idle agent:
+        the stall check's, so that a partition Faust read without delivering anything is found)."""
+        unseen = sorted(self.assigned - self.expected.keys())
+        if unseen:
+            starts = await self._start_offsets(unseen)
+            for tp, offset in starts.items():
+                self.expected.setdefault(tp, offset)  # a batch that came meanwhile set it first
 
     async def complete(self, batch: Sequence[Any]) -> list[Any]:
         records = [(e.message.topic, e.message.partition, e.message.offset) for e in batch]
@@ -155,14 +171,23 @@ class OffsetGuard:
             self._consumer = None
 
     async def _client(self) -> AIOKafkaConsumer:
-        if self._consumer is None:
-            # the group's id, to read its committed offsets; it never subscribes, so it never joins
-            self._consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.settings.bootstrap, group_id=self.settings.app_id,
-                enable_auto_commit=False, auto_offset_reset="earliest",
-                fetch_max_wait_ms=self.settings.fetch_max_wait_ms)
-            await self._consumer.start()
+        async with self._starting:  # the agent and the stall check may both ask at once
+            if self._consumer is None:
+                self._consumer = await self._started_consumer()
         return self._consumer
+
+    async def _started_consumer(self) -> AIOKafkaConsumer:
+        # the group's id, to read its committed offsets; it never subscribes, so it never joins
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.bootstrap, group_id=self.settings.app_id,
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            fetch_max_wait_ms=self.settings.fetch_max_wait_ms)
+        try:
+            await consumer.start()
+        except BaseException:
+            await consumer.stop()  # the broker away: the next call starts a new one
+            raise
+        return consumer
 
     async def _start_offsets(self, partitions: list[Partition]) -> dict[Partition, int]:
         consumer = await self._client()

@@ -316,3 +316,43 @@ async def test_a_partition_read_to_its_end_but_never_delivered_is_sought_back() 
     assert consumer.sought == [(p0, 40)]
     holes = metrics.registry.get_sample_value("interests_offset_holes_total", {"topic": p0.topic})
     assert holes == 1
+
+
+async def test_a_partition_whose_every_record_faust_dropped_is_found_from_its_committed_offset() -> None:
+    # after a rebalance the agent saw no record of partition 0 at all: the guard has no expected
+    # offset for it until the idle check asks the group's committed offset
+    p0, p1 = TP("interests.events", 0), TP("interests.events", 1)
+    consumer = FakeConsumer({p0: 60, p1: 60})
+    app = mock.Mock(consumer=consumer, monitor=mock.Mock(tp_read_offsets={p0: 59, p1: 59}))
+    guard = OffsetGuard(Settings(), Metrics.create(), batch_wait_s=0.02)
+    guard.reset([("interests.events", 0), ("interests.events", 1)])
+    guard.expected = {("interests.events", 1): 60}  # partition 1 delivered up to its end
+    committed = {("interests.events", 0): 40, ("interests.events", 1): 55}
+    asked: list[list[tuple[str, int]]] = []
+
+    async def start_offsets(partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        asked.append(partitions)
+        return {tp: committed[tp] for tp in partitions}
+
+    guard._start_offsets = start_offsets  # type: ignore[method-assign]
+    with mock.patch("streams.app.time.monotonic", return_value=guard._idle_since + 11):
+        await unstall(app, guard)
+    assert asked == [[("interests.events", 0)]]  # only the partition it had seen nothing of
+    assert guard.expected[("interests.events", 1)] == 60  # what the agent saw is kept
+    assert consumer.sought == [(p0, 40)]
+
+
+async def test_the_stall_check_survives_a_broker_it_cannot_reach() -> None:
+    p0 = TP("interests.events", 0)
+    consumer = FakeConsumer({p0: 60})
+    app = mock.Mock(consumer=consumer, monitor=mock.Mock(tp_read_offsets={p0: 59}))
+    guard = OffsetGuard(Settings(), Metrics.create(), batch_wait_s=0.02)
+    guard.reset([("interests.events", 0)])
+
+    async def unreachable(partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        raise ConnectionError("broker away")
+
+    guard._start_offsets = unreachable  # type: ignore[method-assign]
+    with mock.patch("streams.app.time.monotonic", return_value=guard._idle_since + 11):
+        await unstall(app, guard)  # logs and returns: the next check tries again
+    assert consumer.sought == [] and guard.expected == {}

@@ -15,12 +15,10 @@ from pathlib import Path
 import pytest
 
 from cf.state import UserState
-from streams.admin import ensure_topics
 from streams.ops.broker import LocalBroker, free_port, local_broker
 from streams.ops.metrics_scrape import total
 from streams.ops.topic_reader import read_from_beginning
-from streams.settings import Settings
-from tests.integration.conftest import BROKER_KIND, CATALOG, Stack, latest_values, publish_catalog
+from tests.integration.conftest import BROKER_KIND, CATALOG, Stack, latest_values, publish_catalog, stack_on
 
 pytestmark = pytest.mark.integration
 ITEMS = sorted(CATALOG)
@@ -131,64 +129,54 @@ def own_broker(tmp_path: Path) -> Iterator[LocalBroker]:
         yield b
 
 
-def test_the_worker_reconnects_after_the_broker_froze(own_broker: LocalBroker, tmp_path: Path) -> None:
-    settings = Settings(broker=own_broker.url, broker_profile=own_broker.kind,
-                        app_id=f"freeze-{time.time_ns()}", topic_prefix="fz.", partitions=4, top_k=5,
-                        batch_size=200, min_event_ts_ms=0, session_timeout_s=6.0)
-    ensure_topics(settings)
-    stack = Stack(settings, tmp_path)
-    try:
-        publish_catalog(stack)
-        worker = stack.start_worker()
-        stack.wait_metric(worker, "interests_catalog_ready", lambda v: v == 1)
-        before = stream_of(users=10, per_user=5, tag="fz")
-        send(stack, before)
-        wait_for_last(stack, before)
+@pytest.fixture()
+def own_stack(own_broker: LocalBroker, tmp_path: Path) -> Iterator[Stack]:
+    yield from stack_on(own_broker, tmp_path)
 
-        # every client connection stalls past the session timeout: requests time out, the group
-        # membership expires, and the clients must find their way back
-        assert own_broker.process is not None
-        os.kill(own_broker.process.pid, signal.SIGSTOP)
-        time.sleep(2 * settings.session_timeout_s)
-        os.kill(own_broker.process.pid, signal.SIGCONT)
 
-        after = [(u, e.replace("-e", "-g"), i) for u, e, i in stream_of(users=10, per_user=5, tag="fz")]
-        send(stack, after, ts0=100_000)
-        wait_for_last(stack, after, timeout_s=120)
-        assert worker.alive()
-        assert_every_event_once(stack, before + after)
-    finally:
-        stack.stop()
+def test_the_worker_reconnects_after_the_broker_froze(own_broker: LocalBroker, own_stack: Stack) -> None:
+    stack, settings = own_stack, own_stack.settings
+    publish_catalog(stack)
+    worker = stack.start_worker()
+    stack.wait_metric(worker, "interests_catalog_ready", lambda v: v == 1)
+    before = stream_of(users=10, per_user=5, tag="fz")
+    send(stack, before)
+    wait_for_last(stack, before)
 
+    # every client connection stalls past the session timeout: requests time out, the group
+    # membership expires, and the clients must find their way back
+    assert own_broker.process is not None
+    os.kill(own_broker.process.pid, signal.SIGSTOP)
+    time.sleep(2 * settings.session_timeout_s)
+    os.kill(own_broker.process.pid, signal.SIGCONT)
+
+    after = [(u, e.replace("-e", "-g"), i) for u, e, i in stream_of(users=10, per_user=5, tag="fz")]
+    send(stack, after, ts0=100_000)
+    wait_for_last(stack, after, timeout_s=120)
+    assert worker.alive()
+    assert_every_event_once(stack, before + after)
 
 
 def test_the_broker_killed_mid_stream_and_restarted_loses_nothing(own_broker: LocalBroker,
-                                                                  tmp_path: Path) -> None:
+                                                                  own_stack: Stack) -> None:
     if own_broker.kind != "kafka":
         pytest.skip("the embedded broker keeps topics in memory: a restart starts empty")
-    settings = Settings(broker=own_broker.url, broker_profile=own_broker.kind, app_id=f"bk-{time.time_ns()}",
-                        topic_prefix="bk.", partitions=4, top_k=5, batch_size=200, min_event_ts_ms=0,
-                        session_timeout_s=6.0)
-    ensure_topics(settings)
-    stack = Stack(settings, tmp_path)
-    try:
-        publish_catalog(stack)
-        worker = stack.start_worker()
-        stack.wait_metric(worker, "interests_catalog_ready", lambda v: v == 1)
-        events = stream_of(users=20, per_user=40, tag="bk")
-        half = len(events) // 2
-        send(stack, events[:half])
-        stack.wait_metric(worker, "interests_events_total", lambda v: v >= half // 4, outcome="ok")
-        own_broker.kill()  # SIGKILL, mid-stream: the worker's requests fail, its producer retries
-        time.sleep(2)
-        own_broker.start()  # same port, same log dir
-        send(stack, events[half:], ts0=100_000)
-        wait_for_last(stack, events, timeout_s=180)
-        assert worker.alive()
-        assert_every_event_once(stack, events)
-        merged = total(stack.metrics(worker), "interests_events_total", outcome="ok")
-        duplicates = total(stack.metrics(worker), "interests_events_total", outcome="duplicate")
-        assert merged == len(events)  # merged once each; a redelivery is counted as a duplicate
-        print(f"broker SIGKILL: {merged:.0f} merged, {duplicates:.0f} redelivered and skipped")
-    finally:
-        stack.stop()
+    stack = own_stack
+    publish_catalog(stack)
+    worker = stack.start_worker()
+    stack.wait_metric(worker, "interests_catalog_ready", lambda v: v == 1)
+    events = stream_of(users=20, per_user=40, tag="bk")
+    half = len(events) // 2
+    send(stack, events[:half])
+    stack.wait_metric(worker, "interests_events_total", lambda v: v >= half // 4, outcome="ok")
+    own_broker.kill()  # SIGKILL, mid-stream: the worker's requests fail, its producer retries
+    time.sleep(2)
+    own_broker.start()  # same port, same log dir
+    send(stack, events[half:], ts0=100_000)
+    wait_for_last(stack, events, timeout_s=180)
+    assert worker.alive()
+    assert_every_event_once(stack, events)
+    merged = total(stack.metrics(worker), "interests_events_total", outcome="ok")
+    duplicates = total(stack.metrics(worker), "interests_events_total", outcome="duplicate")
+    assert merged == len(events)  # merged once each; a redelivery is counted as a duplicate
+    print(f"broker SIGKILL: {merged:.0f} merged, {duplicates:.0f} redelivered and skipped")
