@@ -60,7 +60,8 @@ def admin_client(settings: Settings, timeout_s: float = 30.0) -> KafkaAdminClien
 def _ensure(settings: Settings, wanted: Mapping[str, dict[str, Any]], timeout_s: float) -> TopicReport:
     admin = admin_client(settings, timeout_s)
     try:
-        missing = {name: spec for name, spec in wanted.items() if name not in set(admin.list_topics())}
+        existing = set(admin.list_topics())
+        missing = {name: spec for name, spec in wanted.items() if name not in existing}
         failed: dict[str, str] = {}
         created: list[str] = []
         if missing:
