@@ -65,9 +65,13 @@ class LocalBroker:
         return f"{self.host}:{self.port}"
 
     def _spawn(self, command: list[str], env: dict[str, str]) -> None:
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                        start_new_session=True)
+        if self.log_file is None:
+            self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                            env=env, start_new_session=True)
+            return
+        with open(self.log_file, "ab") as out:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                            start_new_session=True)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -213,36 +217,34 @@ class KafkaBroker(LocalBroker):
         return self
 
     def wait_ready(self, timeout_s: float) -> None:
-        """Until the broker answers metadata naming itself: a listening port comes first."""
-        from kafka import KafkaAdminClient
-        from kafka.errors import KafkaError
-
+        """Until the broker answers metadata naming itself."""
         deadline = time.monotonic() + timeout_s
-        while True:  # a client started before the port listens waits out its bootstrap timeout
+        while not self._serves_metadata():
             if not self.alive():
                 raise RuntimeError(f"Apache Kafka exited during start; see {self.log_file}")
-            try:
-                wait_for_port(self.host, self.port, timeout_s=1.0)
-                break
-            except TimeoutError:
-                if time.monotonic() > deadline:
-                    raise
-        while True:
-            if not self.alive():
-                raise RuntimeError(f"Apache Kafka exited during start; see {self.log_file}")
-            try:
-                admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000,
-                                         client_id="interests-broker-check")
-                try:
-                    if admin.describe_cluster().get("brokers"):
-                        return
-                finally:
-                    admin.close()
-            except (KafkaError, OSError, ValueError):
-                pass
             if time.monotonic() > deadline:
                 raise TimeoutError(f"Apache Kafka on {self.bootstrap} not ready after {timeout_s:.0f} s")
             time.sleep(0.2)
+
+    def _serves_metadata(self) -> bool:
+        from kafka import KafkaAdminClient
+        from kafka.errors import KafkaError
+
+        try:  # a client started before the port listens would wait out its bootstrap timeout
+            wait_for_port(self.host, self.port, timeout_s=0.5)
+        except TimeoutError:
+            return False
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000,
+                                     client_id="interests-broker-check")
+        except (KafkaError, OSError, ValueError):
+            return False
+        try:
+            return bool(admin.describe_cluster().get("brokers"))
+        except (KafkaError, OSError, ValueError):
+            return False
+        finally:
+            admin.close()
 
 
 def local_broker(kind: BrokerKind, port: int, data_dir: Path, log_file: Path | None = None) -> LocalBroker:
