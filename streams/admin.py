@@ -9,13 +9,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kafka import KafkaAdminClient
-from kafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from kafka import KafkaAdminClient, TopicPartition
+from kafka.admin import OffsetSpec
+from kafka.errors import GroupAuthorizationFailedError, KafkaError, TopicAlreadyExistsError, for_code
+from kafka.structs import OffsetAndMetadata
 
+from streams.access import AccessDenied, Role, missing_acls, required_acls
+from streams.connection import client_options
 from streams.settings import Settings
-from streams.topics import TOPIC_NAMES, topic_config
+from streams.topics import TOPIC_NAMES, changelog_topics, topic_config
 
 log = logging.getLogger(__name__)
+GROUP_DENIED = 30  # Kafka's GROUP_AUTHORIZATION_FAILED
 
 
 @dataclass(frozen=True)
@@ -28,15 +33,41 @@ class TopicReport:
     failed: dict[str, str] = field(default_factory=dict)  # could not be created, and why
 
 
-def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> TopicReport:
-    """Every topic of the app (`streams.topics`), created with the settings' partitions,
-    replication and per-topic configuration where missing. Existing topics are left as they are;
-    one whose partition count differs is reported (keys would map to other partitions than the
-    producers' and the tables' changelogs expect)."""
+def ensure_topics(settings: Settings, timeout_s: float = 30.0, changelogs: bool = True) -> TopicReport:
+    """Every topic of the app (`streams.topics`) and its tables' changelog topics (compacted, as
+    Faust makes them), created with the settings' partitions, replication and per-topic
+    configuration where missing. Existing topics are left as they are; one whose partition count
+    differs is reported (keys would map to other partitions than the producers' and the tables'
+    changelogs expect)."""
     wanted = {settings.topic(name): {"num_partitions": settings.partitions,
                                      "replication_factor": settings.replication_factor,
                                      "configs": topic_config(name, settings)} for name in TOPIC_NAMES}
+    if changelogs:
+        wanted |= {name: {"num_partitions": settings.partitions,
+                          "replication_factor": settings.replication_factor,
+                          "configs": {"cleanup.policy": "compact"}} for name in changelog_topics(settings)}
     return _ensure(settings, wanted, timeout_s)
+
+
+def check_access(settings: Settings, role: Role = "worker", timeout_s: float = 30.0) -> None:
+    """Raises `AccessDenied` naming every ACL of `role` (streams/access.py) the cluster does not
+    grant these settings' principal. Run after `ensure_topics`: the topics then exist, and the
+    broker tells which operations the principal has on each."""
+    needed = required_acls(settings, role)
+    topics = [settings.topic(n) for n in TOPIC_NAMES]
+    if role == "worker":
+        topics += changelog_topics(settings)
+    admin = admin_client(settings, timeout_s)
+    try:
+        answers = {t["name"]: t for t in admin.describe_topics(topics)}
+        group_ops = _group_operations(admin, settings.app_id, settings.topic("events"), timeout_s) if any(
+            a.resource_type == "GROUP" for a in needed) else set()
+    finally:
+        admin.close()
+    relevant = [a for a in needed if a.resource_type == "GROUP" or any(a.covers("TOPIC", t) for t in topics)]
+    missing = missing_acls(relevant, answers, group_ops)
+    if missing:
+        raise AccessDenied(missing, settings.bootstrap)
 
 
 def create_topics(settings: Settings, names: list[str], timeout_s: float = 30.0) -> TopicReport:
@@ -46,11 +77,45 @@ def create_topics(settings: Settings, names: list[str], timeout_s: float = 30.0)
                    timeout_s)
 
 
+def _group_operations(admin: KafkaAdminClient, group: str, probe: str, timeout_s: float) -> set[str] | None:
+    """The operations the principal has on `group`; None when it may not even describe it. On a
+    new cluster the group coordinator comes up with the first request for it: retried."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            answer = admin.describe_groups([group]).get(group, {})
+            if answer.get("authorized_operations") is None and answer.get("group_state") == "Dead":
+                return _new_group_operations(admin, group, probe)
+            return set(answer.get("authorized_operations") or ())
+        except KafkaError as exc:
+            if getattr(exc, "errno", None) == GROUP_DENIED:
+                return None
+            if not getattr(exc, "retriable", False) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def _new_group_operations(admin: KafkaAdminClient, group: str, probe: str) -> set[str]:
+    """A group nobody joined yet has no operations to describe; finding its coordinator took
+    Describe. Read (what joining takes; Faust waits forever on a refused join) is tried with the
+    one commit that changes nothing: partition 0 of `probe` at its earliest offset, where a new
+    group starts anyway (auto.offset.reset=earliest)."""
+    tp = TopicPartition(probe, 0)
+    try:
+        earliest = admin.list_partition_offsets({tp: OffsetSpec.EARLIEST})[tp].offset
+        error = admin.alter_group_offsets(group, {tp: OffsetAndMetadata(earliest, "", -1)}).get(tp)
+    except KafkaError as exc:  # the topic itself refused: reported on its own
+        log.warning("could not check Read on group %s: %s", group, exc)
+        return {"DESCRIBE", "READ"}
+    return {"DESCRIBE"} if error is GroupAuthorizationFailedError else {"DESCRIBE", "READ"}
+
+
 def admin_client(settings: Settings, timeout_s: float = 30.0) -> KafkaAdminClient:
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            return KafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="interests-admin")
+            return KafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="interests-admin",
+                                    **client_options(settings))
         except KafkaError:
             if time.monotonic() > deadline:
                 raise

@@ -20,7 +20,7 @@ from cf.catalog_index import CatalogIndex
 from cf.neighbours import NeighbourIndex
 from cf.serving import HybridScorer
 from encoders import Encoder
-from streams import faust_consumer
+from streams import connection, faust_consumer
 from streams.catalog_agent import embed_items, reembed
 from streams.catalog_replica import CatalogReplica
 from streams.cooccurrence_agent import merge_deltas
@@ -71,6 +71,7 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
         web_enabled=False,
         web_port=settings.web_port,
         **faust_consumer.faust_options(settings),
+        **connection.faust_options(settings),  # its producer, consumer and topic creation
     )
     topics = declare_topics(app, settings)
     tables = declare_tables(app, settings)

@@ -13,15 +13,20 @@ from dataclasses import replace
 from pathlib import Path
 
 from encoders.loading import BACKENDS
+from streams.connection import ConnectionRefused, ConnectionSettingsError, check_connection, hide_secrets
 from streams.settings import Settings
+
+CONNECTING = ("worker", "produce", "tail", "explain")  # the commands that use INTERESTS_BROKER
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     import faust
     from threadpoolctl import threadpool_limits
 
-    from streams.admin import ensure_topics
+    from streams.access import AccessDenied
+    from streams.admin import check_access, ensure_topics
     from streams.app import create_app
+    from streams.connection import describe
     from streams.encoder_setup import open_encoder
     from streams.metrics import Metrics
 
@@ -30,8 +35,11 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     threadpool_limits(settings.scoring_threads, user_api="blas")
     log = logging.getLogger(__name__)
     logging.basicConfig(level=settings.log_level.upper(), format="[%(asctime)s] [%(levelname)s] %(message)s")
+    # the admin client's chatter
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.root.level))
     metrics = Metrics.create()
     metrics.serve(settings.metrics_host, settings.metrics_port)
+    log.info("connecting to %s (%s)", settings.bootstrap, describe(settings))
     # on a bare cluster the worker creates its topics: Kafka does not create a topic because a
     # consumer subscribed to it, and a worker subscribed to missing topics reads nothing
     report = ensure_topics(settings)
@@ -41,6 +49,14 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         metrics.topic_problems.labels(topic, "partitions").set(1)
     for topic in report.failed:
         metrics.topic_problems.labels(topic, "not_created").set(1)
+    if settings.broker_profile == "kafka":
+        # every permission it needs, checked once: a refused one would otherwise surface as a
+        # stalled agent or a crash loop deep inside Faust
+        try:
+            check_access(settings)
+        except AccessDenied as exc:
+            log.error("stopping: %s", exc)
+            return 2
     if report.failed:
         log.error("stopping: the worker needs every topic it reads and writes; %s",
                   "; ".join(f"{t}: {why}" for t, why in report.failed.items()))
@@ -58,7 +74,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 def _broker(args: argparse.Namespace, settings: Settings) -> int:
     import threading
 
-    from streams.ops.broker import MissingTool, install_kafka, local_broker
+    from streams.ops.broker import KafkaBroker, MissingTool, install_kafka, local_broker
 
     if args.install:
         try:
@@ -72,16 +88,22 @@ def _broker(args: argparse.Namespace, settings: Settings) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     data_dir = args.data_dir or Path("var") / f"{args.kind}-{args.port}"
-    broker = local_broker(args.kind, args.port, data_dir)
     try:
+        broker = local_broker(args.kind, args.port, data_dir, secured=args.secured)
         broker.start()
-    except MissingTool as exc:
+    except (MissingTool, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 2
     try:
         where = f"log dir {data_dir}" if args.kind == "kafka" else "in memory"
         print(f"{'Apache Kafka' if args.kind == 'kafka' else 'Tansu'} on {broker.bootstrap} ({where}); "
               "Ctrl-C stops it", flush=True)
+        if args.secured and isinstance(broker, KafkaBroker):
+            security = broker.security
+            print(f"secured: SASL_SSL + SCRAM-SHA-512 on {broker.bootstrap}, mutual TLS on "
+                  f"{broker.mtls_bootstrap}; users {', '.join(security.users)} (passwords in "
+                  f"{security.folder / 'users.json'}); the administrator's tool config: "
+                  f"{security.java_client_config()}", flush=True)
         while not stop.wait(0.5):
             if not broker.alive():
                 print(f"the broker exited ({broker.process.returncode if broker.process else '?'})",
@@ -89,6 +111,21 @@ def _broker(args: argparse.Namespace, settings: Settings) -> int:
                 return 1
     finally:
         broker.stop()
+    return 0
+
+
+def _acls(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.access import as_json, kafka_acls_commands, required_acls
+
+    acls = required_acls(settings, args.role, args.principal)
+    if args.json:
+        print(json.dumps(as_json(acls), indent=2))
+        return 0
+    print(f"# what `interests {'worker' if args.role == 'worker' else args.role}` needs as "
+          f"{acls[0].principal}, with these settings (app id {settings.app_id!r}, topic prefix "
+          f"{settings.topic_prefix!r}); run as an administrator:")
+    for line in kafka_acls_commands(acls, settings.bootstrap, args.command_config):
+        print(line)
     return 0
 
 
@@ -109,6 +146,8 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
     from kafka import KafkaConsumer
 
+    from streams.connection import client_options
+
     titles: dict[str, str] = {}
     if args.dataset:
         from streams.offline.datasets import load_dataset
@@ -117,6 +156,7 @@ def _tail(args: argparse.Namespace, settings: Settings) -> int:
     consumer = KafkaConsumer(
         settings.topic("recommendations"), bootstrap_servers=settings.bootstrap, group_id=None,
         auto_offset_reset="earliest" if args.from_beginning else "latest", enable_auto_commit=False,
+        **client_options(settings),
     )
     seen = 0
     try:
@@ -355,11 +395,24 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--port", type=int, default=9092)
     b.add_argument("--data-dir", type=Path, default=None,
                    help="kafka: its log dir, kept across restarts (default var/kafka-PORT)")
+    b.add_argument("--secured", action="store_true",
+                   help="kafka: SASL_SSL with SCRAM-SHA-512, mutual TLS on a second port, and an authorizer "
+                   "that refuses what no ACL allows; prints the client settings of its users")
     b.add_argument("--install", action="store_true",
                    help="kafka: only resolve its jars from Maven Central into the cache, print where")
     b.set_defaults(run=_broker)
     w = sub.add_parser("worker", help="run the Faust worker")
     w.set_defaults(run=_worker)
+    a = sub.add_parser("acls", help="the ACLs the worker (or a producer, or a reader) needs on a secured "
+                       "cluster, as kafka-acls command lines or JSON")
+    a.add_argument("--role", choices=["worker", "producer", "reader"], default="worker")
+    a.add_argument("--principal", default=None,
+                   help="default: User:INTERESTS_SASL_USERNAME (mutual TLS: the certificate's mapped name)")
+    a.add_argument("--command-config", default="admin.properties",
+                   help="the administrator's client properties file, named in the printed commands")
+    a.add_argument("--json", action="store_true", help="a list of objects: resource_type, pattern_type, "
+                   "name, operation, principal, host, permission, why")
+    a.set_defaults(run=_acls)
     pr = sub.add_parser("produce", help="replay a data set to Kafka: items, then events in time order")
     _dataset_option(pr)
     pr.add_argument("--rate", type=float, default=0.0, help="events/s, 0 = as fast as possible")
@@ -500,10 +553,23 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        print(f"interests: {exc}", file=sys.stderr)
+        return 2
     if args.command != "worker":
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("kafka").setLevel(logging.ERROR)  # client chatter, not the user's business
+    hide_secrets(settings)
+    if args.command in CONNECTING or (args.command == "train-cf" and args.from_broker):
+        # the one clear answer to wrong credentials or a CA that does not match, before any client
+        # library retries them out of sight
+        try:
+            check_connection(settings)
+        except (ConnectionRefused, ConnectionSettingsError) as exc:
+            print(f"interests {args.command}: cannot use the Kafka cluster: {exc}", file=sys.stderr)
+            return 2
     started = time.monotonic()
     code = int(args.run(args, settings))
     logging.getLogger(__name__).debug("%s took %.1f s", args.command, time.monotonic() - started)

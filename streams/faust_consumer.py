@@ -30,12 +30,14 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from faust.transport.drivers import aiokafka as driver
 
+from streams.connection import client_options
 from streams.settings import Settings
 
 
 class _ConsumerThread(driver.AIOKafkaConsumerThread):
     fetch_max_wait_ms = 1500
     bootstrap = ""
+    client_options: Mapping[str, Any] = {}
     correct_highwaters = False  # Tansu's ListOffsets
 
     def _create_worker_consumer(self, transport: Any) -> Any:
@@ -47,10 +49,11 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
         listed = await super()._highwaters(partitions)
         if not self.correct_highwaters:
             return listed
-        return await fetched_ends(self.bootstrap, listed, self.fetch_max_wait_ms)
+        return await fetched_ends(self.bootstrap, listed, self.fetch_max_wait_ms, self.client_options)
 
 
 async def fetched_ends(bootstrap: str, listed: Mapping[Any, int], fetch_wait_ms: int,
+                       client_options: Mapping[str, Any] | None = None,
                        timeout_s: float = 10.0) -> dict[Any, int]:
     """Each partition's end offset as a fetch reports it (its high watermark), read from one
     record before the end ListOffsets gave; that end where a partition is empty."""
@@ -59,7 +62,8 @@ async def fetched_ends(bootstrap: str, listed: Mapping[Any, int], fetch_wait_ms:
     if not tps:
         return out
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                fetch_max_wait_ms=fetch_wait_ms, max_partition_fetch_bytes=1024)
+                                fetch_max_wait_ms=fetch_wait_ms, max_partition_fetch_bytes=1024,
+                                **(client_options or {}))
     await consumer.start()
     try:
         consumer.assign(tps)
@@ -88,6 +92,7 @@ def _new_consumer_thread(self: Any) -> driver.AIOKafkaConsumerThread:
 def apply(settings: Settings) -> None:
     _ConsumerThread.fetch_max_wait_ms = settings.fetch_max_wait_ms
     _ConsumerThread.bootstrap = settings.bootstrap
+    _ConsumerThread.client_options = client_options(settings)
     _ConsumerThread.correct_highwaters = settings.broker_profile == "tansu"
     driver.Consumer._new_consumer_thread = _new_consumer_thread  # type: ignore[method-assign]
 

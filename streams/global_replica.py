@@ -15,6 +15,7 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams import faust_consumer
+from streams.connection import client_options
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class GlobalReplica:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             **faust_consumer.replica_options(self.settings),
+            **client_options(self.settings),
         )
         await consumer.start()
         try:

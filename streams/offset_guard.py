@@ -41,6 +41,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.connection import client_options
 from streams.metrics import Metrics
 from streams.settings import Settings
 
@@ -181,7 +182,7 @@ class OffsetGuard:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.bootstrap, group_id=self.settings.app_id,
             enable_auto_commit=False, auto_offset_reset="earliest",
-            fetch_max_wait_ms=self.settings.fetch_max_wait_ms)
+            fetch_max_wait_ms=self.settings.fetch_max_wait_ms, **client_options(self.settings))
         try:
             await consumer.start()
         except BaseException:

@@ -16,6 +16,7 @@ import asyncio
 
 from aiokafka import AIOKafkaProducer
 
+from streams.connection import client_options
 from streams.settings import Settings
 
 
@@ -31,7 +32,8 @@ class Publisher:
             self._producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap, acks="all",
                                               linger_ms=self.settings.publish_linger_ms,
                                               max_batch_size=self.settings.producer_batch_bytes,
-                                              compression_type=self.settings.compression_type)
+                                              compression_type=self.settings.compression_type,
+                                              **client_options(self.settings))
             await self._producer.start()
         self._pending.append(await self._producer.send(topic, key=key, value=value, partition=partition))
 

@@ -17,6 +17,9 @@ from encoders.loading import BACKENDS
 BrokerProfile = Literal["kafka", "tansu"]
 
 
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
 # each one aiokafka writes (cramjam) and the kafka-python readers decode (gzip, lz4, zstandard)
 COMPRESSIONS = ("none", "gzip", "lz4", "zstd")
 
@@ -80,6 +83,15 @@ class Settings:
     fetch_max_wait_ms: int = 20  # the agents' fetches: how long one of idle partitions may hold the others
     replica_fetch_wait_ms: int = 200  # the catalog and neighbour replicas' fetches (idle polling)
     session_timeout_s: float = 10.0  # consumer group session: how long a dead worker keeps its partitions
+    # how every client connects (streams/connection.py, docs/operations.md "A secured cluster")
+    security_protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
+    sasl_mechanism: str = "PLAIN"  # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
+    sasl_username: str = ""
+    sasl_password: str = field(default="", repr=False)  # never printed: `public()` masks it
+    sasl_password_file: str = ""  # read at each client's start, instead of INTERESTS_SASL_PASSWORD
+    ssl_cafile: str = ""  # PEM CAs the broker's certificate must chain to; "" = the system's
+    ssl_certfile: str = ""  # PEM client certificate for mutual TLS (with ssl_keyfile)
+    ssl_keyfile: str = ""  # its private key, where the certificate file does not hold it
 
     @property
     def compression_type(self) -> str | None:
@@ -109,10 +121,31 @@ class Settings:
     def event_weights(self) -> EventWeights:
         return EventWeights(by_type=self.weights)
 
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    def password(self) -> str:
+        """The SASL password, from INTERESTS_SASL_PASSWORD or the file INTERESTS_SASL_PASSWORD_FILE
+        names (read each time: a rotated file is picked up by the next client)."""
+        if not self.sasl_password_file:
+            return self.sasl_password
+        try:
+            return Path(self.sasl_password_file).read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise ValueError(f"INTERESTS_SASL_PASSWORD_FILE={self.sasl_password_file}: "
+                             f"{exc.strerror}") from None
+
     def public(self) -> dict[str, object]:
-        """For logs: the broker URL may carry credentials, so only its scheme and hosts."""
+        """For logs: the broker URL may carry credentials, so only its scheme and hosts; the
+        password is masked."""
         values = asdict(self)
         values["broker"] = self.broker.split("@")[-1]
+        values["sasl_password"] = "***" if self.sasl_password else ""
         return values
 
     def to_env(self) -> dict[str, str]:
@@ -146,6 +179,20 @@ class Settings:
         if self.compression not in COMPRESSIONS:
             raise ValueError(f"INTERESTS_COMPRESSION must be one of {', '.join(COMPRESSIONS)}, "
                              f"not {self.compression!r}")
+        if self.security_protocol not in SECURITY_PROTOCOLS:
+            raise ValueError(f"INTERESTS_SECURITY_PROTOCOL must be one of {', '.join(SECURITY_PROTOCOLS)}, "
+                             f"not {self.security_protocol!r}")
+        if self.sasl_mechanism not in SASL_MECHANISMS:
+            raise ValueError(f"INTERESTS_SASL_MECHANISM must be one of {', '.join(SASL_MECHANISMS)}, "
+                             f"not {self.sasl_mechanism!r}")
+        if self.sasl_password and self.sasl_password_file:
+            raise ValueError("set INTERESTS_SASL_PASSWORD or INTERESTS_SASL_PASSWORD_FILE, not both")
+        if self.uses_sasl and not (self.sasl_username and (self.sasl_password or self.sasl_password_file)):
+            raise ValueError(f"INTERESTS_SECURITY_PROTOCOL={self.security_protocol} needs "
+                             "INTERESTS_SASL_USERNAME and INTERESTS_SASL_PASSWORD "
+                             "(or INTERESTS_SASL_PASSWORD_FILE)")
+        if self.ssl_keyfile and not self.ssl_certfile:
+            raise ValueError("INTERESTS_SSL_KEYFILE is the key of INTERESTS_SSL_CERTFILE, which is not set")
         if self.broker_profile not in ("kafka", "tansu"):
             raise ValueError(f"INTERESTS_BROKER_PROFILE must be kafka or tansu, not {self.broker_profile!r}")
         for name in ("partitions", "scoring_threads", "embed_batch", "batch_size", "top_k", "history_size",

@@ -10,6 +10,7 @@ import faust
 from faust.types import FutureMessage
 
 from streams.settings import Settings
+from streams.topics import TABLE_NAMES
 
 # RocksDB properties of a table partition's memory, by the `kind` label they get
 ROCKSDB_MEMORY = {
@@ -83,9 +84,10 @@ def stored_table(app: faust.App, name: str, **kwargs: Any) -> StoredTable:
 
 def declare_tables(app: faust.App, settings: Settings) -> Tables:
     options = store_options(settings) if settings.store.startswith("rocksdb") else None
+    users_name, rows_name = TABLE_NAMES
     users = stored_table(
         app,
-        "users",
+        users_name,
         default=None,
         key_type=bytes,  # bytes <-> the "raw" codec: no JSON, no pickle
         value_type=bytes,
@@ -95,7 +97,7 @@ def declare_tables(app: faust.App, settings: Settings) -> Tables:
     )
     item_rows = stored_table(
         app,
-        "item_rows",
+        rows_name,
         default=None,
         key_type=bytes,
         value_type=bytes,

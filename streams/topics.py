@@ -22,6 +22,7 @@ class Topics:
 
 TOPIC_NAMES = ("items", "item-vectors", "events", "item-pairs", "item-neighbours", "recommendations",
                "dlq")
+TABLE_NAMES = ("users", "item_rows")  # streams/tables.py: each table has a changelog topic
 COMPACTED_TOPICS = ("items", "item-vectors", "item-neighbours", "recommendations")  # latest per key
 
 
@@ -33,6 +34,11 @@ def topic_config(name: str, settings: Settings) -> dict[str, str]:
         return {"cleanup.policy": "compact"}
     hours = settings.dlq_retention_h if name == "dlq" else settings.events_retention_h
     return {"cleanup.policy": "delete", "retention.ms": str(int(hours * 3_600_000))}
+
+
+def changelog_topics(settings: Settings) -> list[str]:
+    """Faust's name for each table's changelog topic: `<app id>-<table>-changelog`."""
+    return [f"{settings.app_id}-{table}-changelog" for table in TABLE_NAMES]
 
 
 def declare_topics(app: faust.App, settings: Settings) -> Topics:

@@ -22,6 +22,7 @@ from typing import Any
 from kafka import KafkaProducer
 
 from streams.admin import ensure_topics
+from streams.connection import client_options
 from streams.offline.datasets import load_dataset
 from streams.offline.replay import replay
 from streams.ops.broker import BrokerKind, wait_for_port
@@ -106,7 +107,7 @@ def run_profile(settings: Settings, seconds: float = 25.0, rate: float = 400.0, 
                                         "raw", "-o", str(out), "--duration", str(int(seconds)), "--rate",
                                         "100", "--nonblocking"], stdout=subprocess.DEVNULL,
                                        stderr=subprocess.DEVNULL)
-            producer = KafkaProducer(bootstrap_servers=s.bootstrap, linger_ms=5)
+            producer = KafkaProducer(bootstrap_servers=s.bootstrap, linger_ms=5, **client_options(s))
             count, now_ms = int(seconds * rate) + 1, int(time.time() * 1000)  # wall-clock event times
             events = (item_events(data, "p", count, now_ms, order) if mode == "item"
                       else text_events(data, "p", count, now_ms, seed))

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from kafka import KafkaProducer
 
+from streams.connection import client_options
 from streams.offline.datasets import Dataset, Interaction
 from streams.ops.topic_reader import read_from_beginning
 from streams.records import dumps
@@ -37,7 +38,7 @@ def event_json(x: Interaction, event_id: str) -> bytes:
 
 def producer(settings: Settings) -> KafkaProducer:
     return KafkaProducer(bootstrap_servers=settings.bootstrap, acks="all", linger_ms=5,
-                         retries=5, client_id="interests-replay")
+                         retries=5, client_id="interests-replay", **client_options(settings))
 
 
 def publish_items(settings: Settings, dataset: Dataset, prod: KafkaProducer) -> int:

@@ -20,9 +20,12 @@ import time
 import uuid
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from streams.cache_dir import cache_dir
+
+if TYPE_CHECKING:
+    from streams.ops.broker_security import BrokerSecurity
 
 BrokerKind = Literal["kafka", "tansu"]
 BROKER_KINDS: tuple[BrokerKind, ...] = ("kafka", "tansu")
@@ -165,10 +168,33 @@ class KafkaBroker(LocalBroker):
     kind: BrokerKind = "kafka"
 
     def __init__(self, port: int = 9092, data_dir: Path = Path("var/kafka"), host: str = "127.0.0.1",
-                 log_file: Path | None = None, heap_mb: int = 512, cache: Path | None = None) -> None:
+                 log_file: Path | None = None, heap_mb: int = 512, cache: Path | None = None,
+                 secured: bool = False, users: tuple[str, ...] = ("app",)) -> None:
         self.host, self.port, self.data_dir, self.heap_mb = host, port, data_dir, heap_mb
         self.log_file = log_file if log_file is not None else data_dir / "broker.log"
         self.cache = cache
+        self.secured, self.users = secured, users
+
+    @property
+    def security(self) -> BrokerSecurity:
+        """The secured cluster's CA, certificates and users (made on first use, kept after)."""
+        from streams.ops.broker_security import broker_security
+
+        if not self.secured:
+            raise RuntimeError("this broker is not secured")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return broker_security(self.data_dir, self.host, self.users)
+
+    @property
+    def mtls_bootstrap(self) -> str:
+        return f"{self.host}:{self._kept_port('mtls.port')}"
+
+    def client_env(self, user: str = "admin", mutual_tls: bool = False) -> dict[str, str]:
+        """The INTERESTS_* settings a client of this broker connects with, as `user` on a secured one."""
+        if not self.secured:
+            return {"INTERESTS_BROKER": self.url}
+        where = self.mtls_bootstrap if mutual_tls else self.bootstrap
+        return self.security.client_env(user, f"kafka://{where}", mutual_tls)
 
     @property
     def log_dir(self) -> Path:
@@ -176,16 +202,26 @@ class KafkaBroker(LocalBroker):
 
     def controller_port(self) -> int:
         """Chosen on first start and kept: the KRaft quorum records its controller's address."""
-        path = self.data_dir / "controller.port"
+        return self._kept_port("controller.port")
+
+    def _kept_port(self, name: str) -> int:
+        path = self.data_dir / name
         if not path.is_file():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
             path.write_text(str(free_port(self.host)))
         return int(path.read_text())
 
     def config(self) -> Path:
         template = (DEPLOY_KAFKA / "server.properties").read_text()
+        values = {"host": self.host, "port": self.port, "log_dir": self.log_dir.resolve(),
+                  "controller_port": self.controller_port()}
+        if self.secured:  # later keys win in a properties file
+            template += "\n" + (DEPLOY_KAFKA / "secured.properties").read_text()
+            values.update(self.security.server_config(self.host, self._kept_port("mtls.port")))
         path = self.data_dir / "server.properties"
-        path.write_text(template.format(host=self.host, port=self.port, log_dir=self.log_dir.resolve(),
-                                        controller_port=self.controller_port()))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it may hold passwords
+        with os.fdopen(fd, "w") as out:
+            out.write(template.format(**values))
         return path
 
     def _java(self, main: str, *args: str, heap: bool = False) -> list[str]:
@@ -201,8 +237,12 @@ class KafkaBroker(LocalBroker):
             return
         # what `StorageTool random-uuid` prints: 16 random bytes, URL-safe base64 without padding
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-        subprocess.run(self._java("kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id,
-                                  "-c", str(config)), check=True, capture_output=True)
+        users = self.security.scram_arguments() if self.secured else []
+        # its output (the configuration, SCRAM keys) is kept out of every log
+        done = subprocess.run(self._java("kafka.tools.StorageTool", "format", "--standalone", "-t",
+                                         cluster_id, "-c", str(config), *users), capture_output=True)
+        if done.returncode:
+            raise RuntimeError(f"formatting {self.log_dir} failed (StorageTool exited {done.returncode})")
 
     def start(self, timeout_s: float = 60.0) -> KafkaBroker:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -236,7 +276,7 @@ class KafkaBroker(LocalBroker):
             return False
         try:
             admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000,
-                                     client_id="interests-broker-check")
+                                     client_id="interests-broker-check", **self._admin_options())
         except (KafkaError, OSError, ValueError):
             return False
         try:
@@ -247,9 +287,21 @@ class KafkaBroker(LocalBroker):
             admin.close()
 
 
-def local_broker(kind: BrokerKind, port: int, data_dir: Path, log_file: Path | None = None) -> LocalBroker:
+    def _admin_options(self) -> dict[str, object]:
+        if not self.secured:
+            return {}
+        from streams.connection import client_options
+        from streams.settings import Settings
+
+        return client_options(Settings.from_env(self.client_env("admin")))
+
+
+def local_broker(kind: BrokerKind, port: int, data_dir: Path, log_file: Path | None = None,
+                 secured: bool = False) -> LocalBroker:
     if kind == "kafka":
-        return KafkaBroker(port=port, data_dir=data_dir, log_file=log_file)
+        return KafkaBroker(port=port, data_dir=data_dir, log_file=log_file, secured=secured)
+    if secured:
+        raise ValueError("only the local Apache Kafka runs secured")
     if kind == "tansu":
         return EmbeddedBroker(port=port, log_file=log_file)
     raise ValueError(f"broker kind must be one of {', '.join(BROKER_KINDS)}, not {kind!r}")

@@ -6,6 +6,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
+from streams.connection import client_options
 from streams.settings import Settings
 
 
@@ -14,7 +15,8 @@ def read_from_beginning(settings: Settings, name: str, *, full_name: bool = Fals
     """`name` is the topic's short name ("recommendations"), or its whole name with `full_name`
     (a changelog); `options` go to KafkaConsumer."""
     topic = name if full_name else settings.topic(name)
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False, **options)
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
+                             **client_options(settings), **options)
     tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
     consumer.assign(tps)
     consumer.seek_to_beginning(*tps)
