@@ -84,9 +84,17 @@ def _group_operations(admin: KafkaAdminClient, group: str, probe: str, timeout_s
     while True:
         try:
             answer = admin.describe_groups([group]).get(group, {})
+            error = str(answer.get("error") or "")
+            if "GroupAuthorizationFailed" in error:
+                return None
             if answer.get("authorized_operations") is None and answer.get("group_state") == "Dead":
                 return _new_group_operations(admin, group, probe)
-            return set(answer.get("authorized_operations") or ())
+            if not error:
+                return set(answer.get("authorized_operations") or ())
+            # NotCoordinator, CoordinatorLoadInProgress: the group's coordinator is moving in
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"describing consumer group {group}: {error}")
+            time.sleep(0.5)
         except KafkaError as exc:
             if getattr(exc, "errno", None) == GROUP_DENIED:
                 return None

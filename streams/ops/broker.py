@@ -224,6 +224,10 @@ class KafkaBroker(LocalBroker):
             out.write(template.format(**values))
         return path
 
+    def tool(self, main: str, *args: str) -> list[str]:
+        """The command line of one of Kafka's own tools (`org.apache.kafka.tools.AclCommand`, ...)."""
+        return self._java(main, *args)
+
     def _java(self, main: str, *args: str, heap: bool = False) -> list[str]:
         libs = install_kafka(self.cache)
         memory = [f"-Xms{min(256, self.heap_mb)}m", f"-Xmx{self.heap_mb}m"] if heap else ["-Xmx256m"]

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ import pytest
 from kafka import KafkaProducer
 
 from streams.admin import ensure_topics
+from streams.connection import client_options
 from streams.ops.broker import BrokerKind, EmbeddedBroker, LocalBroker, free_port, local_broker, wait_for_port
 from streams.ops.metrics_scrape import scrape, total
 from streams.ops.topic_reader import latest_values as read_latest
@@ -102,7 +103,8 @@ class Stack:
     @property
     def producer(self) -> KafkaProducer:
         if self._producer is None:
-            self._producer = KafkaProducer(bootstrap_servers=self.settings.bootstrap, acks="all")
+            self._producer = KafkaProducer(bootstrap_servers=self.settings.bootstrap, acks="all",
+                                           **client_options(self.settings))
         return self._producer
 
     def send(self, topic: str, key: str | None, value: bytes | dict[str, Any] | None) -> None:
@@ -172,14 +174,20 @@ class Stack:
             w.stop()
 
 
-def stack_on(broker: LocalBroker, tmp_path: Path) -> Iterator[Stack]:
+def stack_settings(broker: LocalBroker, env: Mapping[str, str] | None = None) -> Settings:
+    """A deployment of its own on `broker`; `env`: INTERESTS_* connection settings (a secured one)."""
     n = next(_names)
-    settings = Settings(
-        broker=broker.url, broker_profile=broker.kind, app_id=f"it-{n}-{time.time_ns()}",
+    return Settings.from_env(
+        env or {}, broker=broker.url if env is None else Settings.from_env(env).broker,
+        broker_profile=broker.kind, app_id=f"it-{n}-{time.time_ns()}",
         topic_prefix=f"it{n}.", partitions=4, top_k=5, batch_size=200,
         session_timeout_s=6.0,  # Kafka's least: a killed worker's partitions move on sooner
         min_event_ts_ms=0,  # the scenarios' event times are small numbers; the fuzz test sets it back
     )
+
+
+def stack_on(broker: LocalBroker, tmp_path: Path) -> Iterator[Stack]:
+    settings = stack_settings(broker)
     ensure_topics(settings)
     s = Stack(settings, tmp_path)
     try:
