@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal, cast
 
@@ -139,6 +139,11 @@ class Settings:
         except OSError as exc:
             raise ValueError(f"INTERESTS_SASL_PASSWORD_FILE={self.sasl_password_file}: "
                              f"{exc.strerror}") from None
+
+    def plaintext(self) -> Settings:
+        """These settings with no connection security: for a local broker the command started."""
+        return replace(self, security_protocol="PLAINTEXT", sasl_username="", sasl_password="",
+                       sasl_password_file="", ssl_cafile="", ssl_certfile="", ssl_keyfile="")
 
     def public(self) -> dict[str, object]:
         """For logs: the broker URL may carry credentials, so only its scheme and hosts; the

@@ -81,10 +81,12 @@ def bench_broker(kind: BrokerKind, scratch: str) -> LocalBroker:
 
 
 def on_own_broker(settings: Settings, broker: LocalBroker, scratch: str, name: str) -> Settings:
-    """A benchmark's settings: its own broker (with that broker's profile), a fresh consumer
-    group, free ports, state in `scratch`."""
-    return replace(settings, broker=broker.url, broker_profile=broker.kind, app_id=f"{name}-{time.time_ns()}",
-                   metrics_port=free_port(), web_port=free_port(), data_dir=Path(scratch) / "data")
+    """A benchmark's settings: its own broker (with that broker's profile, in plaintext whatever
+    the environment says of a secured cluster), a fresh consumer group, free ports, state in
+    `scratch`."""
+    return replace(settings.plaintext(), broker=broker.url, broker_profile=broker.kind,
+                   app_id=f"{name}-{time.time_ns()}", metrics_port=free_port(), web_port=free_port(),
+                   data_dir=Path(scratch) / "data")
 
 
 def percentile_ms(values: list[float], q: float) -> float:
