@@ -71,7 +71,8 @@ def run_demo(options: DemoOptions, base: Settings) -> dict[str, Any]:
     metrics_port = base.metrics_port if _port_free(base.metrics_port) else free_port()
     settings = replace(
         base.plaintext(), broker=broker.url, broker_profile=broker.kind,
-        app_id=f"interests-demo-{os.getpid()}", data_dir=workdir / "state", metrics_port=metrics_port, web_port=free_port(),
+        app_id=f"interests-demo-{os.getpid()}", data_dir=workdir / "state", metrics_port=metrics_port,
+        web_port=free_port(),
     )
     worker = WorkerProcess(settings, workdir / "worker.log")
     stop_panel = threading.Event()
