@@ -15,6 +15,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from streams.settings import Settings
@@ -51,9 +52,20 @@ class Acl:
 
 
 def principal_of(settings: Settings) -> str:
-    """Kafka's principal for these settings' user (a SCRAM or PLAIN user name); with mutual TLS
-    it is the broker's mapping of the certificate's name, which only the cluster knows."""
-    return f"User:{settings.sasl_username}" if settings.uses_sasl and settings.sasl_username else "User:app"
+    """Kafka's principal for these settings: `User:<SASL user>`; with mutual TLS `User:<the
+    certificate's CN>` (what a mapping rule like `RULE:^CN=([^,]+)$/$1/` makes of it; Kafka's
+    default is the whole subject, then name it with --principal); `User:ANONYMOUS` otherwise."""
+    if settings.uses_sasl:
+        return f"User:{settings.sasl_username}"
+    if settings.ssl_certfile:
+        from cryptography import x509
+        from cryptography.x509.oid import NameOID
+
+        cert = x509.load_pem_x509_certificate(Path(settings.ssl_certfile).read_bytes())
+        names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        if names:
+            return f"User:{names[0].value!s}"
+    return "User:ANONYMOUS"
 
 
 def required_acls(settings: Settings, role: Role = "worker", principal: str | None = None) -> list[Acl]:

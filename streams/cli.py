@@ -121,7 +121,8 @@ def _acls(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(as_json(acls), indent=2))
         return 0
-    print(f"# what `interests {'worker' if args.role == 'worker' else args.role}` needs as "
+    command = {"worker": "worker", "producer": "produce", "reader": "tail` or `explain"}[args.role]
+    print(f"# what `interests {command}` needs as "
           f"{acls[0].principal}, with these settings (app id {settings.app_id!r}, topic prefix "
           f"{settings.topic_prefix!r}); run as an administrator:")
     for line in kafka_acls_commands(acls, settings.bootstrap, args.command_config):

@@ -103,3 +103,15 @@ def test_no_log_record_carries_the_password(caplog: pytest.LogCaptureFixture) ->
     text = caplog.text + "".join(logging.Formatter().format(r) for r in caplog.records)
     assert secret not in text
     assert text.count(MASK) >= 3
+
+
+def test_the_principal_of_a_client_certificate_is_its_common_name(tmp_path: Path) -> None:
+    from streams.access import principal_of
+
+    security = broker_security(tmp_path, "127.0.0.1", users=("recs",))
+    mutual = Settings.from_env({"INTERESTS_SECURITY_PROTOCOL": "SSL",
+                                "INTERESTS_SSL_CERTFILE": str(security.certfile("recs")),
+                                "INTERESTS_SSL_KEYFILE": str(security.keyfile("recs"))})
+    assert principal_of(mutual) == "User:recs"
+    assert principal_of(Settings.from_env(SCRAM)) == "User:app"
+    assert principal_of(Settings()) == "User:ANONYMOUS"
