@@ -178,10 +178,12 @@ async def probe(settings: Settings, timeout_s: float = 30.0) -> None:
                 closed += 1
                 last = str(exc)
                 if closed >= 3:
+                    certificate = (" or wants a client certificate (INTERESTS_SSL_CERTFILE)"
+                                   if settings.uses_tls and not settings.ssl_certfile else "")
                     raise ConnectionRefused(
                         f"{where} closed every connection at once: its listener does not speak "
                         f"{describe(settings)} (INTERESTS_SECURITY_PROTOCOL, "
-                        "INTERESTS_SASL_MECHANISM)") from None
+                        f"INTERESTS_SASL_MECHANISM){certificate}") from None
             except (TimeoutError, OSError) as exc:
                 last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if time.monotonic() > deadline:
