@@ -97,8 +97,8 @@ def required_acls(settings: Settings, role: Role = "worker", principal: str | No
                        "its consumer group: joins, commits and reads committed offsets")
 
 
-def kafka_acls_commands(acls: Iterable[Acl], bootstrap: str, command_config: str = "admin.properties",
-                        executable: str = "kafka-acls.sh") -> list[str]:
+def kafka_acls_commands(acls: Iterable[Acl], bootstrap: str,
+                        command_config: str = "admin.properties") -> list[str]:
     """Kafka's own command lines that grant `acls`: one per resource and principal."""
     grouped: dict[tuple[str, str, str, str], list[str]] = {}
     for acl in acls:
@@ -106,8 +106,8 @@ def kafka_acls_commands(acls: Iterable[Acl], bootstrap: str, command_config: str
         grouped.setdefault(key, []).append(acl.operation)
     lines = []
     for (principal, resource, pattern, name), ops in grouped.items():
-        words = [executable, "--bootstrap-server", bootstrap, "--command-config", command_config, "--add",
-                 "--allow-principal", principal]
+        words = ["kafka-acls.sh", "--bootstrap-server", bootstrap, "--command-config", command_config,
+                 "--add", "--allow-principal", principal]
         for op in ops:
             words += ["--operation", OPERATIONS[op]]
         words += [f"--{resource.lower()}", name, "--resource-pattern-type", pattern.lower()]

@@ -14,13 +14,12 @@ from kafka.admin import OffsetSpec
 from kafka.errors import GroupAuthorizationFailedError, KafkaError, TopicAlreadyExistsError, for_code
 from kafka.structs import OffsetAndMetadata
 
-from streams.access import AccessDenied, Role, missing_acls, required_acls
+from streams.access import AccessDenied, missing_acls, required_acls
 from streams.connection import client_options
 from streams.settings import Settings
 from streams.topics import TOPIC_NAMES, changelog_topics, topic_config
 
 log = logging.getLogger(__name__)
-GROUP_DENIED = 30  # Kafka's GROUP_AUTHORIZATION_FAILED
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,7 @@ class TopicReport:
     failed: dict[str, str] = field(default_factory=dict)  # could not be created, and why
 
 
-def ensure_topics(settings: Settings, timeout_s: float = 30.0, changelogs: bool = True) -> TopicReport:
+def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> TopicReport:
     """Every topic of the app (`streams.topics`) and its tables' changelog topics (compacted, as
     Faust makes them), created with the settings' partitions, replication and per-topic
     configuration where missing. Existing topics are left as they are; one whose partition count
@@ -42,30 +41,24 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0, changelogs: bool 
     wanted = {settings.topic(name): {"num_partitions": settings.partitions,
                                      "replication_factor": settings.replication_factor,
                                      "configs": topic_config(name, settings)} for name in TOPIC_NAMES}
-    if changelogs:
-        wanted |= {name: {"num_partitions": settings.partitions,
-                          "replication_factor": settings.replication_factor,
-                          "configs": {"cleanup.policy": "compact"}} for name in changelog_topics(settings)}
+    wanted |= {name: {"num_partitions": settings.partitions,
+                      "replication_factor": settings.replication_factor,
+                      "configs": {"cleanup.policy": "compact"}} for name in changelog_topics(settings)}
     return _ensure(settings, wanted, timeout_s)
 
 
-def check_access(settings: Settings, role: Role = "worker", timeout_s: float = 30.0) -> None:
-    """Raises `AccessDenied` naming every ACL of `role` (streams/access.py) the cluster does not
-    grant these settings' principal. Run after `ensure_topics`: the topics then exist, and the
-    broker tells which operations the principal has on each."""
-    needed = required_acls(settings, role)
-    topics = [settings.topic(n) for n in TOPIC_NAMES]
-    if role == "worker":
-        topics += changelog_topics(settings)
+def check_access(settings: Settings, timeout_s: float = 30.0) -> None:
+    """Raises `AccessDenied` naming every ACL the worker needs (streams/access.py) that the
+    cluster does not grant these settings' principal. Run after `ensure_topics`: the topics then
+    exist, and the broker tells which operations the principal has on each."""
+    topics = [settings.topic(n) for n in TOPIC_NAMES] + changelog_topics(settings)
     admin = admin_client(settings, timeout_s)
     try:
         answers = {t["name"]: t for t in admin.describe_topics(topics)}
-        group_ops = _group_operations(admin, settings.app_id, settings.topic("events"), timeout_s) if any(
-            a.resource_type == "GROUP" for a in needed) else set()
+        group_ops = _group_operations(admin, settings.app_id, settings.topic("events"), timeout_s)
     finally:
         admin.close()
-    relevant = [a for a in needed if a.resource_type == "GROUP" or any(a.covers("TOPIC", t) for t in topics)]
-    missing = missing_acls(relevant, answers, group_ops)
+    missing = missing_acls(required_acls(settings), answers, group_ops)
     if missing:
         raise AccessDenied(missing, settings.bootstrap)
 
@@ -96,7 +89,7 @@ def _group_operations(admin: KafkaAdminClient, group: str, probe: str, timeout_s
                 raise RuntimeError(f"describing consumer group {group}: {error}")
             time.sleep(0.5)
         except KafkaError as exc:
-            if getattr(exc, "errno", None) == GROUP_DENIED:
+            if isinstance(exc, GroupAuthorizationFailedError):
                 return None
             if not getattr(exc, "retriable", False) or time.monotonic() > deadline:
                 raise
