@@ -33,19 +33,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from streams.connection import client_options
 from streams.metrics import Metrics
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Partition = tuple[str, int]  # (topic, partition)
 STALL_S = 10.0  # at least this idle, with records past what the agent saw and Faust read them: a stall
@@ -109,14 +112,16 @@ class OffsetGuard:
     """Per agent: `await guard.complete(batch)` returns the batch with its holes filled."""
 
     def __init__(self, settings: Settings, metrics: Metrics, batch_wait_s: float,
-                 fetch_timeout_s: float = 30.0) -> None:
+                 fetch_timeout_s: float = 30.0, retry_first_s: float = 0.5) -> None:
         """`batch_wait_s`: the longest the agent collects a batch; an agent idle for less than
         twice that (or `STALL_S`) may still be collecting one, and is not stalled."""
         self.settings, self.metrics = settings, metrics
         self.stall_s = max(STALL_S, 2 * batch_wait_s)
         self.fetch_timeout_s = fetch_timeout_s
+        self.retry_first_s = retry_first_s  # the first wait for a broker that does not answer
         self.expected: dict[Partition, int] = {}
         self.assigned: set[Partition] = set()  # this agent's source partitions on this worker
+        self.generation = 0  # assignments so far: a batch read before the latest one is stale
         self._consumer: AIOKafkaConsumer | None = None
         self._starting = asyncio.Lock()
         self._busy = False
@@ -139,6 +144,7 @@ class OffsetGuard:
         """After a rebalance: each partition starts again from the group's committed offset."""
         self.expected.clear()
         self.assigned = set(assigned)
+        self.generation += 1
 
     async def expect_assigned(self) -> None:
         """`expected` for the assigned partitions the agent has seen no record of (an idle agent:
@@ -153,7 +159,14 @@ class OffsetGuard:
         records = [(e.message.topic, e.message.partition, e.message.offset) for e in batch]
         new = sorted({(t, p) for t, p, _ in records} - self.expected.keys())
         if new:
-            self.expected.update(await self._start_offsets(new))
+            generation = self.generation
+            starts = await self._until_answered(functools.partial(self._start_offsets, new))
+            if generation != self.generation:
+                # a rebalance came while the broker was asked: the batch is of the assignment
+                # before it, and Faust delivers again from the committed offsets; it must not
+                # set what the new assignment expects
+                return list(batch)
+            self.expected.update(starts)
         self.expected, holes = find_holes(self.expected, records)
         if not holes:
             return list(batch)
@@ -161,10 +174,27 @@ class OffsetGuard:
         done = 0
         for index, hole in holes:
             out.extend(batch[done:index])
-            out.extend(await self._fetch(hole))
+            out.extend(await self._until_answered(functools.partial(self._fetch, hole)))
             done = index
         out.extend(batch[done:])
         return out
+
+    async def _until_answered(self, call: Callable[[], Awaitable[T]]) -> T:
+        """`call()` once the broker answers. While it is away (a restart) the agent waits here
+        with its batch, committing nothing, rather than crash (a crashed Faust agent is not
+        restarted: the worker would stay up and process nothing); each try starts the guard's
+        consumer anew."""
+        delay = self.retry_first_s
+        while True:
+            try:
+                return await call()
+            except (TimeoutError, KafkaError, OSError) as exc:
+                log.warning("offset guard: the broker did not answer (%s); trying again in %.1f s",
+                            exc or type(exc).__name__, delay)
+            with contextlib.suppress(Exception):
+                await self.stop()
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 5.0)
 
     async def stop(self) -> None:
         if self._consumer is not None:

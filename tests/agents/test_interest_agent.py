@@ -356,3 +356,34 @@ async def test_the_stall_check_survives_a_broker_it_cannot_reach() -> None:
     with mock.patch("streams.app.time.monotonic", return_value=guard._idle_since + 11):
         await unstall(app, guard)  # logs and returns: the next check tries again
     assert consumer.sought == [] and guard.expected == {}
+
+
+async def test_a_batch_waits_out_a_broker_that_is_away_instead_of_crashing_the_agent() -> None:
+    # a rebalance during a broker restart: the next batch brings partitions the guard must look
+    # up, and the broker does not answer yet
+    guard = OffsetGuard(Settings(), Metrics.create(), batch_wait_s=0.02, retry_first_s=0.01)
+    tries: list[list[tuple[str, int]]] = []
+
+    async def start_offsets(partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        tries.append(partitions)
+        if len(tries) < 3:
+            raise ConnectionError("broker away")
+        return {tp: 5 for tp in partitions}
+
+    guard._start_offsets = start_offsets  # type: ignore[method-assign]
+    batch = [mock.Mock(message=mock.Mock(topic="interests.events", partition=0, offset=n)) for n in (5, 6)]
+    assert await guard.complete(batch) == batch
+    assert len(tries) == 3 and guard.expected == {("interests.events", 0): 7}
+
+
+async def test_a_batch_from_before_a_rebalance_sets_no_expectation_for_the_new_assignment() -> None:
+    guard = OffsetGuard(Settings(), Metrics.create(), batch_wait_s=0.02)
+
+    async def start_offsets(partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        guard.reset([("interests.events", 0)])  # the partitions were revoked and assigned again meanwhile
+        return {tp: 5 for tp in partitions}
+
+    guard._start_offsets = start_offsets  # type: ignore[method-assign]
+    batch = [mock.Mock(message=mock.Mock(topic="interests.events", partition=0, offset=n)) for n in (5, 6)]
+    assert await guard.complete(batch) == batch
+    assert guard.expected == {}  # the new assignment starts from the committed offset again
