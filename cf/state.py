@@ -10,22 +10,30 @@ import numpy.typing as npt
 
 FloatVec = npt.NDArray[np.float32]
 
-# Layout, little-endian (format 4; formats 1 to 3 are still read):
+# Layout, little-endian (format 5; formats 1 to 4 are still read):
 #   header    <B H q I H H H d B  format version, D, updated_ms, events, n_history, n_seen,
 #                                 n_shown, weight_sum, n_interests
+#   interests n_interests x <d f B  weight_sum, activity, n_items
+#   vectors   n_interests x D float16, one (K, D) block
+#   texts     <I byte length, then UTF-8 of every id joined by NUL: the interests' item ids
+#             (in order), history (oldest first), seen (oldest first), shown (best first), and
+#             the name of the vector space (encoder version)
+# One block each way: a state is decoded and encoded with a handful of calls whatever its
+# history's length (the worker does both for every user of every batch). A state holding an id
+# with a NUL in it (the wire formats refuse them) is written in format 4, which is:
+#   header    as format 5, version 4
 #   interests n_interests x (<d f B  weight_sum, activity, n_items;  D x float16 vector;
 #                                    n_items x (u16 length + UTF-8 item id))
-#   history   n_history x (u16 length + UTF-8 item id), oldest first
-#   seen      n_seen    x (u16 length + UTF-8 event id), oldest first
-#   shown     n_shown   x (u16 length + UTF-8 item id), best first
-#   space     u16 length + UTF-8 name of the vector space (encoder version)
+#   history, seen, shown, space: each id as u16 length + UTF-8
 # The user's single vector is not stored: the interests partition it (`cf.interests`), so it is
 # their sum. Formats 1-3 stored that one vector (1-2 as float32, 3 as float16) and no interests:
 # it is read back as the user's only interest.
 # float16 keeps 11 significant bits: each component within 2^-11 of its value relative, so a
 # stored vector's cosine to the float32 one is >= 1 - 2^-23 per write; `interests bench state`
 # measures the drift over a user's whole history of writes (each merge re-rounds).
-_FORMAT_VERSION = 4
+_FORMAT_VERSION = 5
+_SEPARATOR = "\x00"
+_TEXT_LENGTH = struct.Struct("<I")
 _HEADER = struct.Struct("<BHqIHHHdB")
 _HEADER_V3 = struct.Struct("<BHqIHHHd")
 _INTEREST = struct.Struct("<dfB")
@@ -102,19 +110,22 @@ class UserState:
 
     def to_bytes(self) -> bytes:
         interests = self.as_interests()
-        parts = [
-            _HEADER.pack(
-                _FORMAT_VERSION,
-                self.vector.shape[0],
-                self.updated_ms,
-                self.events,
-                len(self.history),
-                len(self.seen),
-                len(self.shown),
-                self.weight_sum,
-                len(interests),
-            ),
-        ]
+        header = _HEADER.pack(_FORMAT_VERSION, self.vector.shape[0], self.updated_ms, self.events,
+                              len(self.history), len(self.seen), len(self.shown), self.weight_sum,
+                              len(interests))
+        ids = [i for k in interests for i in k.items]
+        ids += (*self.history, *self.seen, *self.shown, self.space)
+        text = _SEPARATOR.join(ids)
+        if text.count(_SEPARATOR) != len(ids) - 1:  # an id holds a NUL: the one-id-at-a-time layout
+            return self._format_4(interests)
+        raw = text.encode("utf-8")
+        vectors = _float16(np.stack([k.vector for k in interests])) if interests else b""  # (K, D)
+        return b"".join([header, *(_INTEREST.pack(k.weight_sum, k.activity, len(k.items)) for k in interests),
+                         bytes(vectors), _TEXT_LENGTH.pack(len(raw)), raw])
+
+    def _format_4(self, interests: tuple[Interest, ...]) -> bytes:
+        parts = [_HEADER.pack(4, self.vector.shape[0], self.updated_ms, self.events, len(self.history),
+                              len(self.seen), len(self.shown), self.weight_sum, len(interests))]
         for k in interests:
             parts.append(_INTEREST.pack(k.weight_sum, k.activity, len(k.items)))
             parts.append(_float16(k.vector).tobytes())
@@ -124,8 +135,12 @@ class UserState:
 
     def rounded(self) -> UserState:
         """This state as `from_bytes(to_bytes())` gives it back: vectors at stored precision."""
-        interests = tuple(k.rounded() for k in self.as_interests())
-        return replace(self, interests=interests, vector=_sum(interests, self.vector.shape[0]))
+        interests = self.as_interests()
+        if not interests:
+            return replace(self, vector=np.zeros_like(self.vector))
+        rows = _float16(np.stack([k.vector for k in interests])).astype(np.float32)  # (K, D)
+        rounded = tuple(Interest(rows[n], k.weight_sum, k.items, k.activity) for n, k in enumerate(interests))
+        return replace(self, interests=rounded, vector=_sum(rounded, self.vector.shape[0]))
 
     @staticmethod
     def updated_ms_of(data: bytes) -> int:
@@ -135,6 +150,8 @@ class UserState:
     @classmethod
     def from_bytes(cls, data: bytes) -> UserState:
         version = data[0] if data else None
+        if version == 5:
+            return cls._format_5(data)
         n_interests = 0
         if version == 4:
             (_, dim, updated_ms, events, n_history, n_seen, n_shown, weight_sum,
@@ -176,6 +193,31 @@ class UserState:
             interests=tuple(interests),
         )
         return state if version == 4 else replace(state, interests=state.as_interests())
+
+    @classmethod
+    def _format_5(cls, data: bytes) -> UserState:
+        (_, dim, updated_ms, events, n_history, n_seen, n_shown, weight_sum,
+         n_interests) = _HEADER.unpack_from(data, 0)
+        offset = _HEADER.size
+        heads = [_INTEREST.unpack_from(data, offset + n * _INTEREST.size) for n in range(n_interests)]
+        offset += n_interests * _INTEREST.size
+        rows = np.frombuffer(data, dtype="<f2", count=n_interests * dim, offset=offset).astype(np.float32)
+        rows = rows.reshape(n_interests, dim)  # (K, D)
+        offset += 2 * n_interests * dim
+        (length,) = _TEXT_LENGTH.unpack_from(data, offset)
+        offset += _TEXT_LENGTH.size
+        ids = data[offset : offset + length].decode("utf-8").split(_SEPARATOR)
+        interests = []
+        at = 0
+        for n, (k_sum, activity, n_items) in enumerate(heads):
+            interests.append(Interest(rows[n], k_sum, tuple(ids[at : at + n_items]), activity))
+            at += n_items
+        history_end = at + n_history
+        seen_end = history_end + n_seen
+        interests_t = tuple(interests)
+        return cls(vector=_sum(interests_t, dim), updated_ms=updated_ms, events=events, weight_sum=weight_sum,
+                   history=tuple(ids[at:history_end]), seen=tuple(ids[history_end:seen_end]),
+                   shown=tuple(ids[seen_end : seen_end + n_shown]), space=ids[-1], interests=interests_t)
 
 
 def _text(text: str) -> bytes:

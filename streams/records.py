@@ -86,6 +86,8 @@ def _id(obj: dict[str, Any], name: str, *, required: bool) -> str | None:
     text = str(value)
     if not text or len(text) > MAX_ID_CHARS:
         raise Invalid("bad_value", f"{name} must be 1..{MAX_ID_CHARS} characters")
+    if "\x00" in text:
+        raise Invalid("bad_value", f"{name} must not contain NUL")
     return text
 
 

@@ -60,6 +60,7 @@ def test_integer_ids_are_read_as_strings_and_searches_carry_text() -> None:
         (b"u1", raw(**{**GOOD, "rating": "5"}), "wrong_type"),
         (b"u1", raw(**{**GOOD, "type": "search", "item_id": None}), "missing_field"),
         (b"u1", raw(**{**GOOD, "user_id": "x" * 300}), "bad_value"),
+        (b"u1", raw(**{**GOOD, "item_id": "a\x00b"}), "bad_value"),  # NUL separates ids in the state
         (b"someone-else", raw(**GOOD), "key_mismatch"),
         (None, raw(**GOOD), "key_mismatch"),
     ],

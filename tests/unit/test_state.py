@@ -28,12 +28,40 @@ def test_encoding_is_compact() -> None:
                  Interest(np.ones(384, np.float32), 2.0))
     state = UserState(vector=np.full(384, 1.5, np.float32), updated_ms=0, weight_sum=3.0, history=("1",) * 10,
                       interests=interests)
-    # a 30-byte header; per interest 13 bytes, 384 float16 and its item ids (3 or 4 bytes each);
-    # 3 bytes per one-character history id; an empty space name. The single vector is their sum.
-    assert len(state.to_bytes()) == 30 + (13 + 384 * 2 + 4 + 3) + (13 + 384 * 2) + 10 * 3 + 2
+    # a 30-byte header; per interest 13 bytes and 384 float16; a 4-byte length and the ids
+    # joined by NUL: "17", "4", ten "1" and an empty space name (13 ids, 12 separators). The
+    # single vector is the interests' sum.
+    assert len(state.to_bytes()) == 30 + 2 * (13 + 384 * 2) + 4 + (2 + 1 + 10 * 1 + 12)
     back = UserState.from_bytes(state.to_bytes())
     np.testing.assert_array_equal(back.vector, state.vector)
     assert [k.items for k in back.interests] == [("17", "4"), ()]
+
+
+def test_an_id_holding_a_nul_is_written_one_id_at_a_time_in_format_4() -> None:
+    state = UserState(vector=np.ones(4, np.float32), updated_ms=3, events=1, weight_sum=1.0,
+                      history=("a\x00b", "c"), seen=("e",), space="enc",
+                      interests=(Interest(np.ones(4, np.float32), 1.0, ("a\x00b",), 1.0),))
+    raw = state.to_bytes()
+    assert raw[0] == 4
+    back = UserState.from_bytes(raw)
+    assert (back.history, back.seen, back.space, back.interests[0].items) == (("a\x00b", "c"), ("e",), "enc",
+                                                                              ("a\x00b",))
+
+
+def test_format_4_is_still_read() -> None:
+    interests = (Interest(np.full(4, 0.5, np.float32), 1.5, ("17", "4"), 2.0),
+                 Interest(np.ones(4, np.float32), -1.0, (), 0.5))
+    state = UserState(vector=np.full(4, 1.5, np.float32), updated_ms=9, events=3, weight_sum=0.5,
+                      history=("17", "4", "é"), seen=("e1",), shown=("8",), space="enc", interests=interests)
+    v4 = state._format_4(interests)
+    assert v4[0] == 4
+    back, current = UserState.from_bytes(v4), UserState.from_bytes(state.to_bytes())
+    for got in (back, current):
+        assert (got.history, got.seen, got.shown, got.space, got.updated_ms, got.events) == (
+            ("17", "4", "é"), ("e1",), ("8",), "enc", 9, 3)
+        assert [(k.items, k.weight_sum, k.activity) for k in got.interests] == [(("17", "4"), 1.5, 2.0),
+                                                                                ((), -1.0, 0.5)]
+        np.testing.assert_array_equal(got.vector, state.vector)
 
 
 def test_format_3_single_vector_is_read_as_the_users_only_interest() -> None:
@@ -42,7 +70,7 @@ def test_format_3_single_vector_is_read_as_the_users_only_interest() -> None:
     back = UserState.from_bytes(v3)
     assert len(back.interests) == 1 and back.interests[0].weight_sum == 2.5
     np.testing.assert_array_equal(back.interests[0].vector, [0.5, -1])
-    again = UserState.from_bytes(back.to_bytes())  # written back as format 4
+    again = UserState.from_bytes(back.to_bytes())  # written back as format 5
     np.testing.assert_array_equal(again.vector, [0.5, -1])
     assert (again.events, again.weight_sum, again.space, len(again.interests)) == (4, 2.5, "enc", 1)
 
