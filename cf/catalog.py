@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 
 import numpy as np
@@ -80,6 +81,11 @@ class ItemCatalog:
         """(M,) the rows of those of `item_ids` in the catalog, in order (a history of hundreds
         of ids: one pass of dict lookups, no call per id)."""
         return np.fromiter((r for r in map(self._row.get, item_ids) if r is not None), np.intp)
+
+    def rows_or_missing(self, item_ids: Iterable[str], count: int = -1) -> npt.NDArray[np.intp]:
+        """(M,) the row of each of `item_ids`, -1 for an id not in the catalog (`count`: how many
+        ids, when known). One C-level pass of dict lookups."""
+        return np.fromiter(map(self._row.get, item_ids, itertools.repeat(-1)), np.intp, count)
 
     def vector(self, item_id: str) -> FloatVec | None:
         row = self._row.get(item_id)

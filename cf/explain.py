@@ -27,11 +27,10 @@ EXPLAIN_WINDOW = 20  # the newest history items considered
 class Because:
     interest: int  # which of the user's interest vectors the item came from (one per user today)
     history: tuple[str, ...]  # up to three of the user's items that speak for it, strongest first
-    components: dict[str, float]  # each signal's standardised score (z) for this item and user
+    components: dict[str, float]  # each signal's standardised score (z), as published: 4 decimals
 
     def to_json(self) -> dict[str, object]:
-        return {"interest": self.interest, "history": list(self.history),
-                "components": {c: round(v, 4) for c, v in self.components.items()}}
+        return {"interest": self.interest, "history": list(self.history), "components": self.components}
 
 
 def speaking_items(items: F32, history: F32, history_ids: Sequence[Sequence[str]], recency_decay: float,

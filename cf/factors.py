@@ -131,19 +131,28 @@ def model_version(item_ids: Sequence[str], item_factors: F32, projection: F32) -
 def fold_in(
     item_factors: F32,  # (N, F) float32, catalog-aligned (`FactorModel.aligned`)
     gram: npt.NDArray[np.float64],  # (F, F) Y^T Y + reg I over the trained items
-    histories: Sequence[Sequence[int]],  # per user: consumed rows of item_factors
+    histories: Sequence[Sequence[int] | npt.NDArray[np.intp]],  # per user: consumed rows of item_factors
     alpha: float,
 ) -> F32:
     """(B, F) user factors, the ALS user step with binary confidence c = alpha:
         x_u = (Y^T Y + reg I + (alpha - 1) Y_u^T Y_u)^-1  alpha Y_u^T 1
-    where Y_u holds the factors of u's items. A user without items gets zeros."""
+    where Y_u holds the factors of u's items. A user without items gets zeros. Every user's
+    system is solved in one batched call, Y_u padded with zero rows (they add nothing)."""
     out = np.zeros((len(histories), item_factors.shape[1]), dtype=np.float32)  # (B, F)
-    for b, items in enumerate(histories):
-        if len(items) == 0:
-            continue
-        y = item_factors[np.asarray(items, dtype=np.intp)].astype(np.float64)  # (H, F)
-        a = gram + (alpha - 1.0) * (y.T @ y)  # (F, F)
-        out[b] = np.linalg.solve(a, alpha * y.sum(axis=0))
+    lengths = [len(items) for items in histories]
+    users = [b for b, n in enumerate(lengths) if n]
+    if not users:
+        return out
+    longest = max(lengths)
+    padded = np.zeros((len(users), longest), np.intp)  # (U, L) rows, padding row 0 ...
+    present = np.zeros((len(users), longest), bool)  # (U, L) ... masked out
+    for u, b in enumerate(users):
+        padded[u, : lengths[b]] = histories[b]
+        present[u, : lengths[b]] = True
+    y = item_factors[padded].astype(np.float64) * present[:, :, None]  # (U, L, F)
+    a = gram[None] + (alpha - 1.0) * np.matmul(y.transpose(0, 2, 1), y)  # (U, F, F)
+    rhs = alpha * y.sum(axis=1)  # (U, F)
+    out[users] = np.linalg.solve(a, rhs[:, :, None])[:, :, 0]
     return out
 
 

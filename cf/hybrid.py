@@ -230,3 +230,50 @@ def new_item_picks(scores: F32, z_text: F32, new: npt.NDArray[np.bool_], top: np
     eligible[top] = False
     candidates = np.flatnonzero(eligible)
     return best_first(scores, candidates, min(slots, candidates.size))
+
+
+def best_first_rows(scores: F32, k: int) -> npt.NDArray[np.intp]:
+    """(B, k) each row's k best finite entries of (B, N) `scores`, best first, ties by index
+    (`best_first` row by row), -1 padding where a row has fewer. One partition and one sort for
+    all rows; a row with a tie at its cut, or fewer than k finite entries, goes through
+    `best_first`."""
+    b_n, n = scores.shape
+    kk = min(k, n)
+    if kk <= 0 or b_n == 0:
+        return np.full((b_n, max(k, 0)), -1, np.intp)
+    everything = np.tile(np.arange(n), (b_n, 1)) if n == kk else None  # (B, N)
+    part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk] if everything is None else everything  # (B, kk)
+    values = np.take_along_axis(scores, part, axis=1)  # (B, kk)
+    cut = values.min(axis=1)  # (B,)
+    exact = np.isfinite(cut) & ((scores >= cut[:, None]).sum(axis=1) == kk)  # (B,) no tie at the cut
+    order = np.lexsort((part, -values), axis=1)  # (B, kk) by score, then index
+    out = np.full((b_n, k), -1, np.intp)
+    out[:, :kk] = np.take_along_axis(part, order, axis=1)
+    for b in np.flatnonzero(~exact).tolist():
+        row = scores[b]
+        available = np.flatnonzero(np.isfinite(row))
+        top = best_first(row, available, min(k, available.size))
+        out[b] = -1
+        out[b, : top.size] = top
+    return out
+
+
+def new_item_picks_rows(scores: F32, z_text: F32, new: npt.NDArray[np.bool_], top: npt.NDArray[np.intp],
+                        slots: int, min_z: float) -> npt.NDArray[np.intp]:
+    """(B, slots) `new_item_picks` for every row of (B, N) `scores` and `z_text` at once, -1
+    padding; top: (B, k) the rows' top-k (-1 padding)."""
+    b_n = scores.shape[0]
+    if slots <= 0:
+        return np.zeros((b_n, 0), np.intp)
+    eligible = new[None, :] & (z_text >= min_z) & np.isfinite(scores)  # (B, N)
+    users = np.repeat(np.arange(b_n), top.shape[1])  # (B k,)
+    listed = top.ravel()
+    eligible[users[listed >= 0], listed[listed >= 0]] = False
+    out = np.full((b_n, slots), -1, np.intp)
+    masked = np.where(eligible, scores, -np.inf)  # (B, N)
+    for s in range(slots):
+        best = masked.argmax(axis=1)  # (B,) the first of equal maxima: ties by index
+        found = np.isfinite(masked[np.arange(b_n), best])  # (B,)
+        out[found, s] = best[found]
+        masked[np.flatnonzero(found), best[found]] = -np.inf
+    return out

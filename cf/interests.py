@@ -189,18 +189,19 @@ def merge_events(state: UserState, events: Sequence[Merge], decay: DecayConfig, 
         cos_k* >= tau:  U_k* += w e, s_k* += w, a_k* += 1
         otherwise:      a new row w e (a = 1); past K rows, the two rows of largest cosine add up
     """
-    if all(x.event_id is not None and x.event_id in state.seen for x in events):
+    seen_ids = set(state.seen)
+    if all(x.event_id is not None and x.event_id in seen_ids for x in events):
         return state  # only redeliveries: the very same state
-    half_life_s = config.half_life_s
+    half_life_s, activity_decay = config.half_life_s, config.activity_decay
     u = state.vector.astype(np.float32, copy=True)  # (D,)
     s, updated_ms, count = state.weight_sum, state.updated_ms, state.events
     old = state.as_interests()
-    rows = np.stack([k.vector for k in old]).astype(np.float32) if old else None  # (K, D)
+    rows = np.array([k.vector for k in old], dtype=np.float32) if old else None  # (K, D)
     sums = [k.weight_sum for k in old]
     items = [k.items for k in old]
     activity = [k.activity for k in old]
     history, seen = list(state.history), list(state.seen)
-    consumed, seen_ids = set(history), set(seen)
+    consumed: set[str] | None = None  # the history as a set, built when first needed
     for x in events:
         if x.event_id is not None and x.event_id in seen_ids:
             continue  # a redelivery, or the same event twice in the batch
@@ -220,11 +221,13 @@ def merge_events(state: UserState, events: Sequence[Merge], decay: DecayConfig, 
             if rows is not None:
                 rows *= f32
                 sums = [w * factor for w in sums]
-        activity = [a * config.activity_decay for a in activity]
+        activity = [a * activity_decay for a in activity]
         count += 1
         if x.item_id is not None:
+            if consumed is None:
+                consumed = set(history)
             if x.item_id in consumed:
-                history = [h for h in history if h != x.item_id]
+                history.remove(x.item_id)  # ids in the history are distinct
             history.append(x.item_id)
             consumed.add(x.item_id)
             if len(history) > decay.history_size:
@@ -234,8 +237,9 @@ def merge_events(state: UserState, events: Sequence[Merge], decay: DecayConfig, 
             seen.append(x.event_id)
             seen_ids.add(x.event_id)
             if len(seen) > decay.seen_size:
+                for gone in seen[: len(seen) - decay.seen_size]:
+                    seen_ids.discard(gone)
                 del seen[: len(seen) - decay.seen_size]
-                seen_ids = set(seen)
         if x.vector is None:
             continue
         add = np.float32(contribution) * x.vector  # (D,) float32
@@ -266,7 +270,7 @@ def merge_events(state: UserState, events: Sequence[Merge], decay: DecayConfig, 
             items = [*(items[n] for n in keep), merged_items]
             activity = [*(activity[n] for n in keep), activity[a] + activity[b]]
     interests = () if rows is None else tuple(
-        Interest(rows[n].copy(), sums[n], items[n], activity[n]) for n in range(len(sums)))
+        Interest(row, sums[n], items[n], activity[n]) for n, row in enumerate(rows))  # rows of a fresh (K, D)
     return replace(state, vector=u, updated_ms=updated_ms, events=count, weight_sum=s,
                    history=tuple(history), seen=tuple(seen), interests=interests)
 

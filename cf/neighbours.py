@@ -184,15 +184,17 @@ class NeighbourIndex:
         return self._counts, self._value, self._at
 
     def cooc_scores(self, catalog: ItemCatalog, recents: Sequence[Sequence[str]],
-                    cols: npt.NDArray[np.intp] | None = None) -> F32:
+                    cols: npt.NDArray[np.intp] | None = None,
+                    recent_rows: Sequence[npt.NDArray[np.intp]] | None = None) -> F32:
         """(B, N) co-occurrence scores for users with these recent items (oldest first); (B, M)
-        of the catalog rows `cols` when given.
+        of the catalog rows `cols` when given. recent_rows: the same items' catalog rows (-1 for
+        one not in it), when already looked up.
 
             score[b, n] = inv_n * sum_{j in recent_b} r_j inv_j w_jn,   inv = 1 / sqrt(count)
 
         with r_j the recency weight of j's place among b's last `window` items and w_jn j's row.
-        One pass over the users' recent items collects each row's (columns, weights) and the
-        factor r_j inv_j; the sum over all users is one weighted bincount."""
+        Every user's recent items are gathered as arrays, each row's (columns, weights) fetched
+        once per (user, item), and the sum over all users is one weighted bincount."""
         counts = self.arrays(catalog)[0]  # (N,)
         inv = np.divide(1.0, np.sqrt(counts), out=np.zeros_like(counts), where=counts > 0)  # (N,)
         cols = np.arange(len(catalog)) if cols is None else cols  # (M,) catalog rows scored
@@ -200,32 +202,31 @@ class NeighbourIndex:
         position = np.full(len(catalog), -1, np.intp)  # (N,) column of a catalog row, -1: none
         position[cols] = np.arange(cols.size)
         window = self.config.window
-        recency = position_weights(window, self.config.recency_decay).tolist()  # (window,) oldest first
-        inv_list = inv.tolist()
-        rows_of: list[npt.NDArray[np.intp]] = []  # per (user, recent item): the row's catalog rows
-        weights_of: list[F32] = []  # ... and pair weights
-        factors: list[float] = []  # ... r_j inv_j
-        users: list[int] = []  # ... b
-        for b, recent in enumerate(recents):
-            last = list(recent)[-window:]
-            for j, r in zip(last, recency[window - len(last) :], strict=True):
-                n_j = catalog.row_of(j)
-                if n_j is None or inv_list[n_j] == 0.0:
-                    continue
-                rows, weights = self._row(catalog, j)
-                rows_of.append(rows)
-                weights_of.append(weights)
-                factors.append(r * inv_list[n_j])
-                users.append(b)
+        recency = position_weights(window, self.config.recency_decay)  # (window,) oldest first
         b_n = len(recents)
-        if not rows_of:
+        lasts = [list(recent)[-window:] for recent in recents]
+        if recent_rows is None:
+            recent_rows = [catalog.rows_or_missing(last, len(last)) for last in lasts]
+        else:
+            recent_rows = [rows[-window:] for rows in recent_rows]
+        lengths = [len(last) for last in lasts]
+        js = np.concatenate(recent_rows) if recent_rows else np.zeros(0, np.intp)  # (P,) catalog rows j
+        users = np.repeat(np.arange(b_n), lengths)  # (P,) b
+        r = np.concatenate([recency[window - n :] for n in lengths]) if lengths else np.zeros(0)  # (P,) r_j
+        keep = (js >= 0)
+        keep[keep] = inv[js[keep]] > 0
+        ids = [j for last in lasts for j in last]
+        compiled = [self._row(catalog, ids[p]) for p in np.flatnonzero(keep).tolist()]
+        if not compiled:
             return np.zeros((b_n, cols.size), np.float32)
-        lengths = np.array([r.size for r in rows_of], np.intp)  # (P,) pairs per row
-        at = position[np.concatenate(rows_of)]  # (sum L,) columns, -1 outside
-        w = np.concatenate(weights_of) * np.repeat(np.asarray(factors, np.float32), lengths)  # (sum L,)
-        flat = np.repeat(np.asarray(users, np.intp), lengths) * cols.size + at  # (sum L,) b M + m
-        keep = at >= 0
-        out = np.bincount(flat[keep], weights=w[keep], minlength=b_n * cols.size)  # (B M,) float64
+        factors = (r[keep] * inv[js[keep]]).astype(np.float32)  # (P',) r_j inv_j
+        lengths_kept = np.array([rows.size for rows, _ in compiled], np.intp)  # (P',) pairs per row
+        at = position[np.concatenate([rows for rows, _ in compiled])]  # (sum L,) columns, -1 outside
+        w = np.concatenate([weights for _, weights in compiled])  # (sum L,) w_jn
+        w *= np.repeat(factors, lengths_kept)
+        flat = np.repeat(users[keep], lengths_kept) * cols.size + at  # (sum L,) b M + m
+        inside = at >= 0
+        out = np.bincount(flat[inside], weights=w[inside], minlength=b_n * cols.size)  # (B M,) float64
         return (out.reshape(b_n, cols.size) * inv[cols][None, :]).astype(np.float32)  # (B, M)
 
     def neighbours_of(self, catalog: ItemCatalog, recent: Sequence[str], items: int) -> npt.NDArray[np.intp]:

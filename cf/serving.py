@@ -9,6 +9,7 @@ it best (`blend_interests`).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -23,9 +24,9 @@ from cf.hybrid import (
     COMPONENTS,
     TEXT,
     BlendPolicy,
-    best_first,
+    best_first_rows,
     blend_interests,
-    new_item_picks,
+    new_item_picks_rows,
     stack,
     standardise,
 )
@@ -36,6 +37,8 @@ from cf.state import UserState
 
 F32 = npt.NDArray[np.float32]
 Cols = npt.NDArray[np.intp] | None  # (M,) catalog rows to score; None: every row
+Ints = npt.NDArray[np.intp]
+Rows = Sequence[Ints]  # per user, (H,) catalog rows of their history, -1: not in it
 SERVING_VERSION = "hybrid-zblend-interests/2"
 
 
@@ -70,10 +73,21 @@ class HybridScorer:
             self._factors_version = self.catalog.version
         return self._factors
 
-    def components(self, states: list[UserState], cols: Cols = None, text: bool = True) -> dict[str, F32]:
+    def history_rows(self, states: list[UserState]) -> list[npt.NDArray[np.intp]]:
+        """Per user, the (H,) catalog rows of their history, oldest first, -1 for an item not in
+        the catalog: every user's ids looked up in one pass."""
+        lengths = [len(s.history) for s in states]
+        flat = self.catalog.rows_or_missing(itertools.chain.from_iterable(s.history for s in states),
+                                            sum(lengths))  # (sum H,)
+        return np.split(flat, np.cumsum(lengths)[:-1]) if states else []
+
+    def components(self, states: list[UserState], cols: Cols = None, text: bool = True,
+                   history: Rows | None = None) -> dict[str, F32]:
         """Each signal's (B, N) scores; (B, M) of the catalog rows `cols` when given. text: the
-        single vector's (the served blend takes each interest's instead, `scores`)."""
+        single vector's (the served blend takes each interest's instead, `scores`). history: the
+        users' `history_rows`, when already looked up."""
         n = len(self.catalog) if cols is None else cols.size
+        history = self.history_rows(states) if history is None else history
         out: dict[str, F32] = {}
         if text:
             vectors = np.stack([s.vector for s in states]).astype(np.float32)  # (B, D)
@@ -81,35 +95,43 @@ class HybridScorer:
             out["text"] = cosine_scores(self.catalog, vectors, sums, cols)  # (B, N)
         factors = self.factors()
         if factors is not None and self.model is not None:
-            rows = [[r for r in (self.catalog.row_of(i) for i in s.history[-self.fold_in_items :])
-                     if r is not None] for s in states]
-            users = fold_in(factors, self.model.gram, rows, self.model.alpha)  # (B, F)
+            rows = [r[-self.fold_in_items :] for r in history]
+            users = fold_in(factors, self.model.gram, [r[r >= 0] for r in rows], self.model.alpha)  # (B, F)
             out["cf"] = users @ (factors if cols is None else factors[cols]).T  # (B, N)
         else:
             out["cf"] = np.zeros((len(states), n), np.float32)
-        out["cooc"] = self.neighbours.cooc_scores(self.catalog, [s.history for s in states], cols)
+        out["cooc"] = self.neighbours.cooc_scores(self.catalog, [s.history for s in states], cols,
+                                                  recent_rows=history)
         popularity = self.neighbours.popularity(self.catalog, [s.updated_ms for s in states], cols)
         out["popularity"] = np.log1p(popularity).astype(np.float32)  # (B, N)
         return out
 
-    def available(self, states: list[UserState], cols: Cols = None) -> npt.NDArray[np.bool_]:
+    def available(self, states: list[UserState], cols: Cols = None,
+                  history: Rows | None = None) -> npt.NDArray[np.bool_]:
         """(B, N) items each user has not consumed ((B, M) of `cols`)."""
         n = len(self.catalog)
-        position = np.arange(n) if cols is None else np.full(n, -1, np.intp)  # (N,) row -> column
+        history = self.history_rows(states) if history is None else history
+        mask = np.ones((len(states), n if cols is None else cols.size), dtype=bool)  # (B, N)
+        if not history:
+            return mask
+        rows = np.concatenate(history)  # (sum H,)
+        users = np.repeat(np.arange(len(states)), [h.size for h in history])  # (sum H,)
         if cols is not None:
+            position = np.full(n, -1, np.intp)  # (N,) row -> column
             position[cols] = np.arange(cols.size)
-        mask = np.ones((len(states), n if cols is None else cols.size), dtype=bool)
-        for b, s in enumerate(states):
-            at = position[self.catalog.rows_of(s.history)]  # (H,) columns of the consumed items
-            mask[b, at[at >= 0]] = False
+            rows = np.where(rows >= 0, position[rows], -1)
+        known = rows >= 0
+        mask[users[known], rows[known]] = False
         return mask
 
-    def scores(self, states: list[UserState], cols: Cols = None) -> tuple[F32, F32, npt.NDArray[np.intp]]:
+    def scores(self, states: list[UserState], cols: Cols = None,
+               history: Rows | None = None) -> tuple[F32, F32, npt.NDArray[np.intp]]:
         """(B, N) hybrid scores (consumed items -inf), the (C, B, N) standardised signals (text:
         that of the interest each item came from) and the (B, N) index of that interest in the
         user's state; over the catalog rows `cols` ((B, M), ...) when given."""
-        available = self.available(states, cols)
-        z = stack(self.components(states, cols, text=False), available)  # (C, B, N), text row 0
+        history = self.history_rows(states) if history is None else history
+        available = self.available(states, cols, history)
+        z = stack(self.components(states, cols, text=False, history=history), available)  # (C, B, N)
         each = interest_text(self.catalog, states, self.interests.share_beta, cols)
         z_text = standardise(each.scores, available)  # (K, B, N)
         scores, chosen, z = blend_interests(z, z_text, each.log_share, self.policy,
@@ -140,7 +162,8 @@ class HybridScorer:
     def top_k(self, states: Mapping[str, UserState], k: int) -> dict[str, Ranked]:
         """Each user's k best items, best first, ties by catalog row, and beside them up to
         `new_item_slots` new items that match the user's text interest (for an app's
-        exploration slot). A user with no events yet gets empty lists."""
+        exploration slot). A user with no events yet gets empty lists. Every step is done for
+        the whole batch of users at once (`index_chunk` users at a time over candidates)."""
         users = [u for u in states if states[u].events > 0]
         out = {u: Ranked([], [], [], []) for u in states}
         if not users or len(self.catalog) == 0 or k <= 0:
@@ -151,53 +174,57 @@ class HybridScorer:
         for start in range(0, len(users), chunk):
             group = users[start : start + chunk]
             group_states = [states[u] for u in group]
+            history = self.history_rows(group_states)
             cols = self.candidates(group_states) if indexed else None
-            scores, z, interest = self.scores(group_states, cols)  # (B, N), (C, B, N), (B, N); N: M with cols
-            ids = self.catalog.ids if cols is None else [self.catalog.ids[int(c)] for c in cols]
+            # (B, N), (C, B, N), (B, N); N is M with cols
+            scores, z, interest = self.scores(group_states, cols, history)
             new = is_new if cols is None else is_new[cols]  # (N,) or (M,)
-            chosen = []
-            for b in range(len(group)):
-                row = scores[b]
-                available = np.flatnonzero(np.isfinite(row))
-                top = best_first(row, available, min(k, available.size))
-                picks = new_item_picks(row, z[TEXT, b], new, top, self.new_item_slots, self.new_item_min_z)
-                chosen.append((top, picks))
-            reasons = self._because(group_states, z, interest, chosen, cols)
-            for b, (user, (top, picks)) in enumerate(zip(group, chosen, strict=True)):
-                row = scores[b]
-                out[user] = Ranked([Scored(ids[int(i)], float(row[i])) for i in top],
-                                   [Scored(ids[int(i)], float(row[i])) for i in picks],
-                                   reasons[b][: top.size], reasons[b][top.size :])
+            top = best_first_rows(scores, k)  # (B, k) columns, -1 padding
+            picks = new_item_picks_rows(scores, z[TEXT], new, top, self.new_item_slots,
+                                        self.new_item_min_z)  # (B, S)
+            listed = np.concatenate([top, picks], axis=1)  # (B, k + S)
+            ranked = self._ranked(group_states, history, scores, z, interest, listed, top.shape[1], cols)
+            out.update(zip(group, ranked, strict=True))
         return out
 
-    def _because(self, states: list[UserState], z: F32, interest: npt.NDArray[np.intp],
-                 chosen: Sequence[tuple[npt.NDArray[np.intp], ...]], cols: Cols) -> list[list[Because]]:
-        """Each listed item's explanation (`cf.explain`), per user: top then picks; for B users at
-        once. z: (C, B, N) or (C, B, M); interest: (B, N) or (B, M)."""
+    def _ranked(self, states: list[UserState], history: Rows, scores: F32, z: F32, interest: Ints,
+                listed: npt.NDArray[np.intp], k: int, cols: Cols) -> list[Ranked]:
+        """Each user's lists with their explanations (`cf.explain`). listed: (B, L) columns of
+        `scores` (top-k first, then the new-item picks; -1 padding); z: (C, B, N); interest: (B, N)."""
         b_n, window = len(states), EXPLAIN_WINDOW
-        k = max((t.size + p.size for t, p in chosen), default=0)
-        at = np.zeros((b_n, k), np.intp)  # (B, K) columns of z, padded with column 0
-        history_rows = np.zeros((b_n, window), np.intp)  # (B, H) catalog rows, newest last
-        known = np.zeros((b_n, window), bool)  # (B, H)
+        at = np.maximum(listed, 0)  # (B, L) padding read as column 0, dropped below
+        users = np.arange(b_n)[:, None]  # (B, 1)
+        history_rows = np.full((b_n, window), -1, np.intp)  # (B, H) catalog rows, newest last
         history_ids = [[""] * window for _ in range(b_n)]
-        for b, ((top, picks), state) in enumerate(zip(chosen, states, strict=True)):
-            listed = np.concatenate([top, picks])
-            at[b, : listed.size] = listed
-            history = [(h, r) for h in state.history[-window:] if (r := self.catalog.row_of(h)) is not None]
-            start = window - len(history)
-            for n, (h, r) in enumerate(history, start=start):
-                history_rows[b, n], known[b, n], history_ids[b][n] = r, True, h
+        for b, (rows, state) in enumerate(zip(history, states, strict=True)):
+            ids = state.history[-window:]
+            rows = rows[-window:]
+            known = [(i, int(r)) for i, r in zip(ids, rows.tolist(), strict=True) if r >= 0]
+            offset = window - len(known)
+            history_rows[b, offset:] = [r for _, r in known]
+            history_ids[b][offset:] = [i for i, _ in known]
         matrix = self.catalog.matrix
-        rows = at if cols is None else cols[at]  # (B, K) catalog rows
-        history_vectors = matrix[history_rows] * known[:, :, None]  # (B, H, D), zero rows unknown
-        speaking = speaking_items(matrix[rows], history_vectors, history_ids,
+        rows_listed = at if cols is None else cols[at]  # (B, L) catalog rows
+        history_vectors = matrix[np.maximum(history_rows, 0)] * (history_rows >= 0)[:, :, None]  # (B, H, D)
+        speaking = speaking_items(matrix[rows_listed], history_vectors, history_ids,
                                   self.neighbours.config.recency_decay)
-        signals = z[:, np.arange(b_n)[:, None], at].transpose(1, 2, 0).tolist()  # (B, K, C)
-        from_interest = interest[np.arange(b_n)[:, None], at].tolist()  # (B, K)
-        return [[Because(k, said, dict(zip(COMPONENTS, row, strict=True)))
-                 for said, row, k in zip(speaking[b][: t.size + p.size], signals[b], from_interest[b],
-                                         strict=False)]
-                for b, (t, p) in enumerate(chosen)]
+        # what is published is rounded: z to 4 decimals; one call for the whole batch
+        signals = np.round(z[:, users, at].transpose(1, 2, 0), 4).tolist()  # (B, L, C)
+        from_interest = interest[users, at].tolist()  # (B, L)
+        values = scores[users, at].tolist()  # (B, L)
+        catalog_ids = self.catalog.ids
+        item_of = (lambda c: catalog_ids[c]) if cols is None else (lambda c: catalog_ids[int(cols[c])])
+        out = []
+        for b, row in enumerate(listed.tolist()):
+            entries = [(Scored(item_of(c), values[b][n]),
+                        Because(from_interest[b][n], speaking[b][n],
+                                dict(zip(COMPONENTS, signals[b][n], strict=True))))
+                       for n, c in enumerate(row) if c >= 0]
+            n_top = sum(c >= 0 for c in row[:k])
+            top, picks = entries[:n_top], entries[n_top:]
+            out.append(Ranked([e[0] for e in top], [e[0] for e in picks], [e[1] for e in top],
+                              [e[1] for e in picks]))
+        return out
 
 
 @dataclass(frozen=True)

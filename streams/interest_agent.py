@@ -34,11 +34,10 @@ from streams.records import (
     ERASURE_REASONS,
     Event,
     Invalid,
-    Listed,
     TimeBounds,
     deletion,
     parse_event,
-    recommendation,
+    ranked_recommendation,
 )
 from streams.settings import Settings
 from streams.tables import Tables
@@ -125,19 +124,12 @@ class InterestStage:
         for user_id, state in after.items():
             event, parsed = last_event[user_id]
             r = ranked[user_id]
-            items: list[Listed] = [(s.item_id, s.score, w.to_json())
-                                   for s, w in zip(r.items, r.because, strict=True)]
-            new_items: list[Listed] = [(s.item_id, s.score, w.to_json())
-                                       for s, w in zip(r.new_items, r.new_because, strict=True)]
-            shown = tuple(x[0] for x in items + new_items)
+            shown = tuple(s.item_id for s in r.items + r.new_items)
             self.recent.add(shown, now)
             with event_context(event):  # this user's partition, not the batch's last one
                 self.tables.users[event.message.key] = replace(state, shown=shown).to_bytes()
-            await self.publisher.send(
-                out_topic, event.message.key,
-                recommendation(user_id, int(now * 1000), parsed.event_id, items, model,
-                               new_items=new_items),
-            )
+            value = ranked_recommendation(user_id, int(now * 1000), parsed.event_id, r, model)
+            await self.publisher.send(out_topic, event.message.key, value)
         # outputs and states stored before the batch's offsets can be committed
         computed = time.perf_counter()
         await asyncio.gather(self.publisher.flush(), self.tables.users.stored())

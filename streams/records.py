@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from cf.serving import Ranked
 from cf.weights import EVENT_TYPES
 
 MAX_ID_CHARS = 256
@@ -242,6 +243,15 @@ def recommendation(
             "model": model,
         }
     )
+
+
+def ranked_recommendation(user_id: str, ts_ms: int, event_id: str, ranked: Ranked, model: str) -> bytes:
+    """`recommendation` of a user's `cf.serving.Ranked` lists, with why each item is there."""
+    items: list[Listed] = [(s.item_id, s.score, w.to_json())
+                           for s, w in zip(ranked.items, ranked.because, strict=True)]
+    new: list[Listed] = [(s.item_id, s.score, w.to_json())
+                         for s, w in zip(ranked.new_items, ranked.new_because, strict=True)]
+    return recommendation(user_id, ts_ms, event_id, items, model, new_items=new)
 
 
 def dead_letter(

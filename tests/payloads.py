@@ -13,7 +13,8 @@ from streams.records import TimeBounds
 
 MAX_TEXT = 2000
 MARGIN_MS = 3_600_000  # future times start this far past the bound: the receiving clock runs on
-ids = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=40)
+ids = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\x00"), min_size=1,
+              max_size=40)
 
 
 @st.composite
@@ -41,7 +42,7 @@ def bad_payloads(draw: st.DrawFn, bounds: TimeBounds) -> tuple[bytes | None, byt
     key = good["user_id"].encode("utf-8")
     kind = draw(st.sampled_from([
         "not_json", "bad_utf8", "not_object", "missing", "empty_id", "wrong_type", "unknown_type",
-        "huge_text", "future", "past", "key_mismatch", "deep", "long_number",
+        "huge_text", "future", "past", "key_mismatch", "deep", "long_number", "nul_in_id",
     ]))
     if kind == "not_json":
         return key, draw(st.binary(min_size=1).filter(lambda b: not _is_json(b))), "bad_json"
@@ -56,6 +57,9 @@ def bad_payloads(draw: st.DrawFn, bounds: TimeBounds) -> tuple[bytes | None, byt
     if kind == "empty_id":
         field = draw(st.sampled_from(["event_id", "user_id"]))
         return key, _encode({**good, field: ""}), "bad_value"
+    if kind == "nul_in_id":
+        field = draw(st.sampled_from(["event_id", "user_id"]))
+        return key, _encode({**good, field: good[field] + "\x00"}), "bad_value"
     if kind == "wrong_type":
         field = draw(st.sampled_from(["event_id", "user_id", "ts"]))
         value = draw(st.one_of(st.lists(st.integers(), max_size=2), st.booleans(), st.floats(0.5, 9.5),

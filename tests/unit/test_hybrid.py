@@ -8,11 +8,13 @@ from cf.hybrid import (
     BlendPolicy,
     BlendWeights,
     best_first,
+    best_first_rows,
     blend,
     fit_policy,
     fit_weights,
     grid_gains,
     new_item_picks,
+    new_item_picks_rows,
     simplex_grid,
     stack,
     standardise,
@@ -123,3 +125,29 @@ def test_new_item_picks_only_eligible_available_items() -> None:
     assert new_item_picks(scores, z_text, new, np.array([1]), 2, 2.0).tolist() == [3, 4]  # not in top
     assert new_item_picks(scores, z_text, np.zeros(6, bool), nothing, 2, 2.0).size == 0
     assert 5 not in new_item_picks(scores, z_text, new, nothing, 5, 2.0).tolist()  # off-topic
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_batched_top_k_and_picks_equal_the_row_by_row_ones(seed: int) -> None:
+    """Scores drawn from a few integers (exact ties, at the cut too) or with no ties, -inf for
+    consumed items,
+    some rows with fewer available items than k: every row as `best_first` and `new_item_picks`
+    rank it alone."""
+    rng = np.random.default_rng(seed)
+    b_n, n, k = 40, 30, 8
+    scores = rng.integers(0, 6, size=(b_n, n)).astype(np.float32)  # (B, N)
+    scores[::2] = rng.random((b_n // 2, n))  # half the rows without ties: the one-sort path
+    consumed = rng.random((b_n, n)) < rng.choice([0.1, 0.8, 0.95], size=(b_n, 1))
+    scores[consumed] = -np.inf
+    z_text = rng.integers(-1, 4, size=(b_n, n)).astype(np.float32)
+    new = rng.random(n) < 0.4
+    top = best_first_rows(scores, k)  # (B, k)
+    picks = new_item_picks_rows(scores, z_text, new, top, 2, 2.0)  # (B, 2)
+    assert top.shape == (b_n, k) and picks.shape == (b_n, 2)
+    for b in range(b_n):
+        available = np.flatnonzero(np.isfinite(scores[b]))
+        expected = best_first(scores[b], available, min(k, available.size))
+        assert top[b][top[b] >= 0].tolist() == expected.tolist()
+        assert (top[b][expected.size :] == -1).all()
+        expected_picks = new_item_picks(scores[b], z_text[b], new, expected, 2, 2.0)
+        assert picks[b][picks[b] >= 0].tolist() == expected_picks.tolist()
