@@ -329,9 +329,10 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         from streams.bench.pipeline import PipelineOptions, run_pipeline
         from streams.bench.pipeline import table as pipeline_table
 
+        orders = ("sessions", "interleaved") if args.order == "both" else (args.order,)
         options = PipelineOptions(item_rates=tuple(args.item_rates), text_rates=tuple(args.text_rates),
                                   seconds=args.seconds or 10.0, max_events=args.events,
-                                  max_text_events=args.text_events, workers=args.workers, order=args.order,
+                                  max_text_events=args.text_events, workers=args.workers, orders=orders,
                                   broker=args.broker)
         report = run_pipeline(settings, options, dataset=args.dataset,
                               progress=lambda line: print(line, file=sys.stderr, flush=True))
@@ -349,8 +350,11 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         from streams.bench.batch import run_batch_bench
         from streams.bench.batch import table as batch_table
 
-        report = run_batch_bench(settings, args.dataset, events_per_batch=args.batch_events, order=args.order)
-        print(batch_table(report))
+        orders = ("sessions", "interleaved") if args.order == "both" else (args.order,)
+        runs = [run_batch_bench(settings, args.dataset, events_per_batch=args.batch_events, order=order)
+                for order in orders]
+        print("\n".join(batch_table(run) for run in runs))
+        report = runs[0] if len(runs) == 1 else {"by_order": {run["order"]: run for run in runs}}
     elif args.what == "state":
         from streams.bench.state import print_table, run_state_bench
 
@@ -360,6 +364,8 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         from streams.bench.profile import run_profile
         from streams.bench.profile import table as profile_table
 
+        if args.order == "both":
+            raise SystemExit("bench profile: --order sessions or interleaved, one at a time")
         report = run_profile(settings, seconds=args.seconds or 25.0, rate=args.rate or 400.0,
                              mode=args.mode, raw_out=args.raw, order=args.order,
                              broker_kind=args.broker)
@@ -532,9 +538,10 @@ def parser() -> argparse.ArgumentParser:
     be.add_argument("--limit", type=int, default=None, help="state: only the first N events")
     be.add_argument("--batch-events", type=int, default=80,
                     help="batch: events per batch (a worker's batch at max rate held 80-90)")
-    be.add_argument("--order", choices=["sessions", "interleaved"], default="sessions",
+    be.add_argument("--order", choices=["sessions", "interleaved", "both"], default="sessions",
                     help="batch, pipeline, profile: MovieLens events in time order (users' sessions one "
-                    "after another) or round-robin over users (many users active at once)")
+                    "after another) or round-robin over users (many users active at once); batch and "
+                    "pipeline: both, side by side in one run")
     be.add_argument("--workers", type=int, default=1, help="pipeline: worker processes")
     be.add_argument("--broker", choices=["kafka", "tansu"], default="kafka",
                     help="pipeline, soak, profile: the broker the benchmark starts for itself "

@@ -5,9 +5,12 @@ co-occurrence rows a worker would hold by then. The rest are cut into batches of
 in time order, what a worker takes at its maximum rate (a few users' sessions), and each batch
 goes through the interest stage's own compute, timed step by step (`--order interleaved`: the
 same events round-robin over their users, as when many users are active at once):
+- `state`: the users' stored states decoded, the new ones rounded as stored and encoded
+  (`cf.state.UserState`, what the worker reads from and writes to its table);
 - `fold`: the users' states, each user's events of the batch at once (`cf.batch.apply_interactions`);
 - `pairs`: the batch's co-occurrence deltas (`cf.neighbours.batch_deltas`);
-- `top_k`: the hybrid lists of the batch's users (`HybridScorer.top_k`).
+- `top_k`: the hybrid lists of the batch's users (`HybridScorer.top_k`);
+- `list`: each list as the JSON the worker publishes (`streams.records.ranked_recommendation`).
 Beside it, `top_k` alone for 1, 5 and 20 users per call: its cost per call and per user. The rows
 stay as they were at the split (a worker replicates new ones as they come). Medians over batches;
 BLAS on one thread, as in the worker. Every time is this machine's, so compare runs side by side.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from dataclasses import replace
 from typing import Any
 
 from threadpoolctl import threadpool_limits
@@ -31,10 +35,12 @@ from encoders import Encoder
 from streams.encoder_setup import open_encoder
 from streams.offline.datasets import interleaved, load_dataset
 from streams.offline.evaluation import item_vectors
+from streams.records import ranked_recommendation
 from streams.settings import Settings
 
 WARM_SHARE = 0.8  # of the events, in time order, that build the states and rows first
 USERS_PER_CALL = (1, 5, 20)
+STEPS = ("state", "fold", "pairs", "top_k", "list")
 
 
 def run_batch_bench(settings: Settings, dataset_name: str = "ml-100k", events_per_batch: int = 80,
@@ -52,8 +58,8 @@ def run_batch_bench(settings: Settings, dataset_name: str = "ml-100k", events_pe
                           weight=weights.weight(x.type, x.rating), vector=catalog.vector(x.item_id),
                           item_id=x.item_id) for n, x in enumerate(data.interactions)]
     split = int(WARM_SHARE * len(events))
-    states: dict[str, UserState] = {
-        u: s.rounded() for u, s in apply_interactions(
+    stored: dict[str, bytes] = {  # the worker's table
+        u: s.to_bytes() for u, s in apply_interactions(
             {}, events[:split], decay, encoder.dim, encoder.version, catalog.vector, interests).items()}
     neighbours = NeighbourIndex(cooc)
     for item_id, delta in batch_deltas({}, [(x.user_id, x.item_id, x.ts_ms) for x in events[:split]],
@@ -64,28 +70,41 @@ def run_batch_bench(settings: Settings, dataset_name: str = "ml-100k", events_pe
                           index=CatalogIndex(catalog, settings.ann_min_items, settings.ann_nprobe),
                           candidates_text=settings.ann_candidates, interests=interests)
     measured = events[split:] if order == "sessions" else interleaved(events[split:], lambda x: x.user_id)
-    steps: dict[str, list[float]] = {"fold": [], "pairs": [], "top_k": []}
+    steps: dict[str, list[float]] = {name: [] for name in STEPS}
     users_per_batch: list[int] = []
+    model = f"{encoder.version}+bench"
     with threadpool_limits(1, user_api="blas"):
-        scorer.top_k(dict(list(states.items())[:5]), settings.top_k)  # first-call costs out of the way
+        warm = {u: UserState.from_bytes(raw) for u, raw in list(stored.items())[:5]}
+        scorer.top_k(warm, settings.top_k)  # first-call costs out of the way
         for start in range(0, len(measured), events_per_batch):
             batch = measured[start : start + events_per_batch]
-            before: dict[str, UserState | None] = {x.user_id: states.get(x.user_id) for x in batch}
             t0 = time.perf_counter()
+            before = {x.user_id: UserState.from_bytes(raw) if (raw := stored.get(x.user_id)) else None
+                      for x in batch}
+            t1 = time.perf_counter()
             merged = apply_interactions(before, batch, decay, encoder.dim, encoder.version, catalog.vector,
                                         interests)
-            t1 = time.perf_counter()
+            t2 = time.perf_counter()
             histories = {u: s.history if s is not None else () for u, s in before.items()}
             batch_deltas(histories, [(x.user_id, x.item_id, x.ts_ms) for x in batch], cooc)
-            t2 = time.perf_counter()
-            after = {u: s.rounded() for u, s in merged.items()}
             t3 = time.perf_counter()
-            scorer.top_k(after, settings.top_k)
+            after = {u: s.rounded() for u, s in merged.items()}
             t4 = time.perf_counter()
-            for name, seconds in (("fold", t1 - t0), ("pairs", t2 - t1), ("top_k", t4 - t3)):
+            ranked = scorer.top_k(after, settings.top_k)
+            t5 = time.perf_counter()
+            now_ms = int(time.time() * 1000)
+            for u, r in ranked.items():
+                ranked_recommendation(u, now_ms, batch[-1].event_id, r, model)
+            t6 = time.perf_counter()
+            for u, state in after.items():
+                shown = tuple(s.item_id for s in ranked[u].items + ranked[u].new_items)
+                stored[u] = replace(state, shown=shown).to_bytes()
+            t7 = time.perf_counter()
+            for name, seconds in (("state", (t1 - t0) + (t4 - t3) + (t7 - t6)), ("fold", t2 - t1),
+                                  ("pairs", t3 - t2), ("top_k", t5 - t4), ("list", t6 - t5)):
                 steps[name].append(seconds)
             users_per_batch.append(len(after))
-            states.update(after)
+        states = {u: UserState.from_bytes(raw) for u, raw in stored.items()}
         users = list(states)
         per_call = []
         for b in USERS_PER_CALL:
@@ -119,8 +138,8 @@ def table(report: dict[str, Any]) -> str:
     lines = [f"{report['batches']} batches of {report['events_per_batch']} MovieLens events, "
              f"{report['order']} ({report['users_per_batch']:.0f} users each, median), "
              f"{report['items']} items, medians:",
-             f"  fold {ms['fold']:.2f} ms   pairs {ms['pairs']:.2f} ms   top_k {ms['top_k']:.2f} ms   "
-             f"total {report['ms_total']:.2f} ms = {report['us_per_event']:.0f} us per event",
+             "  " + "   ".join(f"{name} {ms[name]:.2f} ms" for name in STEPS)
+             + f"   total {report['ms_total']:.2f} ms = {report['us_per_event']:.0f} us per event",
              f"{'users per top_k call':>22}{'ms per call':>13}{'ms per user':>13}"]
     lines += [f"{r['users']:>22}{r['ms_per_call']:>13.2f}{r['ms_per_user']:>13.3f}"
               for r in report["top_k_per_call"]]

@@ -11,7 +11,11 @@ Each (mode, rate) phase produces its events at `rate` per second (0 = as fast as
 goes, the worker absorbs the backlog) and reads the output topic. A recommendation for user u that
 names event e covers e and every earlier event of u (one list per user per batch), so each event's
 latency is (first output covering it, received) - (sent), both on this machine's monotonic clock.
-Throughput is events / (last covered - first sent). CPU and RSS are the consuming process's.
+Throughput is events / (last covered - first sent). CPU and RSS are the consuming process's;
+`events_per_worker_core_s` is events covered per CPU second of the consuming processes (the
+workers, or the pass-through copier), the capacity of one core at that load. Item phases run in
+each replay order asked for (`order` on every row: `sessions`, `interleaved`; the pass-through
+copies events in time order, text phases draw users at random).
 """
 
 from __future__ import annotations
@@ -278,14 +282,16 @@ def batch_stats(before: dict[str, float], after: dict[str, float]) -> dict[str, 
 
 
 def _phase_row(mode: str, rate: float, coverage: Coverage, clocks: Clocks,
-               cpu_before: tuple[float, float, float], wall_before: float, expected: int) -> dict[str, Any]:
+               cpu_before: tuple[float, float, float], wall_before: float, expected: int,
+               order: str) -> dict[str, Any]:
     span = max(coverage.last_covered - coverage.first_sent, 1e-9)
     wall = time.monotonic() - wall_before
-    consumer, broker, bench = (round((after - before) / wall, 2)
-                               for after, before in zip(clocks.cpu_s(), cpu_before, strict=True))
+    used = [after - before for after, before in zip(clocks.cpu_s(), cpu_before, strict=True)]  # CPU s
+    consumer, broker, bench = (round(seconds / wall, 2) for seconds in used)
     return {
-        "mode": mode, "rate": rate, "events": expected, "covered": coverage.covered,
+        "mode": mode, "order": order, "rate": rate, "events": expected, "covered": coverage.covered,
         "events_per_s": round(coverage.covered / span, 1),
+        "events_per_worker_core_s": round(coverage.covered / used[0], 1) if used[0] > 0 else None,
         "p50_ms": round(percentile_ms(coverage.latencies_s, 50), 2),
         "p99_ms": round(percentile_ms(coverage.latencies_s, 99), 2),
         "max_ms": round(1000 * max(coverage.latencies_s, default=0.0), 2),
@@ -310,7 +316,7 @@ class PipelineOptions:
     drain_s: float = 60.0
     workers: int = 1  # worker processes sharing the events topic's partitions
     seed: int = 1
-    order: str = "sessions"  # of the item events: "sessions" (time order) or "interleaved" over users
+    orders: tuple[str, ...] = ("sessions",)  # of the item events: "sessions" (time order), "interleaved"
     broker: BrokerKind = "kafka"  # a local Apache Kafka, or the embedded Tansu
 
 
@@ -350,7 +356,7 @@ def run_pipeline(settings: Settings, options: PipelineOptions = PipelineOptions(
                 cov = asyncio.run(_measure(s.bootstrap, PASS_SOURCE, PASS_SINK, s.partitions, wait_ms,
                                            item_events(data, f"p{rate}", n, int(time.time() * 1000)),
                                            rate, n, options.drain_s, _user_and_event))
-                rows.append(_phase_row("passthrough", rate, cov, clocks, cpu, wall, n))
+                rows.append(_phase_row("passthrough", rate, cov, clocks, cpu, wall, n, "sessions"))
         finally:
             copier.kill()
             copier.wait()
@@ -371,15 +377,16 @@ def run_pipeline(settings: Settings, options: PipelineOptions = PipelineOptions(
             asyncio.run(_measure(s.bootstrap, s.topic("events"), s.topic("recommendations"), s.partitions,
                                  wait_ms, item_events(data, "warm", 2000, int(time.time() * 1000)), 0, 2000,
                                  options.drain_s, _user_and_event))
-            phases = [("item", r) for r in options.item_rates] + [("text", r) for r in options.text_rates]
-            for mode, rate in phases:
+            phases = [("item", r, order) for order in options.orders for r in options.item_rates]
+            phases += [("text", r, "random") for r in options.text_rates]
+            for mode, rate, order in phases:
                 at_max = options.max_events if mode == "item" else options.max_text_events
                 n = _count(rate, options, at_max)
-                run = f"{mode}{rate}"
+                run = f"{mode}{rate}{order}"
                 now_ms = int(time.time() * 1000)
-                events = (item_events(data, run, n, now_ms, options.order) if mode == "item"
+                events = (item_events(data, run, n, now_ms, order) if mode == "item"
                           else text_events(data, run, n, now_ms, options.seed))
-                progress(f"{mode} at {rate or 'max'} events/s: {n} events")
+                progress(f"{mode} ({order}) at {rate or 'max'} events/s: {n} events")
                 totals = worker_totals([own for own, _ in workers])
                 cpu, wall = clocks.cpu_s(), time.monotonic()
                 cov = asyncio.run(_measure(s.bootstrap, s.topic("events"), s.topic("recommendations"),
@@ -387,45 +394,50 @@ def run_pipeline(settings: Settings, options: PipelineOptions = PipelineOptions(
                                            _user_and_event))
                 if not all(w.alive() for _, w in workers):
                     raise RuntimeError(f"a worker died; see {scratch}/worker-*.log")
-                rows.append(_phase_row(mode, rate, cov, clocks, cpu, wall, n)
+                rows.append(_phase_row(mode, rate, cov, clocks, cpu, wall, n, order)
                             | batch_stats(totals, worker_totals([own for own, _ in workers])))
         finally:
             for _, w in workers:
                 w.stop()
     return {"rows": rows, "broker": options.broker, "backend": settings.encoder_backend,
             "batch_size": settings.batch_size, "partitions": settings.partitions, "workers": options.workers,
-            "cores": os.cpu_count(), "order": options.order,
-            "item_vs_passthrough": item_vs_passthrough(rows)}
+            "cores": os.cpu_count(), "orders": list(options.orders),
+            "item_vs_passthrough": item_vs_passthrough(rows, options.orders[0]),
+            "item_vs_passthrough_by_order": {o: item_vs_passthrough(rows, o) for o in options.orders}}
 
 
-def item_vs_passthrough(rows: list[dict[str, Any]]) -> float | None:
-    """Item events absorbed at max rate over the pass-through's at max rate, in one run; None
-    unless both ran at max (a fixed rate says what was offered, not what either can do)."""
+def item_vs_passthrough(rows: list[dict[str, Any]], order: str | None = None) -> float | None:
+    """Item events absorbed at max rate (in `order`, when given) over the pass-through's at max
+    rate, in one run; None unless both ran at max (a fixed rate says what was offered, not what
+    either can do)."""
     def at_max(mode: str) -> float:
-        return max((r["events_per_s"] for r in rows if r["mode"] == mode and r["rate"] == 0), default=0.0)
+        return max((r["events_per_s"] for r in rows if r["mode"] == mode and r["rate"] == 0
+                    and (mode != "item" or order is None or r.get("order") == order)), default=0.0)
 
     ceiling, item = at_max("passthrough"), at_max("item")
     return round(item / ceiling, 3) if ceiling and item else None
 
 
 def table(report: dict[str, Any]) -> str:
-    lines = [f"{'mode':<12}{'rate':>8}{'events':>8}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
-             f"{'cpu':>6}{'broker':>7}{'bench':>6}{'rss MB':>8}"]
+    lines = [f"{'mode':<12}{'order':<12}{'rate':>6}{'events':>8}{'events/s':>10}{'per core':>9}{'p50 ms':>9}"
+             f"{'p99 ms':>9}{'cpu':>6}{'broker':>7}{'bench':>6}{'rss MB':>8}"]
     for r in report["rows"]:
-        lines.append(f"{r['mode']:<12}{r['rate'] or 'max':>8}{r['covered']:>8}{r['events_per_s']:>10.0f}"
-                     f"{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['cpu_cores']:>6.2f}"
-                     f"{r.get('broker_cpu_cores', 0.0):>7.2f}{r.get('bench_cpu_cores', 0.0):>6.2f}"
-                     f"{r['rss_mb']:>8.0f}")
+        per_core = r.get("events_per_worker_core_s") or 0.0
+        lines.append(f"{r['mode']:<12}{r.get('order', ''):<12}{r['rate'] or 'max':>6}{r['covered']:>8}"
+                     f"{r['events_per_s']:>10.0f}{per_core:>9.0f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}"
+                     f"{r['cpu_cores']:>6.2f}{r.get('broker_cpu_cores', 0.0):>7.2f}"
+                     f"{r.get('bench_cpu_cores', 0.0):>6.2f}{r['rss_mb']:>8.0f}")
     batched = [r for r in report["rows"] if r.get("batches")]
     if batched:
-        lines.append(f"{'mode':<12}{'rate':>8}{'batches':>9}{'events/batch':>14}{'lists/batch':>13}"
+        lines.append(f"{'mode':<12}{'order':<12}{'rate':>6}{'batches':>9}{'events/batch':>14}{'lists/batch':>13}"
                      f"{'ms/batch':>10}{'store ms':>10}{'cooc flush s':>14}")
         for r in batched:
-            lines.append(f"{r['mode']:<12}{r['rate'] or 'max':>8}{r['batches']:>9}"
+            lines.append(f"{r['mode']:<12}{r.get('order', ''):<12}{r['rate'] or 'max':>6}{r['batches']:>9}"
                          f"{r['events_per_batch']:>14.1f}{r['lists_per_batch']:>13.1f}{r['batch_ms']:>10.1f}"
                          f"{r.get('store_ms', 0.0):>10.1f}{r['cooc_flush_s']:>14.1f}")
-    if report.get("item_vs_passthrough") is not None:
-        lines.append(f"item events at max rate: {report['item_vs_passthrough']:.2f}x the pass-through")
+    for order, ratio in (report.get("item_vs_passthrough_by_order") or {}).items():
+        if ratio is not None:
+            lines.append(f"item events ({order}) at max rate: {ratio:.2f}x the pass-through")
     return "\n".join(lines)
 
 

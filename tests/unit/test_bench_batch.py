@@ -21,6 +21,7 @@ def test_the_batch_report_times_each_step_of_every_batch(tmp_path: Path, encoder
     report = run_batch_bench(Settings(), str(tmp_path), events_per_batch=3, encoder=encoder)
     assert report["batches"] == 3  # the last 20% of 40 events: 8, in batches of 3, 3 and 2
     assert report["items"] == len(ITEMS) and report["users_per_batch"] >= 1
+    assert set(report["ms"]) == {"state", "fold", "pairs", "top_k", "list"}
     assert all(ms > 0 for ms in report["ms"].values())
     assert abs(report["ms_total"] - sum(report["ms"].values())) < 0.01
     assert [r["users"] for r in report["top_k_per_call"]] == list(USERS_PER_CALL)
