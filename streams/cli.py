@@ -20,6 +20,10 @@ CONNECTING = ("worker", "produce", "tail", "explain")  # the commands that use I
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.event_loop == "uvloop":  # before anything makes a loop: Faust's worker takes the policy's
+        import mode.loop
+
+        mode.loop.use("uvloop")
     import faust
     from threadpoolctl import threadpool_limits
 
@@ -63,10 +67,10 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     encoder = open_encoder(settings)
     engine = create_app(settings, encoder, metrics)
-    log.info("encoder %s; metrics on http://%s:%d/metrics; settings %s", encoder.version,
-             settings.metrics_host, settings.metrics_port, settings.public())
-    logging.root.handlers.clear()  # from here on Faust's own logging
     worker = faust.Worker(engine.app, loglevel=settings.log_level)
+    log.info("encoder %s; event loop %s; metrics on http://%s:%d/metrics; settings %s", encoder.version,
+             type(worker.loop).__module__, settings.metrics_host, settings.metrics_port, settings.public())
+    logging.root.handlers.clear()  # from here on Faust's own logging
     worker.execute_from_commandline()
     return 0
 

@@ -22,6 +22,7 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 # each one aiokafka writes (cramjam) and the kafka-python readers decode (gzip, lz4, zstandard)
 COMPRESSIONS = ("none", "gzip", "lz4", "zstd")
+EVENT_LOOPS = ("uvloop", "asyncio")
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Settings:
     embed_batch: int = 32  # texts per forward pass
     batch_size: int = 2000  # events taken per stream batch (most a backlog gives at once)
     batch_wait_s: float = 0.02  # longest wait to fill a batch
+    event_loop: str = "uvloop"  # the worker's asyncio loop: uvloop (libuv) or asyncio (the standard one)
     half_life_s: float = 7 * 24 * 3600.0
     weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     top_k: int = 10
@@ -198,6 +200,9 @@ class Settings:
                              "(or INTERESTS_SASL_PASSWORD_FILE)")
         if self.ssl_keyfile and not self.ssl_certfile:
             raise ValueError("INTERESTS_SSL_KEYFILE is the key of INTERESTS_SSL_CERTFILE, which is not set")
+        if self.event_loop not in EVENT_LOOPS:
+            raise ValueError(f"INTERESTS_EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}, "
+                             f"not {self.event_loop!r}")
         if self.broker_profile not in ("kafka", "tansu"):
             raise ValueError(f"INTERESTS_BROKER_PROFILE must be kafka or tansu, not {self.broker_profile!r}")
         for name in ("partitions", "scoring_threads", "embed_batch", "batch_size", "top_k", "history_size",
