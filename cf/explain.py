@@ -13,7 +13,7 @@ c are the explanation; the signals are the item's standardised scores (z) in the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -23,8 +23,7 @@ EXPLAIN_ITEMS = 3
 EXPLAIN_WINDOW = 20  # the newest history items considered
 
 
-@dataclass(frozen=True)
-class Because:
+class Because(NamedTuple):  # a tuple: a batch's lists make hundreds of these
     interest: int  # which of the user's interest vectors the item came from (one per user today)
     history: tuple[str, ...]  # up to three of the user's items that speak for it, strongest first
     components: dict[str, float]  # each signal's standardised score (z), as published: 4 decimals
@@ -45,8 +44,10 @@ def speaking_items(items: F32, history: F32, history_ids: Sequence[Sequence[str]
     recency = np.power(np.float32(recency_decay), np.arange(h - 1, -1, -1, dtype=np.float32))  # (H,)
     c = np.matmul(items, history.transpose(0, 2, 1)) * recency[None, None, :]  # (B, K, H)
     order = np.argsort(-c, axis=2, kind="stable")[:, :, :top]  # (B, K, top)
-    positive = np.take_along_axis(c, order, axis=2) > 0  # (B, K, top)
-    users = zip(history_ids, order.tolist(), positive.tolist(), strict=True)
-    return [[tuple(ids[i] for i, p in zip(row, keep, strict=True) if p)
-             for row, keep in zip(user_order, user_keep, strict=True)]
-            for ids, user_order, user_keep in users]
+    # best first, so the positive ones are a prefix of each row
+    positives = (np.take_along_axis(c, order, axis=2) > 0).sum(axis=2).tolist()  # (B, K)
+    named = np.empty((b, h), dtype=object)  # (B, H) ids
+    named[:] = [list(ids) for ids in history_ids]
+    picked = named[np.arange(b)[:, None, None], order].tolist()  # (B, K, top) ids
+    return [[tuple(row[:n]) for row, n in zip(user_rows, user_n, strict=True)]
+            for user_rows, user_n in zip(picked, positives, strict=True)]
