@@ -134,11 +134,11 @@ def blend_interests(z: F32, z_text: F32, log_share: F32, policy: BlendPolicy, hi
         mixed = per[0]
     else:
         chosen = per.argmax(axis=0)  # (B, N)
-        mixed = per.max(axis=0)  # (B, N)
+        mixed = np.take_along_axis(per, chosen[None], axis=0)[0]  # (B, N) the max, without a second pass
     z = z.copy()
     one = z_text.shape[0] == 1
     z[TEXT] = z_text[0] if one else np.take_along_axis(z_text, chosen[None], axis=0)[0]  # (B, N)
-    return np.where(available, mixed, -np.inf).astype(np.float32), chosen, z
+    return np.where(available, mixed, -np.inf).astype(np.float32, copy=False), chosen, z
 
 
 def simplex_grid(n: int, steps: int) -> F32:

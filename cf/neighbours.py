@@ -236,12 +236,24 @@ class NeighbourIndex:
 
     def popularity(self, catalog: ItemCatalog, now_ms: Sequence[int],
                    cols: npt.NDArray[np.intp] | None = None) -> F32:
-        """(B, N) decayed popularity at each user's `now` ((B, M) of `cols`)."""
+        """(B, N) decayed popularity at each user's `now` ((B, M) of `cols`):
+
+            v_n 2^(-max(t_b - a_n, 0)/h) = v_n min(1, 2^((r - t_b)/h) 2^((a_n - r)/h))
+
+        with r the newest a_n: one exp2 per user and per item, their outer product, no exp2
+        per (user, item). Exponents are clipped at +-1000 half-lives (float64 holds 2^1000); past
+        that a popularity is 0 or v_n either way."""
         _, value, at = self.arrays(catalog)  # (N,), (N,) ms
         if cols is not None:
             value, at = value[cols], at[cols]  # (M,), (M,)
-        age = np.maximum(np.asarray(now_ms, np.float64)[:, None] - at[None, :], 0.0)  # (B, N) ms
-        return (value[None, :] * np.exp2(-age / 1000.0 / self.config.half_life_s)).astype(np.float32)
+        if at.size == 0:
+            return np.zeros((len(now_ms), 0), np.float32)
+        h_ms = 1000.0 * self.config.half_life_s
+        newest = float(at.max())
+        user = np.exp2(np.clip((newest - np.asarray(now_ms, np.float64)) / h_ms, -1000.0, 1000.0))  # (B,)
+        item = np.exp2(np.maximum((at - newest) / h_ms, -1000.0))  # (N,) <= 1
+        factor = np.minimum(np.outer(user, item), 1.0)  # (B, N)
+        return (factor * value[None, :]).astype(np.float32)
 
 
 def batch_deltas(histories: Mapping[str, Sequence[str]],

@@ -90,6 +90,8 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
     # one output producer per agent: a flush waits only for the agent's own records (a
     # co-occurrence flush sends megabytes of rows; recommendations should not queue behind them)
     publisher, rows_publisher = Publisher(settings), Publisher(settings)
+    # each table's changelog records go out with its agent's outputs, batched (`StoredTable`)
+    tables.users.publisher, tables.item_rows.publisher = publisher, rows_publisher
     # one guard per agent: each reads back what Faust's fetcher skipped on its input topic
     events_guard = OffsetGuard(settings, metrics, batch_wait_s=settings.batch_wait_s)
     pairs_guard = OffsetGuard(settings, metrics, batch_wait_s=settings.neighbours_flush_s)

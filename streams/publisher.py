@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.structs import RecordMetadata
 
 from streams.connection import client_options
 from streams.settings import Settings
@@ -24,10 +25,12 @@ class Publisher:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._producer: AIOKafkaProducer | None = None
-        self._pending: list[asyncio.Future[object]] = []
+        self._pending: list[asyncio.Future[RecordMetadata]] = []
 
-    async def send(self, topic: str, key: bytes, value: bytes | None, partition: int | None = None) -> None:
-        """Queue a record (waits only when the producer's buffer is full)."""
+    async def send(self, topic: str, key: bytes, value: bytes | None,
+                   partition: int | None = None) -> asyncio.Future[RecordMetadata]:
+        """Queue a record (waits only when the producer's buffer is full); the future resolves
+        to its metadata (partition, offset) once the broker acknowledged it."""
         if self._producer is None:
             self._producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap, acks="all",
                                               linger_ms=self.settings.publish_linger_ms,
@@ -35,7 +38,10 @@ class Publisher:
                                               compression_type=self.settings.compression_type,
                                               **client_options(self.settings))
             await self._producer.start()
-        self._pending.append(await self._producer.send(topic, key=key, value=value, partition=partition))
+        sent: asyncio.Future[RecordMetadata] = await self._producer.send(topic, key=key, value=value,
+                                                                         partition=partition)
+        self._pending.append(sent)
+        return sent
 
     async def flush(self) -> None:
         """Wait until every queued record is acknowledged; raises if one failed."""

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
-from faust.types import FutureMessage
+from faust.types import TP, FutureMessage
 
+from streams.publisher import Publisher
 from streams.settings import Settings
 from streams.topics import TABLE_NAMES
 
@@ -27,16 +28,48 @@ class StoredTable(faust.Table):
     per record still waiting in Faust's send buffer (`ProducerBuffer.flush_atmost`): under load
     an offset was committed while the state it caused was not yet in the changelog, and a worker
     killed then lost the event. An agent awaits `stored()` before it takes its next batch, so
-    every offset Faust acks has its state stored first."""
+    every offset Faust acks has its state stored first.
+
+    With a `publisher` (the agent's own batching producer) a write queues its changelog record
+    and `stored()` sends the batch's records together, then records each partition's newest
+    changelog offset in the store as Faust does per record (`Table._on_changelog_sent`: where
+    recovery resumes). Faust's own path sends records one at a time from its buffer, and while
+    that buffer holds over 100 records it stops delivering messages to every stream."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._unstored: list[FutureMessage] = []
+        self._queued: list[tuple[int, bytes, bytes | None]] = []  # (partition, key, value) to send
+        self.publisher: Publisher | None = None
 
     def send_changelog(self, *args: Any, **kwargs: Any) -> FutureMessage:
         fut = super().send_changelog(*args, **kwargs)
         self._unstored.append(fut)
         return fut
+
+    def _queue(self, key: Any, value: Any) -> bool:
+        """Queue a changelog record for `stored()`; False where Faust's own path must take it."""
+        if self.publisher is None or self.app.in_transaction or self.use_partitioner:
+            return False
+        partition = self.partition_for_key(key)  # the current event's: the key's own partition
+        if partition is None:
+            return False
+        self._queued.append((partition, key, value))
+        self._maybe_set_key_ttl(key, partition)
+        return True
+
+    def on_key_set(self, key: Any, value: Any) -> None:
+        if self._queue(key, value):
+            self._sensor_on_set(self, key, value)
+        else:
+            super().on_key_set(key, value)
+
+    def on_key_del(self, key: Any) -> None:
+        if self._queue(key, None):
+            self._maybe_del_key_ttl(key, self._queued[-1][0])
+            self._sensor_on_del(self, key)
+        else:
+            super().on_key_del(key)
 
     def rocksdb_bytes(self) -> dict[str, int]:
         """Memory RocksDB holds for this table on this worker, by `ROCKSDB_MEMORY` kind, summed
@@ -53,6 +86,16 @@ class StoredTable(faust.Table):
 
     async def stored(self) -> None:
         """Wait until every write so far is acknowledged by the broker; raises if one failed."""
+        queued, self._queued = self._queued, []
+        if queued:
+            assert self.publisher is not None
+            topic = self.changelog_topic.get_topic_name()
+            sent = [await self.publisher.send(topic, key, value, partition=p) for p, key, value in queued]
+            newest: dict[int, int] = {}
+            for metadata in await asyncio.gather(*sent):
+                newest[metadata.partition] = max(newest.get(metadata.partition, -1), metadata.offset)
+            for partition, offset in newest.items():
+                self.data.set_persisted_offset(TP(topic, partition), offset)
         pending, self._unstored = self._unstored, []
         if pending:
             await asyncio.gather(*pending)

@@ -10,6 +10,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from aiokafka.structs import RecordMetadata
 
 from cf.state import UserState
 from encoders.transformer import TransformerEncoder
@@ -34,12 +35,18 @@ class Sent:
 
 @dataclass
 class Published:
-    """Stands in for the worker's output producer; records by topic."""
+    """Stands in for the worker's output producer (which also carries the tables' changelog
+    records); records by topic, each acknowledged at once with its partition and offset."""
 
     by_topic: dict[str, Sent] = field(default_factory=dict)
 
-    async def send(self, topic: str, key: bytes, value: Any, partition: int | None = None) -> None:
-        self.topic(topic)(key=key, value=value)
+    async def send(self, topic: str, key: bytes, value: Any,
+                   partition: int | None = None) -> asyncio.Future[RecordMetadata]:
+        sent = self.topic(topic)
+        sent(key=key, value=value)
+        acked: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+        acked.set_result(RecordMetadata(topic, partition or 0, None, len(sent.records) - 1, -1, None, -1))
+        return acked
 
     async def flush(self) -> None:
         pass
@@ -146,8 +153,9 @@ async def test_events_update_interests_and_publish_top_k(engine: Engine, changel
     assert m.get_sample_value("interests_events_total", {"type": "search", "outcome": "ok"}) == 1
     assert m.get_sample_value("interests_embed_batch_size_count") >= 1
     assert engine.tables.users[b"u1"] is not None
-    stored = changelogs.by_topic["agent-test-users-changelog"]
+    stored = out.topic("agent-test-users-changelog").records  # sent with the batch's outputs
     assert {k for k, _ in stored} == {b"u1", b"u2"}  # every state the agent wrote, acknowledged
+    assert not changelogs.by_topic  # nothing through Faust's one-at-a-time buffer
     # co-occurrence deltas, keyed by the row's item: "4" after "1", counted once
     deltas: dict[str, list[dict[str, Any]]] = {}
     for key, value in pairs.records:
@@ -264,7 +272,7 @@ async def test_erasure_removes_state_and_list_and_expiry_spares_a_returning_user
             await until(lambda: engine.metrics.registry.get_sample_value(
                 "interests_events_total", {"type": "delete_user", "outcome": "kept"}) == 1)
     assert engine.tables.users.get(b"u1") is None and engine.tables.users.get(b"u2") is not None
-    tombstones = [k for k, v in changelogs.by_topic["agent-test-users-changelog"] if v is None]
+    tombstones = [k for k, v in out.topic("agent-test-users-changelog").records if v is None]
     assert tombstones == [b"u1", b"u1"]  # erased on request, then expired
     m = engine.metrics.registry
     assert m.get_sample_value("interests_users_erased_total", {"reason": "requested"}) == 1

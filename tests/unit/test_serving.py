@@ -75,6 +75,13 @@ def test_sparse_rows_score_like_the_dense_matrix(batch: int, window: int) -> Non
         np.testing.assert_allclose(sparse[b], dense.scores(u, 0), rtol=1e-5, atol=1e-6)
     now = events[-1][2]
     np.testing.assert_allclose(index.popularity(catalog, [now])[0], pop.scores("u", now), rtol=1e-5)
+    # users at other times, one before every item's last interaction (no decay: the value itself)
+    _, value, at = index.arrays(catalog)
+    times = [now + 3 * DAY_MS, now - DAY_MS, 0]
+    expected = value[None, :] * np.exp2(-np.maximum(np.array(times)[:, None] - at[None, :], 0)
+                                        / 1000 / config.half_life_s)
+    np.testing.assert_allclose(index.popularity(catalog, times), expected, rtol=1e-5)
+    np.testing.assert_allclose(index.popularity(catalog, [0])[0], value, rtol=1e-6)
 
 
 def test_a_row_keeps_its_heaviest_pairs_and_a_late_delta_is_discounted() -> None:
