@@ -47,29 +47,33 @@ class StoredTable(faust.Table):
         self._unstored.append(fut)
         return fut
 
-    def _queue(self, key: Any, value: Any) -> bool:
-        """Queue a changelog record for `stored()`; False where Faust's own path must take it."""
-        if self.publisher is None or self.app.in_transaction or self.use_partitioner:
-            return False
+    def _queue(self, key: Any, value: Any) -> int | None:
+        """Queue a changelog record for `stored()` and return its partition; None where Faust's
+        own path must take it. Keys and values are the bytes the changelog carries (both tables
+        are bytes to bytes: the raw codec sends them as they are)."""
+        if (self.publisher is None or self.app.in_transaction or self.use_partitioner
+                or not isinstance(key, bytes) or not isinstance(value, bytes | None)):
+            return None
         partition = self.partition_for_key(key)  # the current event's: the key's own partition
-        if partition is None:
-            return False
-        self._queued.append((partition, key, value))
-        self._maybe_set_key_ttl(key, partition)
-        return True
+        if partition is not None:
+            self._queued.append((partition, key, value))
+        return partition
 
     def on_key_set(self, key: Any, value: Any) -> None:
-        if self._queue(key, value):
-            self._sensor_on_set(self, key, value)
-        else:
+        partition = self._queue(key, value)
+        if partition is None:
             super().on_key_set(key, value)
+            return
+        self._maybe_set_key_ttl(key, partition)
+        self._sensor_on_set(self, key, value)
 
     def on_key_del(self, key: Any) -> None:
-        if self._queue(key, None):
-            self._maybe_del_key_ttl(key, self._queued[-1][0])
-            self._sensor_on_del(self, key)
-        else:
+        partition = self._queue(key, None)
+        if partition is None:
             super().on_key_del(key)
+            return
+        self._maybe_del_key_ttl(key, partition)
+        self._sensor_on_del(self, key)
 
     def rocksdb_bytes(self) -> dict[str, int]:
         """Memory RocksDB holds for this table on this worker, by `ROCKSDB_MEMORY` kind, summed

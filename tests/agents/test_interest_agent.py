@@ -36,16 +36,19 @@ class Sent:
 @dataclass
 class Published:
     """Stands in for the worker's output producer (which also carries the tables' changelog
-    records); records by topic, each acknowledged at once with its partition and offset."""
+    records); records by topic, each acknowledged at once with its partition and its offset
+    there (dense per partition, as the broker numbers them)."""
 
     by_topic: dict[str, Sent] = field(default_factory=dict)
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)  # (topic, partition) -> next
 
     async def send(self, topic: str, key: bytes, value: Any,
                    partition: int | None = None) -> asyncio.Future[RecordMetadata]:
-        sent = self.topic(topic)
-        sent(key=key, value=value)
+        self.topic(topic)(key=key, value=value)
+        at = (topic, partition or 0)
+        offset = self.offsets[at] = self.offsets.get(at, -1) + 1
         acked: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
-        acked.set_result(RecordMetadata(topic, partition or 0, None, len(sent.records) - 1, -1, None, -1))
+        acked.set_result(RecordMetadata(topic, at[1], None, offset, -1, None, -1))
         return acked
 
     async def flush(self) -> None:
@@ -114,9 +117,11 @@ async def test_events_update_interests_and_publish_top_k(engine: Engine, changel
     out, dlq = Published(), Sent()
     recs, pairs = out.topic("interests.recommendations"), out.topic("interests.item-pairs")
     agent = engine.app.agents["interests"]
+    persisted: dict[Any, int] = {}
     with mock.patch.object(engine.publisher, "send", out.send), \
          mock.patch.object(engine.publisher, "flush", out.flush), \
-         mock.patch.object(engine.topics.dlq, "send_soon", dlq):
+         mock.patch.object(engine.topics.dlq, "send_soon", dlq), \
+         mock.patch.object(engine.tables.users.data, "set_persisted_offset", persisted.__setitem__):
         async with agent.test_context() as ctx:
             await ctx.put(key=b"u1", value=event(event_id="e1", item_id="1"))
             await ctx.put(key=b"u1", value=b"{broken")
@@ -156,6 +161,10 @@ async def test_events_update_interests_and_publish_top_k(engine: Engine, changel
     stored = out.topic("agent-test-users-changelog").records  # sent with the batch's outputs
     assert {k for k, _ in stored} == {b"u1", b"u2"}  # every state the agent wrote, acknowledged
     assert not changelogs.by_topic  # nothing through Faust's one-at-a-time buffer
+    # where recovery resumes: each changelog partition's newest acknowledged offset
+    written = {tp: n for (topic, tp), n in out.offsets.items() if topic == "agent-test-users-changelog"}
+    assert written and {tp.partition: n for tp, n in persisted.items()} == written
+    assert all(tp.topic == "agent-test-users-changelog" for tp in persisted)
     # co-occurrence deltas, keyed by the row's item: "4" after "1", counted once
     deltas: dict[str, list[dict[str, Any]]] = {}
     for key, value in pairs.records:
