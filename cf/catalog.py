@@ -77,11 +77,6 @@ class ItemCatalog:
     def row_of(self, item_id: str) -> int | None:
         return self._row.get(item_id)
 
-    def rows_of(self, item_ids: Iterable[str]) -> npt.NDArray[np.intp]:
-        """(M,) the rows of those of `item_ids` in the catalog, in order (a history of hundreds
-        of ids: one pass of dict lookups, no call per id)."""
-        return np.fromiter((r for r in map(self._row.get, item_ids) if r is not None), np.intp)
-
     def rows_or_missing(self, item_ids: Iterable[str], count: int = -1) -> npt.NDArray[np.intp]:
         """(M,) the row of each of `item_ids`, -1 for an id not in the catalog (`count`: how many
         ids, when known). One C-level pass of dict lookups."""

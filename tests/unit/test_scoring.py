@@ -77,9 +77,10 @@ def test_catalog_upsert_replace_and_remove() -> None:
         row = catalog.row_of(item_id)
         assert row is not None
         np.testing.assert_array_equal(catalog.matrix[row], catalog.vector(item_id))
-    rows = catalog.rows_of(["item3", "item0", "item1"])  # a removed item has no row
-    assert rows.dtype == np.intp and rows.tolist() == [catalog.row_of("item3"), catalog.row_of("item1")]
-    assert catalog.rows_of([]).shape == (0,)
+    rows = catalog.rows_or_missing(["item3", "item0", "item1"])  # a removed item has no row
+    assert rows.dtype == np.intp and rows.tolist() == [catalog.row_of("item3"), -1, catalog.row_of("item1")]
+    assert catalog.rows_or_missing(iter(["item1"]), 1).tolist() == [catalog.row_of("item1")]
+    assert catalog.rows_or_missing([]).shape == (0,)
     with pytest.raises(ValueError):
         catalog.upsert("zero", np.zeros(4, np.float32))
 
