@@ -18,6 +18,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal
@@ -162,6 +163,16 @@ def _need(tool: str, hint: str) -> str:
     return found
 
 
+def new_cluster_id(draw: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
+    """What `StorageTool random-uuid` prints: 16 random bytes, URL-safe base64 without padding,
+    drawn again while it starts with "-" (as Kafka's `Uuid.randomUuid` does: a command line
+    reads such a value as an option, and one format in 64 failed)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(draw()).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class KafkaBroker(LocalBroker):
     """Apache Kafka in KRaft mode on one node, its log dir under `data_dir`."""
 
@@ -239,14 +250,15 @@ class KafkaBroker(LocalBroker):
         """Once per data dir: a new cluster id, the log dir laid out for a one-node quorum."""
         if (self.log_dir / "meta.properties").is_file():
             return
-        # what `StorageTool random-uuid` prints: 16 random bytes, URL-safe base64 without padding
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         users = self.security.scram_arguments() if self.secured else []
         # its output (the configuration, SCRAM keys) is kept out of every log
         done = subprocess.run(self._java("kafka.tools.StorageTool", "format", "--standalone", "-t",
-                                         cluster_id, "-c", str(config), *users), capture_output=True)
+                                         new_cluster_id(), "-c", str(config), *users), capture_output=True)
         if done.returncode:
-            raise RuntimeError(f"formatting {self.log_dir} failed (StorageTool exited {done.returncode})")
+            said = ("its output is withheld: it holds SCRAM credentials" if users else
+                    (done.stdout + done.stderr).decode(errors="replace").strip()[-2000:])
+            raise RuntimeError(f"formatting {self.log_dir} failed (StorageTool exited "
+                               f"{done.returncode}): {said}")
 
     def start(self, timeout_s: float = 60.0) -> KafkaBroker:
         self.data_dir.mkdir(parents=True, exist_ok=True)
