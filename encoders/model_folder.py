@@ -7,7 +7,11 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+import numpy.typing as npt
+
 if TYPE_CHECKING:
+    from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerBase
 
 PACKAGED = "all-MiniLM-L6-v2"
@@ -64,3 +68,36 @@ def load_tokenizer(folder: Path) -> PreTrainedTokenizerBase:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     hf_logging.disable_progress_bar()
     return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+
+
+class FastTokenizer:
+    """The folder's `tokenizer.json` run by the `tokenizers` library alone: what the
+    transformers tokenizer does for `(texts, padding=True, truncation=True, max_length)`, the
+    same ids, without importing transformers (and torch with it: seconds of a worker's start and
+    hundreds of MB of its memory). The file's own padding, fixed at a length, is replaced by
+    padding to the batch's longest text."""
+
+    def __init__(self, tokenizer: Tokenizer, max_length: int) -> None:
+        self.tokenizer = tokenizer
+        padding = tokenizer.padding or {}
+        tokenizer.enable_truncation(max_length)
+        tokenizer.enable_padding(pad_id=int(padding.get("pad_id", 0)),
+                                 pad_token=str(padding.get("pad_token", "[PAD]")),
+                                 pad_type_id=int(padding.get("pad_type_id", 0)))
+
+    @classmethod
+    def of(cls, folder: Path, max_length: int) -> FastTokenizer | None:
+        """None for a folder without `tokenizer.json` (a slow tokenizer only)."""
+        path = folder / "tokenizer.json"
+        if not path.is_file():
+            return None
+        from tokenizers import Tokenizer
+
+        return cls(Tokenizer.from_file(str(path)), max_length)
+
+    def __call__(self, texts: list[str]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """(B,) texts -> (B, T) token ids and (B, T) attention mask, T the longest text's length."""
+        encoded = self.tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encoded], dtype=np.int64)  # (B, T)
+        mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)  # (B, T)
+        return ids, mask

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from encoders.batching import encode_sorted
-from encoders.model_folder import folder_version, load_tokenizer, resolve_model_folder
+from encoders.model_folder import FastTokenizer, folder_version, load_tokenizer, resolve_model_folder
 
 OPSET = 17
 
@@ -97,7 +97,8 @@ class OnnxEncoder:
         import onnxruntime as ort
 
         self.folder = resolve_model_folder(model)
-        self.tokenizer = load_tokenizer(self.folder)
+        self.fast = FastTokenizer.of(self.folder, max_length)
+        self.tokenizer = load_tokenizer(self.folder) if self.fast is None else None
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads
@@ -116,11 +117,15 @@ class OnnxEncoder:
         return encode_sorted(texts, self.batch_size, self.dim, self._encode_batch)
 
     def _encode_batch(self, texts: list[str]) -> npt.NDArray[np.float32]:
-        batch = self.tokenizer(
-            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="np")
-        feed = {"input_ids": batch["input_ids"].astype(np.int64, copy=False),  # (B, T)
-                "attention_mask": batch["attention_mask"].astype(np.int64, copy=False)}  # (B, T)
-        (vectors,) = self.session.run(None, feed)  # (B, D)
+        if self.fast is not None:
+            ids, mask = self.fast(texts)  # (B, T), (B, T)
+        else:
+            assert self.tokenizer is not None
+            batch = self.tokenizer(
+                texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="np")
+            ids = batch["input_ids"].astype(np.int64, copy=False)  # (B, T)
+            mask = batch["attention_mask"].astype(np.int64, copy=False)  # (B, T)
+        (vectors,) = self.session.run(None, {"input_ids": ids, "attention_mask": mask})  # (B, D)
         return np.asarray(vectors, dtype=np.float32)
 
 

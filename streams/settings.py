@@ -38,7 +38,8 @@ class Settings:
     store: str = "rocksdb://"  # Faust table store; "memory://" for agent tests
     data_dir: Path = Path("var/data")
     rocksdb_write_buffer_mb: int = 4  # RocksDB memtable per table partition (two of them at most)
-    rocksdb_block_cache_mb: int = 32  # RocksDB read cache per table partition
+    rocksdb_memtables_mb: int = 16  # all memtables of a table on this worker (its partitions together)
+    rocksdb_block_cache_mb: int = 32  # RocksDB read cache of a table on this worker (its partitions share it)
     encoder: str = ""  # "" = packaged all-MiniLM-L6-v2, else a local model folder
     encoder_backend: str = "onnx-int8"  # torch-fp32 | onnx-fp32 | onnx-int8 (see `interests bench encoder`)
     encoder_threads: int = 0  # intra-op threads of torch or ONNX Runtime; 0 = their default
@@ -207,7 +208,8 @@ class Settings:
             raise ValueError(f"INTERESTS_BROKER_PROFILE must be kafka or tansu, not {self.broker_profile!r}")
         for name in ("partitions", "scoring_threads", "embed_batch", "batch_size", "top_k", "history_size",
                      "cf_fold_in_items", "max_interests", "cooc_window", "cooc_row_size", "ann_min_items",
-                     "ann_nprobe", "ann_candidates"):
+                     "ann_nprobe", "ann_candidates", "rocksdb_write_buffer_mb", "rocksdb_memtables_mb",
+                     "rocksdb_block_cache_mb"):
             if cast(int, getattr(self, name)) < 1:
                 raise ValueError(f"INTERESTS_{name.upper()} must be >= 1")
         self.decay()

@@ -11,14 +11,8 @@ from faust.types import TP, FutureMessage
 
 from streams.publisher import Publisher
 from streams.settings import Settings
+from streams.table_store import SharedStore, TableMemory
 from streams.topics import TABLE_NAMES
-
-# RocksDB properties of a table partition's memory, by the `kind` label they get
-ROCKSDB_MEMORY = {
-    "memtables": "rocksdb.cur-size-all-mem-tables",
-    "block_cache": "rocksdb.block-cache-usage",
-    "table_readers": "rocksdb.estimate-table-readers-mem",  # index and filter blocks of open files
-}
 
 
 class StoredTable(faust.Table):
@@ -36,7 +30,8 @@ class StoredTable(faust.Table):
     recovery resumes). Faust's own path sends records one at a time from its buffer, and while
     that buffer holds over 100 records it stops delivering messages to every stream."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, memory: TableMemory | None = None, **kwargs: Any) -> None:
+        self.memory = memory  # shared by this table's RocksDB partitions; None: Faust's own store
         super().__init__(*args, **kwargs)
         self._unstored: list[FutureMessage] = []
         self._queued: list[tuple[int, bytes, bytes | None]] = []  # (partition, key, value) to send
@@ -75,18 +70,18 @@ class StoredTable(faust.Table):
         self._maybe_del_key_ttl(key, partition)
         self._sensor_on_del(self, key)
 
+    def _new_store_by_url(self, url: Any) -> Any:
+        if self.memory is None or not str(url).startswith("rocksdb:"):
+            return super()._new_store_by_url(url)
+        return SharedStore(url, self.app, self, memory=self.memory, table_name=self.name,
+                           key_type=self.key_type, key_serializer=self.key_serializer,
+                           value_serializer=self.value_serializer, value_type=self.value_type,
+                           loop=self.loop, options=self.options)
+
     def rocksdb_bytes(self) -> dict[str, int]:
-        """Memory RocksDB holds for this table on this worker, by `ROCKSDB_MEMORY` kind, summed
-        over its open partitions; empty for a store that is not RocksDB. Faust's RocksDB store
-        keeps one database per partition in `_dbs` (faust-streaming 0.15.3)."""
-        dbs = getattr(self.data, "_dbs", None)
-        if not dbs:
-            return {}
-        out = dict.fromkeys(ROCKSDB_MEMORY, 0)
-        for db in list(dbs.values()):
-            for kind, name in ROCKSDB_MEMORY.items():
-                out[kind] += int(db.property_int_value(name) or 0)
-        return out
+        """Memory RocksDB holds for this table on this worker, by the kind
+        `interests_rocksdb_bytes` labels; empty for a store that is not RocksDB."""
+        return self.data.memory_bytes() if isinstance(self.data, SharedStore) else {}
 
     async def stored(self) -> None:
         """Wait until every write so far is acknowledged by the broker; raises if one failed."""
@@ -115,11 +110,9 @@ def store_options(settings: Settings) -> dict[str, int]:
     """RocksDB sizes per table partition. RocksDB's defaults (Faust's: 64 MB memtables, three of
     them, and a 2 GB block cache) are for one big database; a worker opens one per table
     partition, and with the defaults its memory grew by every state written (55 MB a minute at
-    300 events/s) toward gigabytes before the first flush."""
-    mb = 1024 * 1024
-    return {"write_buffer_size": settings.rocksdb_write_buffer_mb * mb, "max_write_buffer_number": 2,
-            "block_cache_size": settings.rocksdb_block_cache_mb * mb,
-            "block_cache_compressed_size": settings.rocksdb_block_cache_mb * mb // 4}
+    300 events/s) toward gigabytes before the first flush. The cache and the memtables' total
+    are the table's, shared by its partitions (`TableMemory`)."""
+    return {"write_buffer_size": settings.rocksdb_write_buffer_mb * 1024 * 1024, "max_write_buffer_number": 2}
 
 
 def stored_table(app: faust.App, name: str, **kwargs: Any) -> StoredTable:
@@ -130,7 +123,14 @@ def stored_table(app: faust.App, name: str, **kwargs: Any) -> StoredTable:
 
 
 def declare_tables(app: faust.App, settings: Settings) -> Tables:
-    options = store_options(settings) if settings.store.startswith("rocksdb") else None
+    rocksdb = settings.store.startswith("rocksdb")
+    options = store_options(settings) if rocksdb else None
+
+    def memory() -> TableMemory | None:
+        if not rocksdb:
+            return None
+        return TableMemory.of(settings.rocksdb_block_cache_mb, settings.rocksdb_memtables_mb)
+
     users_name, rows_name = TABLE_NAMES
     users = stored_table(
         app,
@@ -140,6 +140,7 @@ def declare_tables(app: faust.App, settings: Settings) -> Tables:
         value_type=bytes,
         partitions=settings.partitions,
         options=options,
+        memory=memory(),
         help="Per-user interest state, co-partitioned with the events topic.",
     )
     item_rows = stored_table(
@@ -150,6 +151,7 @@ def declare_tables(app: faust.App, settings: Settings) -> Tables:
         value_type=bytes,
         partitions=settings.partitions,
         options=None if options is None else dict(options),  # Faust's store consumes the dict
+        memory=memory(),
         help="Per-item co-occurrence row, count and decayed popularity, keyed like item-pairs.",
     )
     return Tables(users=users, item_rows=item_rows)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import numpy.typing as npt
 import pytest
 
 from encoders.loading import load_encoder
+from encoders.model_folder import FastTokenizer, load_tokenizer
 from encoders.onnx_backend import OnnxEncoder, exported
 from encoders.text_cache import CachedEncoder
 from encoders.transformer import TransformerEncoder
@@ -30,6 +33,21 @@ def test_onnx_fp32_gives_the_reference_vectors(encoder: TransformerEncoder, onnx
     one_by_one = np.stack([onnx.encode([t])[0] for t in TEXTS])
     np.testing.assert_allclose(batch, one_by_one, atol=2e-5)  # padding does not leak in
     assert onnx.version == encoder.version  # same vectors, same space
+
+
+def test_the_tokenizers_library_alone_gives_the_transformers_ids(encoder: TransformerEncoder) -> None:
+    texts = [*TEXTS, "", "Amélie (2001). Comedy, Romance", "naïve café ß 東京 🎬", "word " * 400,
+             "  spaced   out\ttabs\nnewlines  ", "UPPER lower MiXeD", "don't stop-motion e-mail 3.14"]
+    fast = FastTokenizer.of(encoder.folder, max_length=128)
+    assert fast is not None
+    ids, mask = fast(texts)  # (B, T), (B, T)
+    reference = load_tokenizer(encoder.folder)(texts, padding=True, truncation=True, max_length=128,
+                                               return_tensors="np")
+    np.testing.assert_array_equal(ids, reference["input_ids"])
+    np.testing.assert_array_equal(mask, reference["attention_mask"])
+    assert ids.shape[1] == 128  # the long text truncated, the others padded to it
+    short, _ = fast(["a", "horror"])
+    assert short.shape[1] < 128  # padded to the batch's longest, not to the file's fixed length
 
 
 def test_onnx_int8_is_close_and_a_space_of_its_own(encoder: TransformerEncoder, onnx_cache: Path) -> None:
@@ -121,3 +139,24 @@ def test_bench_encoder_rows_follow_the_output_contract(onnx_cache: Path) -> None
     onnx = [r for r in rows if r["backend"] == "onnx-fp32"]
     assert all(r["cos_min"] > 0.9999 for r in onnx)
     assert all(r["speedup"] == 1.0 for r in rows if r["backend"] == "torch-fp32")
+
+
+def test_a_worker_on_an_onnx_backend_never_loads_torch_or_transformers(encoder: TransformerEncoder,
+                                                                      onnx_cache: Path) -> None:
+    """They cost a worker seconds of its start and hundreds of MB; ONNX Runtime needs neither
+    (only the graph's export does, once per model folder)."""
+    exported(encoder.folder, onnx_cache, int8=True)
+    script = (
+        "import sys\n"
+        "from streams.app import create_app\n"
+        "from streams.encoder_setup import open_encoder\n"
+        "from streams.metrics import Metrics\n"
+        "from streams.settings import Settings\n"
+        f"settings = Settings(onnx_cache={str(onnx_cache)!r}, encoder_backend='onnx-int8')\n"
+        "encoder = open_encoder(settings)\n"
+        "encoder.encode(['a search for space films'])\n"
+        "create_app(settings, encoder, Metrics.create())\n"
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
