@@ -99,9 +99,12 @@ def standardise(scores: F32, available: npt.NDArray[np.bool_]) -> F32:
 
 def stack(components: Mapping[str, F32], available: npt.NDArray[np.bool_]) -> F32:
     """(C, B, N) standardised components in COMPONENTS order; a missing one is all zeros."""
-    zeros = np.zeros(available.shape, np.float32)
-    raw = np.stack([components.get(c, zeros) for c in COMPONENTS]).astype(np.float32)  # (C, B, N)
-    return standardise(raw, available)
+    z = np.zeros((len(COMPONENTS), *available.shape), np.float32)  # (C, B, N)
+    present = [n for n, c in enumerate(COMPONENTS) if c in components]
+    if present:
+        raw = np.stack([components[COMPONENTS[n]] for n in present]).astype(np.float32)  # (P, B, N)
+        z[present] = standardise(raw, available)
+    return z
 
 
 def blend(z: F32, policy: BlendPolicy, history_lengths: Sequence[int],
@@ -139,6 +142,50 @@ def blend_interests(z: F32, z_text: F32, log_share: F32, policy: BlendPolicy, hi
     one = z_text.shape[0] == 1
     z[TEXT] = z_text[0] if one else np.take_along_axis(z_text, chosen[None], axis=0)[0]  # (B, N)
     return np.where(available, mixed, -np.inf).astype(np.float32, copy=False), chosen, z
+
+
+@dataclass(frozen=True)
+class RowBlend:
+    """`blend_interests` over unpadded interest rows (`cf.interests.TextRows`): the same scores,
+    without a (K, B, N) layout for users of fewer than K interests, and the interest an item
+    came from looked up only where it is asked for (`chosen`)."""
+
+    scores: F32  # (B, N) max over the user's rows; -inf where unavailable
+    per_row: F32  # (R, N) sum_{c != text} w_c z_c + w_text z_text[r] + log_share[r]
+    starts: npt.NDArray[np.intp]  # (B,) each user's first row
+    counts: npt.NDArray[np.intp]  # (B,) each user's rows
+
+    def chosen(self, cols: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+        """(B, L) the row each user's item at (B, L) columns `cols` came from: the first of the
+        user's rows with the largest `per_row` there, as `argmax` over the padded layout."""
+        most = int(self.counts.max(initial=1))  # K: the most rows of a user
+        k = np.arange(most)  # (K,)
+        rows = np.minimum(self.starts[None, :] + k[:, None], self.per_row.shape[0] - 1)  # (K, B)
+        values = self.per_row[rows[:, :, None], cols[None, :, :]]  # (K, B, L)
+        values[k[:, None] >= self.counts[None, :]] = -np.inf  # padding rows never win
+        return self.starts[:, None] + values.argmax(axis=0)  # (B, L)
+
+
+def blend_rows(z: F32, z_text: F32, user: npt.NDArray[np.intp], log_share: F32, policy: BlendPolicy,
+               history_lengths: Sequence[int], available: npt.NDArray[np.bool_]) -> RowBlend:
+    """`blend_interests` with z_text (R, N) and log_share (R,) one row per interest, rows grouped
+    by user (`user` (R,) non-decreasing, every user at least one row):
+
+        per[r, n] = sum_{c != text} w_c(h_u) z_c[u, n] + w_text(h_u) z_text[r, n] + log_share[r],  u = user[r]
+        score[u, n] = max_{r of u} per[r, n]
+
+    z: (C, B, N) standardised signals (its text row is not used)."""
+    w = policy.matrix(history_lengths)  # (B, C)
+    w_text = w[:, TEXT].copy()  # (B,)
+    w[:, TEXT] = 0.0
+    rest = np.einsum("bc,cbn->bn", w, z)  # (B, N)
+    per = z_text * w_text[user][:, None]  # (R, N)
+    per += rest[user]
+    per += log_share[:, None]
+    starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])  # (B,)
+    counts = np.diff(np.r_[starts, user.size])  # (B,)
+    mixed = per if starts.size == user.size else np.maximum.reduceat(per, starts, axis=0)  # (B, N)
+    return RowBlend(np.where(available, mixed, -np.inf).astype(np.float32, copy=False), per, starts, counts)
 
 
 def simplex_grid(n: int, steps: int) -> F32:

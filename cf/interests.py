@@ -342,6 +342,29 @@ def interest_rows(states: list[UserState], beta: float) -> list[InterestRow]:
     return rows
 
 
+@dataclass(frozen=True)
+class TextRows:
+    """B users' text signal, one row per live interest (`interest_rows`), unpadded: rows grouped
+    by user in batch order, every user at least one row."""
+
+    scores: F32  # (R, N) centred cosine of each interest (`cf.scoring.cosine_scores`)
+    user: npt.NDArray[np.intp]  # (R,) the row's user, non-decreasing
+    log_share: F32  # (R,) beta ln(share of activity)
+    slot: npt.NDArray[np.intp]  # (R,) the row's index in its user's interests
+
+
+def text_rows(catalog: ItemCatalog, states: list[UserState], beta: float,
+              cols: npt.NDArray[np.intp] | None = None) -> TextRows:
+    """`interest_rows` scored in one (R, D) x (D, N) product; over the catalog rows `cols` when given."""
+    rows = interest_rows(states, beta)
+    vectors = np.stack([r.vector for r in rows]).astype(np.float32)  # (R, D)
+    sums = np.array([r.weight_sum for r in rows], np.float32)  # (R,)
+    return TextRows(cosine_scores(catalog, vectors, sums, cols),  # (R, N)
+                    np.array([r.user for r in rows], np.intp),
+                    np.array([r.log_share for r in rows], np.float32),
+                    np.array([r.slot for r in rows], np.intp))
+
+
 def interest_text(catalog: ItemCatalog, states: list[UserState], beta: float,
                   cols: npt.NDArray[np.intp] | None = None, pad_to: int = 1) -> InterestText:
     """`interest_rows` scored in one (R, D) x (D, N) product and laid out per user; over the

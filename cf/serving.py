@@ -24,13 +24,14 @@ from cf.hybrid import (
     COMPONENTS,
     TEXT,
     BlendPolicy,
+    RowBlend,
     best_first_rows,
-    blend_interests,
+    blend_rows,
     new_item_picks_rows,
     stack,
     standardise,
 )
-from cf.interests import InterestConfig, interest_rows, interest_text
+from cf.interests import InterestConfig, TextRows, interest_rows, text_rows
 from cf.neighbours import NeighbourIndex
 from cf.scoring import Scored, cosine_scores, normalise_rows
 from cf.state import UserState
@@ -84,9 +85,8 @@ class HybridScorer:
     def components(self, states: list[UserState], cols: Cols = None, text: bool = True,
                    history: Rows | None = None) -> dict[str, F32]:
         """Each signal's (B, N) scores; (B, M) of the catalog rows `cols` when given. text: the
-        single vector's (the served blend takes each interest's instead, `scores`). history: the
-        users' `history_rows`, when already looked up."""
-        n = len(self.catalog) if cols is None else cols.size
+        single vector's (the served blend takes each interest's instead, `scores`); cf: none
+        without a factor model. history: the users' `history_rows`, when already looked up."""
         history = self.history_rows(states) if history is None else history
         out: dict[str, F32] = {}
         if text:
@@ -94,12 +94,10 @@ class HybridScorer:
             sums = np.array([s.weight_sum for s in states], dtype=np.float32)  # (B,)
             out["text"] = cosine_scores(self.catalog, vectors, sums, cols)  # (B, N)
         factors = self.factors()
-        if factors is not None and self.model is not None:
+        if factors is not None and self.model is not None:  # without a model the signal is absent (0)
             rows = [r[-self.fold_in_items :] for r in history]
             users = fold_in(factors, self.model.gram, [r[r >= 0] for r in rows], self.model.alpha)  # (B, F)
             out["cf"] = users @ (factors if cols is None else factors[cols]).T  # (B, N)
-        else:
-            out["cf"] = np.zeros((len(states), n), np.float32)
         out["cooc"] = self.neighbours.cooc_scores(self.catalog, [s.history for s in states], cols,
                                                   recent_rows=history)
         popularity = self.neighbours.popularity(self.catalog, [s.updated_ms for s in states], cols)
@@ -124,20 +122,31 @@ class HybridScorer:
         mask[users[known], rows[known]] = False
         return mask
 
+    def blended(self, states: list[UserState], cols: Cols = None,
+                history: Rows | None = None) -> tuple[RowBlend, F32, F32, TextRows]:
+        """The served blend (`blend_rows`), the (C, B, N) standardised signals (text row 0), each
+        interest row's (R, N) standardised text and those rows; over the catalog rows `cols`
+        ((B, M), ...) when given."""
+        history = self.history_rows(states) if history is None else history
+        available = self.available(states, cols, history)  # (B, N)
+        z = stack(self.components(states, cols, text=False, history=history), available)  # (C, B, N)
+        rows = text_rows(self.catalog, states, self.interests.share_beta, cols)
+        z_text = standardise(rows.scores, available[rows.user])  # (R, N)
+        lengths = [len(s.history) for s in states]
+        blend = blend_rows(z, z_text, rows.user, rows.log_share, self.policy, lengths, available)
+        return blend, z, z_text, rows
+
     def scores(self, states: list[UserState], cols: Cols = None,
                history: Rows | None = None) -> tuple[F32, F32, npt.NDArray[np.intp]]:
         """(B, N) hybrid scores (consumed items -inf), the (C, B, N) standardised signals (text:
         that of the interest each item came from) and the (B, N) index of that interest in the
         user's state; over the catalog rows `cols` ((B, M), ...) when given."""
-        history = self.history_rows(states) if history is None else history
-        available = self.available(states, cols, history)
-        z = stack(self.components(states, cols, text=False, history=history), available)  # (C, B, N)
-        each = interest_text(self.catalog, states, self.interests.share_beta, cols)
-        z_text = standardise(each.scores, available)  # (K, B, N)
-        scores, chosen, z = blend_interests(z, z_text, each.log_share, self.policy,
-                                            [len(s.history) for s in states], available)
-        interest = each.slot[chosen, np.arange(len(states))[:, None]]  # (B, N)
-        return scores, z, interest
+        blend, z, z_text, rows = self.blended(states, cols, history)
+        b_n, n = blend.scores.shape
+        every = np.broadcast_to(np.arange(n), (b_n, n))  # (B, N)
+        chosen = blend.chosen(every)  # (B, N) rows
+        z[TEXT] = z_text[chosen, every]
+        return blend.scores, z, rows.slot[chosen]
 
     def candidates(self, states: list[UserState]) -> npt.NDArray[np.intp]:
         """(M,) catalog rows worth scoring for these users, from the approximate index: the
@@ -176,24 +185,41 @@ class HybridScorer:
             group_states = [states[u] for u in group]
             history = self.history_rows(group_states)
             cols = self.candidates(group_states) if indexed else None
-            # (B, N), (C, B, N), (B, N); N is M with cols
-            scores, z, interest = self.scores(group_states, cols, history)
+            blend, z, z_text, rows = self.blended(group_states, cols, history)  # N is M with cols
+            scores = blend.scores  # (B, N)
             new = is_new if cols is None else is_new[cols]  # (N,) or (M,)
             top = best_first_rows(scores, k)  # (B, k) columns, -1 padding
-            picks = new_item_picks_rows(scores, z[TEXT], new, top, self.new_item_slots,
-                                        self.new_item_min_z)  # (B, S)
+            picks = new_item_picks_rows(scores, self._chosen_text(blend, z_text, new), new, top,
+                                        self.new_item_slots, self.new_item_min_z)  # (B, S)
             listed = np.concatenate([top, picks], axis=1)  # (B, k + S)
-            ranked = self._ranked(group_states, history, scores, z, interest, listed, top.shape[1], cols)
+            at = np.maximum(listed, 0)  # (B, L) padding read as column 0, dropped later
+            chosen = blend.chosen(at)  # (B, L) the interest row each listed item came from
+            each = np.arange(len(group))[:, None]  # (B, 1)
+            signals = z[:, each, at]  # (C, B, L)
+            signals[TEXT] = z_text[chosen, at]
+            ranked = self._ranked(group_states, history, scores[each, at], signals.transpose(1, 2, 0),
+                                  rows.slot[chosen], listed, top.shape[1], cols)
             out.update(zip(group, ranked, strict=True))
         return out
 
-    def _ranked(self, states: list[UserState], history: Rows, scores: F32, z: F32, interest: Ints,
+    def _chosen_text(self, blend: RowBlend, z_text: F32, new: npt.NDArray[np.bool_]) -> F32:
+        """(B, N) the text z-score of the interest each new item came from; -inf elsewhere (what
+        `new_item_picks_rows` reads, only at new items)."""
+        b_n, n = blend.scores.shape
+        out = np.full((b_n, n), -np.inf, np.float32)  # (B, N)
+        new_cols = np.flatnonzero(new)  # (M,)
+        if self.new_item_slots > 0 and new_cols.size:
+            at = np.broadcast_to(new_cols, (b_n, new_cols.size))  # (B, M)
+            out[:, new_cols] = z_text[blend.chosen(at), at]
+        return out
+
+    def _ranked(self, states: list[UserState], history: Rows, values: F32, signals: F32, interest: Ints,
                 listed: npt.NDArray[np.intp], k: int, cols: Cols) -> list[Ranked]:
-        """Each user's lists with their explanations (`cf.explain`). listed: (B, L) columns of
-        `scores` (top-k first, then the new-item picks; -1 padding); z: (C, B, N); interest: (B, N)."""
+        """Each user's lists with their explanations (`cf.explain`). listed: (B, L) columns of the
+        scores (top-k first, then the new-item picks; -1 padding); values: (B, L) their scores;
+        signals: (B, L, C) their standardised signals; interest: (B, L) the interest each came from."""
         b_n, window = len(states), EXPLAIN_WINDOW
         at = np.maximum(listed, 0)  # (B, L) padding read as column 0, dropped below
-        users = np.arange(b_n)[:, None]  # (B, 1)
         history_rows = np.full((b_n, window), -1, np.intp)  # (B, H) catalog rows, newest last
         history_ids = [[""] * window for _ in range(b_n)]
         for b, (rows, state) in enumerate(zip(history, states, strict=True)):
@@ -209,16 +235,16 @@ class HybridScorer:
         speaking = speaking_items(matrix[rows_listed], history_vectors, history_ids,
                                   self.neighbours.config.recency_decay)
         # what is published is rounded: z to 4 decimals; one call for the whole batch
-        signals = np.round(z[:, users, at].transpose(1, 2, 0), 4).tolist()  # (B, L, C)
-        from_interest = interest[users, at].tolist()  # (B, L)
-        values = scores[users, at].tolist()  # (B, L)
+        rounded = np.round(signals, 4).tolist()  # (B, L, C)
+        from_interest = interest.tolist()  # (B, L)
+        scores = values.tolist()  # (B, L)
         catalog_ids = self.catalog.ids
         item_of = (lambda c: catalog_ids[c]) if cols is None else (lambda c: catalog_ids[int(cols[c])])
         out = []
         for b, row in enumerate(listed.tolist()):
-            entries = [(Scored(item_of(c), values[b][n]),
+            entries = [(Scored(item_of(c), scores[b][n]),
                         Because(from_interest[b][n], speaking[b][n],
-                                dict(zip(COMPONENTS, signals[b][n], strict=True))))
+                                dict(zip(COMPONENTS, rounded[b][n], strict=True))))
                        for n, c in enumerate(row) if c >= 0]
             n_top = sum(c >= 0 for c in row[:k])
             top, picks = entries[:n_top], entries[n_top:]

@@ -5,11 +5,15 @@ import pytest
 
 from cf.cooccurrence import ItemCooccurrence, SequentialCooccurrence
 from cf.hybrid import (
+    COMPONENTS,
+    TEXT,
     BlendPolicy,
     BlendWeights,
     best_first,
     best_first_rows,
     blend,
+    blend_interests,
+    blend_rows,
     fit_policy,
     fit_weights,
     grid_gains,
@@ -151,3 +155,41 @@ def test_the_batched_top_k_and_picks_equal_the_row_by_row_ones(seed: int) -> Non
         assert (top[b][expected.size :] == -1).all()
         expected_picks = new_item_picks(scores[b], z_text[b], new, expected, 2, 2.0)
         assert picks[b][picks[b] >= 0].tolist() == expected_picks.tolist()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_blend_over_unpadded_rows_equals_the_padded_one(seed: int) -> None:
+    """`blend_rows` and `RowBlend.chosen` against `blend_interests` on the (K, B, N) layout:
+    users of 1 to 4 interests, consumed items, and exact ties between interests (chosen: the first)."""
+    rng = np.random.default_rng(seed)
+    b_n, n, k = 6, 40, 4
+    counts = rng.integers(1, k + 1, b_n)  # (B,)
+    counts[0] = max(counts[0], 2)
+    user = np.repeat(np.arange(b_n), counts)  # (R,)
+    z_text = rng.normal(size=(user.size, n)).astype(np.float32)  # (R, N)
+    z_text[1] = z_text[0]  # the first user's first two interests tie everywhere
+    log_share = np.log(rng.uniform(0.1, 1.0, user.size)).astype(np.float32)  # (R,)
+    log_share[1] = log_share[0]
+    z = rng.normal(size=(len(COMPONENTS), b_n, n)).astype(np.float32)  # (C, B, N)
+    available = rng.random((b_n, n)) > 0.2  # (B, N)
+    lengths = rng.integers(0, 200, b_n).tolist()
+    policy = BlendPolicy((3, 50), (BlendWeights(0.4, 0.3, 0.2, 0.1), BlendWeights(0.1, 0.2, 0.3, 0.4),
+                                   BlendWeights(0.25, 0.25, 0.25, 0.25)))
+    padded = np.zeros((k, b_n, n), np.float32)  # (K, B, N)
+    padded_share = np.full((k, b_n), -np.inf, np.float32)  # (K, B)
+    starts = np.r_[0, np.cumsum(counts)[:-1]]  # (B,)
+    for r, u in enumerate(user):
+        padded[r - starts[u], u], padded_share[r - starts[u], u] = z_text[r], log_share[r]
+
+    expected, chosen, z_chosen = blend_interests(z, padded, padded_share, policy, lengths, available)
+    rows = blend_rows(z, z_text, user, log_share, policy, lengths, available)
+    np.testing.assert_allclose(rows.scores, expected, rtol=1e-5, atol=1e-5)
+    assert np.array_equal(np.isfinite(rows.scores), available)
+    every = np.broadcast_to(np.arange(n), (b_n, n))  # (B, N)
+    picked = rows.chosen(every)  # (B, N) rows
+    # where two interests are within rounding of each other either may be taken; elsewhere the same
+    per = np.sort(rows.per_row[np.minimum(starts[None, :] + np.arange(k)[:, None], user.size - 1)], axis=0)
+    clear = (counts[:, None] == 1) | (np.abs(np.diff(per, axis=0)).min(axis=0) > 1e-4)  # (B, N)
+    assert np.array_equal((picked - starts[:, None])[clear], chosen[clear])
+    assert not np.any(picked[0] == 1)  # of the exact tie, the first
+    np.testing.assert_allclose(z_text[picked, every][clear], z_chosen[TEXT][clear], rtol=1e-6)
