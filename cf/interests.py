@@ -89,7 +89,7 @@ def merge_interest(state: Interests, vector: FloatVec | None, weight: float, ts_
         contribution = weight * decay_factor(state.updated_ms - ts_ms, config.half_life_s)
     old = state.interests
     n = len(old)
-    rows = np.stack([k.vector for k in old]) * np.float32(factor) if n else None  # (K, D), decayed to T
+    rows = np.array([k.vector for k in old], np.float32) * np.float32(factor) if n else None  # (K, D) at T
     interests = [Interest(rows[m], k.weight_sum * factor, k.items, k.activity * config.activity_decay)
                  for m, k in enumerate(old)] if rows is not None else []
     if vector is None:
@@ -357,7 +357,7 @@ def text_rows(catalog: ItemCatalog, states: list[UserState], beta: float,
               cols: npt.NDArray[np.intp] | None = None) -> TextRows:
     """`interest_rows` scored in one (R, D) x (D, N) product; over the catalog rows `cols` when given."""
     rows = interest_rows(states, beta)
-    vectors = np.stack([r.vector for r in rows]).astype(np.float32)  # (R, D)
+    vectors = np.array([r.vector for r in rows], np.float32)  # (R, D)
     sums = np.array([r.weight_sum for r in rows], np.float32)  # (R,)
     return TextRows(cosine_scores(catalog, vectors, sums, cols),  # (R, N)
                     np.array([r.user for r in rows], np.intp),

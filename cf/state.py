@@ -119,7 +119,8 @@ class UserState:
         if text.count(_SEPARATOR) != len(ids) - 1:  # an id holds a NUL: the one-id-at-a-time layout
             return self._format_4(interests)
         raw = text.encode("utf-8")
-        vectors = _float16(np.stack([k.vector for k in interests])) if interests else b""  # (K, D)
+        rows = np.array([k.vector for k in interests], np.float32)  # (K, D)
+        vectors = _float16(rows) if interests else b""
         return b"".join([header, *(_INTEREST.pack(k.weight_sum, k.activity, len(k.items)) for k in interests),
                          bytes(vectors), _TEXT_LENGTH.pack(len(raw)), raw])
 
@@ -138,7 +139,7 @@ class UserState:
         interests = self.as_interests()
         if not interests:
             return replace(self, vector=np.zeros_like(self.vector))
-        rows = _float16(np.stack([k.vector for k in interests])).astype(np.float32)  # (K, D)
+        rows = _float16(np.array([k.vector for k in interests], np.float32)).astype(np.float32)  # (K, D)
         rounded = tuple(Interest(rows[n], k.weight_sum, k.items, k.activity) for n, k in enumerate(interests))
         return replace(self, interests=rounded, vector=_sum(rounded, self.vector.shape[0]))
 
