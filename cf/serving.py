@@ -4,7 +4,8 @@ The same blend `interests eval` measures (`cf.hybrid`): text interest (centred c
 the user's interests, `cf.interests`), the factor model's score (user folded in from their latest
 items), co-occurrence with their recent items and log decayed popularity, standardised per user
 and mixed with the weights of their history bucket; an item is kept by the interest that ranks
-it best (`blend_interests`).
+it best (`blend_interests`, which the evaluator runs; served here over unpadded interest rows,
+`blend_rows`, the same scores).
 """
 
 from __future__ import annotations
