@@ -140,7 +140,7 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
         async for batch in stream.take_events(settings.batch_size, within=settings.neighbours_flush_s):
             with pairs_guard.processing():
                 await merge_deltas(await pairs_guard.complete(batch), settings, topics, tables, metrics,
-                                   rows_publisher, changelog_ebb=app.producer.buffer.wait_until_ebb)
+                                   rows_publisher)
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:

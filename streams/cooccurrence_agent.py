@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -60,13 +60,11 @@ def parse_group(raw: bytes | None, partition: int, partitions: int) -> dict[str,
 
 
 async def merge_deltas(batch: Sequence[Any], settings: Settings, topics: Topics, tables: Tables,
-                       metrics: Metrics, publisher: Publisher,
-                       changelog_ebb: Callable[[], Awaitable[None]] | None = None) -> None:
+                       metrics: Metrics, publisher: Publisher) -> None:
     """Combine the batch's deltas per row first, then read, merge, write and publish each
-    changed row once: a row's cost is per batch, not per delta. `changelog_ebb` waits until
-    the table's changelog producer has caught up: Faust stops delivering *every* stream's
-    messages while that producer's buffer is over 100 records, and a thousand rows written at
-    once kept it over that for a second; written in steps, the buffer stays under it."""
+    changed row once: a row's cost is per batch, not per delta. The rows' changelog records go
+    out with them, through `publisher` (`StoredTable.stored`), not through Faust's send buffer,
+    which stops delivering every stream's messages while it holds over 100 records."""
     started = time.perf_counter()
     config = settings.cooc()
     combined: dict[str, RowDelta] = {}
@@ -87,8 +85,6 @@ async def merge_deltas(batch: Sequence[Any], settings: Settings, topics: Topics,
             # paced: the flush takes at most 1 / (1 + B) of the event loop's time, whatever the
             # number of changed rows, and the interest agent keeps the rest
             await asyncio.sleep(FLUSH_BACKOFF * (time.perf_counter() - chunk_started))
-            if changelog_ebb is not None:
-                await changelog_ebb()
             chunk_started = time.perf_counter()
         key = item_id.encode("utf-8")
         with event_context(context[item_id]):  # the row's own partition
