@@ -367,23 +367,20 @@ def text_rows(catalog: ItemCatalog, states: list[UserState], beta: float,
 
 def interest_text(catalog: ItemCatalog, states: list[UserState], beta: float,
                   cols: npt.NDArray[np.intp] | None = None, pad_to: int = 1) -> InterestText:
-    """`interest_rows` scored in one (R, D) x (D, N) product and laid out per user; over the
-    catalog rows `cols` when given; at least `pad_to` rows per user."""
-    rows = interest_rows(states, beta)
-    per_user = np.bincount([r.user for r in rows], minlength=len(states))  # (B,)
-    k = max(pad_to, int(per_user.max(initial=1)))
+    """`text_rows` laid out per user; over the catalog rows `cols` when given; at least `pad_to`
+    rows per user."""
     n_cols = len(catalog) if cols is None else cols.size
+    if not states:
+        k = max(pad_to, 1)
+        return InterestText(np.zeros((k, 0, n_cols), np.float32), np.full((k, 0), -np.inf, np.float32),
+                            np.full((k, 0), -1, np.intp))
+    each = text_rows(catalog, states, beta, cols)
+    starts = np.searchsorted(each.user, np.arange(len(states)))  # (B,) each user's first row
+    at = np.arange(each.user.size) - starts[each.user]  # (R,) the row's place among its user's
+    k = max(pad_to, int(at.max()) + 1)
     scores = np.zeros((k, len(states), n_cols), np.float32)  # (K, B, N)
     log_share = np.full((k, len(states)), -np.inf, np.float32)  # (K, B)
     slot = np.full((k, len(states)), -1, np.intp)  # (K, B)
-    if not rows:
-        return InterestText(scores, log_share, slot)
-    vectors = np.stack([r.vector for r in rows]).astype(np.float32)  # (R, D)
-    sums = np.array([r.weight_sum for r in rows], np.float32)  # (R,)
-    text = cosine_scores(catalog, vectors, sums, cols)  # (R, N)
-    filled = np.zeros(len(states), np.intp)  # (B,) rows placed per user
-    for n, row in enumerate(rows):
-        at = filled[row.user]
-        scores[at, row.user], log_share[at, row.user], slot[at, row.user] = text[n], row.log_share, row.slot
-        filled[row.user] += 1
+    scores[at, each.user] = each.scores
+    log_share[at, each.user], slot[at, each.user] = each.log_share, each.slot
     return InterestText(scores, log_share, slot)
