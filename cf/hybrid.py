@@ -1,5 +1,6 @@
-"""The hybrid score: text interest, collaborative filtering, co-occurrence and popularity, each
-standardised per user over the items that user may still get, then mixed with fitted weights.
+"""The hybrid score: text interest, collaborative filtering, co-occurrence, popularity and the
+sequential model (`cf.sequence`), each standardised per user over the items that user may still
+get, then mixed with fitted weights.
 
     z_c[b, n] = (s_c[b, n] - mean_b(s_c)) / std_b(s_c)     over available items n; 0 if std = 0
     score[b, n] = sum_c w_c(h_b) z_c[b, n],   w >= 0, sum_c w_c = 1
@@ -23,8 +24,9 @@ import numpy as np
 import numpy.typing as npt
 
 F32 = npt.NDArray[np.float32]
-COMPONENTS = ("text", "cf", "cooc", "popularity")
+COMPONENTS = ("text", "cf", "cooc", "popularity", "seq")
 TEXT = COMPONENTS.index("text")
+SEQ = COMPONENTS.index("seq")
 HISTORY_BUCKETS = (1, 10, 40, 120)  # upper bounds (exclusive) of history length; the last is open
 MIN_CASES_PER_BUCKET = 100  # fewer validation cases: the bucket keeps its prior weights
 
@@ -35,6 +37,7 @@ class BlendWeights:
     cf: float = 0.1
     cooc: float = 0.5
     popularity: float = 0.3
+    seq: float = 0.0  # a blend fitted without the sequence model (an older artifact) has none
 
     def as_array(self) -> F32:
         return np.array([getattr(self, c) for c in COMPONENTS], dtype=np.float32)  # (C,)

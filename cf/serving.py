@@ -35,6 +35,7 @@ from cf.hybrid import (
 from cf.interests import InterestConfig, TextRows, interest_rows, text_rows
 from cf.neighbours import NeighbourIndex
 from cf.scoring import Scored, cosine_scores, normalise_rows
+from cf.sequence import SequenceModel
 from cf.state import UserState
 
 F32 = npt.NDArray[np.float32]
@@ -59,12 +60,17 @@ class HybridScorer:
     candidates_popular: int = 100  # most interacted items, candidates for every user
     index_chunk: int = 64  # users ranked together over their union of candidates
     interests: InterestConfig = field(default_factory=InterestConfig)  # its share_beta
+    sequence: SequenceModel | None = None  # the `seq` signal; none: it stays 0
+    candidates_seq: int = 100  # sequence-model candidates per user, above the index's `min_items`
     _factors: F32 | None = None  # (N, F) catalog-aligned, for `_factors_version`
     _factors_version: int = -1
+    _seq_items: F32 | None = None  # (N, d) catalog-aligned e_i, for `_seq_version`
+    _seq_version: int = -1
 
     @property
     def version(self) -> str:
-        return self.model.version if self.model is not None else "no-cf"
+        cf = self.model.version if self.model is not None else "no-cf"
+        return cf if self.sequence is None else f"{cf}+{self.sequence.version}"
 
     def factors(self) -> F32 | None:
         """(N, F) the model's factors in catalog row order; text-projected for unseen items."""
@@ -74,6 +80,15 @@ class HybridScorer:
             self._factors = self.model.aligned(self.catalog.ids, self.catalog.matrix)
             self._factors_version = self.catalog.version
         return self._factors
+
+    def sequence_items(self) -> F32 | None:
+        """(N, d) the sequential model's item embeddings in catalog row order (`SequenceModel.aligned`)."""
+        if self.sequence is None or len(self.catalog) == 0:
+            return None
+        if self._seq_version != self.catalog.version:
+            self._seq_items = self.sequence.aligned(self.catalog.ids, self.catalog.matrix)
+            self._seq_version = self.catalog.version
+        return self._seq_items
 
     def history_rows(self, states: list[UserState]) -> list[npt.NDArray[np.intp]]:
         """Per user, the (H,) catalog rows of their history, oldest first, -1 for an item not in
@@ -103,6 +118,9 @@ class HybridScorer:
                                                   recent_rows=history)
         popularity = self.neighbours.popularity(self.catalog, [s.updated_ms for s in states], cols)
         out["popularity"] = np.log1p(popularity).astype(np.float32)  # (B, N)
+        items = self.sequence_items()
+        if items is not None and self.sequence is not None:
+            out["seq"] = self.sequence.scores(items, history, cols)  # (B, N)
         return out
 
     def available(self, states: list[UserState], cols: Cols = None,
@@ -149,11 +167,12 @@ class HybridScorer:
         z[TEXT] = z_text[chosen, every]
         return blend.scores, z, rows.slot[chosen]
 
-    def candidates(self, states: list[UserState]) -> npt.NDArray[np.intp]:
+    def candidates(self, states: list[UserState], history: Rows | None = None) -> npt.NDArray[np.intp]:
         """(M,) catalog rows worth scoring for these users, from the approximate index: the
         `candidates_text` nearest items by text of each of a user's interests, the co-occurrence
-        neighbours of their 5 newest items, and the `candidates_popular` most interacted items;
-        sorted."""
+        neighbours of their 5 newest items, the `candidates_seq` best by the sequential model
+        (exact: its d-dimensional scores are cheap) and the `candidates_popular` most interacted
+        items; sorted."""
         assert self.index is not None
         rows = interest_rows(states, self.interests.share_beta)
         vectors = np.stack([r.vector for r in rows]).astype(np.float32)  # (R, D)
@@ -163,6 +182,12 @@ class HybridScorer:
         found = self.index.search(queries, self.candidates_text).ravel()  # (R k,)
         parts = [found[found >= 0]]
         parts += [self.neighbours.neighbours_of(self.catalog, s.history, 5) for s in states]
+        items = self.sequence_items()
+        if items is not None and self.sequence is not None and self.candidates_seq > 0:
+            history = self.history_rows(states) if history is None else history
+            seq = self.sequence.scores(items, history)  # (B, N)
+            best = min(self.candidates_seq, seq.shape[1])
+            parts.append(np.argpartition(-seq, best - 1, axis=1)[:, :best].ravel())
         counts = self.neighbours.arrays(self.catalog)[0]  # (N,)
         top = min(self.candidates_popular, counts.size)
         if top:
@@ -185,7 +210,7 @@ class HybridScorer:
             group = users[start : start + chunk]
             group_states = [states[u] for u in group]
             history = self.history_rows(group_states)
-            cols = self.candidates(group_states) if indexed else None
+            cols = self.candidates(group_states, history) if indexed else None
             blend, z, z_text, rows = self.blended(group_states, cols, history)  # N is M with cols
             scores = blend.scores  # (B, N)
             new = is_new if cols is None else is_new[cols]  # (N,) or (M,)

@@ -22,6 +22,7 @@ from cf.interests import InterestConfig, interest_text, merge_event
 from cf.neighbours import CoocConfig
 from cf.popularity import DecayedPopularity, Popularity
 from cf.scoring import cosine_scores
+from cf.sequence import SequenceModel
 from cf.state import UserState
 from cf.weights import EventWeights
 
@@ -51,10 +52,16 @@ class Signals:
         self.histories: dict[str, list[int]] = defaultdict(list)  # user -> consumed rows, oldest first
         self.model: FactorModel | None = None
         self._factors: F32 | None = None  # (N, F) catalog-aligned
+        self.sequence: SequenceModel | None = None
+        self._sequence_items: F32 | None = None  # (N, d) catalog-aligned e_i
 
     def use_model(self, model: FactorModel | None) -> None:
         self.model = model
         self._factors = None if model is None else model.aligned(self.item_ids, self.vectors)
+
+    def use_sequence(self, model: SequenceModel | None) -> None:
+        self.sequence = model
+        self._sequence_items = None if model is None else model.aligned(self.item_ids, self.vectors)
 
     def components(self, user: str, now_ms: int) -> dict[str, F32]:
         """Each signal's (N,) scores for `user` at `now_ms`, before their next event; beside them
@@ -73,6 +80,10 @@ class Signals:
             recent = self.histories[user][-self.fold_in_items :]
             x = fold_in(self._factors, self.model.gram, [recent], self.model.alpha)  # (1, F)
             cf = (self._factors @ x[0]).astype(np.float32)  # (N,)
+        seq = np.zeros(n, np.float32)
+        if self.sequence is not None and self._sequence_items is not None:
+            latest = np.asarray(self.histories[user][-self.sequence.max_len :], np.intp)  # (L,)
+            seq = self.sequence.scores(self._sequence_items, [latest])[0]  # (N,)
         decayed = self.decayed.scores(user, now_ms)  # (N,)
         return {
             "popularity": self.popularity.scores(user, now_ms),
@@ -81,6 +92,7 @@ class Signals:
             "cooc": self.cooc.scores(user, now_ms),
             "text": text,
             "cf": cf,
+            "seq": seq,
             "text_each": each.scores[:, 0, :],
             "log_share": each.log_share[:, 0],
         }
@@ -98,11 +110,12 @@ class Signals:
 
 
 def hybrid_inputs(components: dict[str, F32]) -> dict[str, F32]:
-    """The hybrid's four inputs from the signals: popularity enters as log(1 + decayed count),
+    """The hybrid's inputs from the signals: popularity enters as log(1 + decayed count),
     so one blockbuster does not flatten everyone else's z-scores; text is the single vector's."""
     return {
         "text": components["text"],
         "cf": components["cf"],
         "cooc": components["cooc"],
         "popularity": np.log1p(components["decayed_popularity"]).astype(np.float32),
+        "seq": components["seq"],
     }

@@ -85,7 +85,7 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
                           candidates_text=settings.ann_candidates, interests=settings.interests())
     if settings.cf_model:
         artifact = load_cf(Path(settings.cf_model), encoder.version)
-        scorer.model, scorer.policy = artifact.model, artifact.policy
+        scorer.model, scorer.policy, scorer.sequence = artifact.model, artifact.policy, artifact.sequence
     metrics.cf_model.labels(scorer.version).set(1)
     # one output producer per agent: a flush waits only for the agent's own records (a
     # co-occurrence flush sends megabytes of rows; recommendations should not queue behind them)
@@ -234,5 +234,11 @@ def load_cf(folder: Path, space: str) -> CFArtifact:
     if artifact.model.space != space:
         raise ValueError(f"INTERESTS_CF_MODEL {folder} was trained for encoder "
                          f"{artifact.model.space!r}; this worker embeds with {space!r}")
-    log.info("serving with factor model %s (%d items)", artifact.version, len(artifact.model.item_ids))
+    if artifact.sequence is not None and artifact.sequence.space != space:
+        raise ValueError(f"INTERESTS_CF_MODEL {folder}: its sequential model was trained for encoder "
+                         f"{artifact.sequence.space!r}; this worker embeds with {space!r}")
+    seq = artifact.sequence
+    also = "" if seq is None else f" and sequential model {seq.version} ({len(seq.item_ids)} items)"
+    log.info("serving with factor model %s (%d items)%s", artifact.model.version,
+             len(artifact.model.item_ids), also)
     return artifact

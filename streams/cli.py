@@ -11,10 +11,14 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from encoders.loading import BACKENDS
 from streams.connection import ConnectionRefused, ConnectionSettingsError, check_connection, hide_secrets
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from cf.sequence_train import SeqParams
 
 CONNECTING = ("worker", "produce", "tail", "explain")  # the commands that use INTERESTS_BROKER
 
@@ -252,7 +256,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     report = run_eval(dataset, encoder, settings.event_weights(), settings.decay(),
                       protocol=args.protocol, k=args.k, retrain_every=args.retrain_every,
                       progress=not args.no_progress, scored_from_ms=start, cooc=settings.cooc(),
-                      interests=settings.interests())
+                      interests=settings.interests(), sequence=_seq_params(args))
     print(table(report))
     if args.out:
         write(report, args.out)
@@ -281,7 +285,8 @@ def _train_cf(args: argparse.Namespace, settings: Settings) -> int:
                          iterations=args.iterations)
     artifact = train_cf(dataset, vectors, encoder.version, settings.event_weights(),
                         settings.decay(), params, progress=not args.no_progress, cooc=settings.cooc(),
-                        interests=settings.interests())
+                        interests=settings.interests(), sequence=_seq_params(args),
+                        checkpoints=args.out / "checkpoint")
     folder = artifact.save(args.out)
     print(summary(artifact, folder))
     print(f"serve it: INTERESTS_CF_MODEL={folder} interests worker")
@@ -385,6 +390,31 @@ def _dataset_option(p: argparse.ArgumentParser) -> None:
                    help="ml-100k, a GroupLens ml-100k folder, or a CSV folder")
 
 
+def _sequence_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("sequential model (the `seq` signal, cf/sequence.py)")
+    g.add_argument("--no-sequence", action="store_true",
+                   help="no sequential model: the blend of four signals")
+    g.add_argument("--seq-max-len", type=int, default=50, help="latest items the model reads (L)")
+    g.add_argument("--seq-width", type=int, default=64, help="embedding width (d)")
+    g.add_argument("--seq-blocks", type=int, default=2, help="self-attention blocks")
+    g.add_argument("--seq-heads", type=int, default=1, help="attention heads")
+    g.add_argument("--seq-dropout", type=float, default=0.2)
+    g.add_argument("--seq-id-dropout", type=float, default=0.2,
+                   help="share of items trained without their id embedding in each batch (text alone)")
+    g.add_argument("--seq-max-epochs", type=int, default=200, help="early stopping ends it sooner")
+    g.add_argument("--seq-seed", type=int, default=0)
+
+
+def _seq_params(args: argparse.Namespace) -> SeqParams | None:
+    from cf.sequence_train import SeqParams
+
+    if args.no_sequence:
+        return None
+    return SeqParams(max_len=args.seq_max_len, width=args.seq_width, blocks=args.seq_blocks,
+                     heads=args.seq_heads, dropout=args.seq_dropout, id_dropout=args.seq_id_dropout,
+                     max_epochs=args.seq_max_epochs, seed=args.seq_seed)
+
+
 def _encoder_options(p: argparse.ArgumentParser, backend: bool = True) -> None:
     p.add_argument("--encoder", default=None, help="a local model folder, e.g. one `interests finetune` "
                    "wrote (default: INTERESTS_ENCODER)")
@@ -478,6 +508,7 @@ def parser() -> argparse.ArgumentParser:
                    "replayed); an encoder fine-tuned on the data set sets its own cutoff")
     e.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
     e.add_argument("--no-progress", action="store_true")
+    _sequence_options(e)
     e.set_defaults(run=_eval)
     tc = sub.add_parser("train-cf", help="train the factor model and fit the hybrid blend; write the "
                         "artifact workers load (INTERESTS_CF_MODEL)")
@@ -491,6 +522,7 @@ def parser() -> argparse.ArgumentParser:
     tc.add_argument("--alpha", type=float, default=3.0, help="confidence of one interaction")
     tc.add_argument("--iterations", type=int, default=15)
     tc.add_argument("--no-progress", action="store_true")
+    _sequence_options(tc)
     tc.set_defaults(run=_train_cf)
     ft = sub.add_parser("finetune", help="contrastive fine-tuning of the text encoder on a data set's "
                         "interactions (history -> next item, in-batch negatives)")

@@ -21,18 +21,24 @@ def table(report: dict[str, Any]) -> str:
         lines.append(
             f"{name:<20}{m['hr']:>8.4f}{m['ndcg']:>8.4f}{m['mrr']:>8.4f}{m['coverage']:>8.3f}"
             f"{m['slices']['cold_items']['hr']:>9.4f}{m['slices']['new_users']['hr']:>8.4f}")
-    paired = report.get("hybrid_vs_single")
-    if paired:
-        lines.append(f"hybrid vs hybrid_single, target by target: {paired['only_a']} hit by hybrid only, "
-                     f"{paired['only_b']} by hybrid_single only (sign test p = {paired['p']:.3f})")
+    for other in ("single", "without_seq"):
+        paired = report.get(f"hybrid_vs_{other}")
+        if paired:
+            lines.append(f"hybrid vs hybrid_{other}, target by target: {paired['only_a']} hit by hybrid "
+                         f"only, {paired['only_b']} by hybrid_{other} only (sign test p = {paired['p']:.3f})")
+    for fit in report.get("seq_fits") or []:
+        lines.append(f"seq model {fit['version']} on {fit['events']} events: best epoch {fit['best_epoch']} "
+                     f"of {len(fit['epochs'])}, validation NDCG {fit['best_ndcg']}, "
+                     f"{fit['epochs'][-1]['wall_s']} s")
     picks = report.get("new_item_picks")
     if picks and picks["targets"]:
         lines.append(f"new items (no interaction before the event): {picks['targets']} targets, "
                      f"{picks['hr']:.1%} among the hybrid's {picks['slots']} new-item pick(s)")
     if report.get("hybrid_fits"):
         last = report["hybrid_fits"][-1]
-        lines.append(f"hybrid weights (last fit, {last['cases']} validation cases), "
-                     "text/cf/cooc/popularity by history length:")
+        names = "/".join(last["policy"]["weights"][0])
+        lines.append(f"hybrid weights (last fit, {last['cases']} validation cases), {names} "
+                     "by history length:")
         bounds = [0, *last["policy"]["bounds"], None]
         for b in last["buckets"]:
             lo, hi = bounds[b["bucket"]], bounds[b["bucket"] + 1]

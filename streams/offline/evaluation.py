@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Literal
@@ -34,6 +34,7 @@ from cf.decay import DecayConfig
 from cf.factors import ALSParams, train_model
 from cf.hybrid import (
     COMPONENTS,
+    SEQ,
     TEXT,
     BlendPolicy,
     blend,
@@ -48,6 +49,8 @@ from cf.hybrid import (
 from cf.interests import InterestConfig
 from cf.neighbours import CoocConfig
 from cf.ranking_metrics import RankingTally, paired_hits, ranks_of, top_indices
+from cf.sequence import SequenceModel
+from cf.sequence_train import SeqParams, train_sequence
 from cf.signals import Signals, hybrid_inputs
 from cf.weights import EventWeights
 from encoders import Encoder, item_document
@@ -55,12 +58,14 @@ from streams.offline.datasets import Dataset, Interaction
 
 COLD_ITEM_MAX = 5  # an item with fewer interactions before the event is cold
 NEW_USER_EVENTS = 5  # a user's first events
-SINGLE = ("popularity", "decayed_popularity", "itemknn", "cooc", "text", "cf")
+SINGLE = ("popularity", "decayed_popularity", "itemknn", "cooc", "text", "cf", "seq")
 # text_multi: the text signal over a user's interests; hybrid_single: the blend with one vector per
-# user; hybrid: what a worker publishes, the blend over each user's interests (`blend_interests`)
-METHODS = (*SINGLE, "text_multi", "hybrid_single", "hybrid")
+# user; hybrid: what a worker publishes, the blend over each user's interests (`blend_interests`);
+# hybrid_without_seq: the same blend without the sequential model, its weights fitted without it
+METHODS = (*SINGLE, "text_multi", "hybrid_single", "hybrid_without_seq", "hybrid")
 HYBRID = METHODS.index("hybrid")
 Protocol = Literal["prequential", "loo"]
+DEFAULT_SEQ = SeqParams()
 F32 = npt.NDArray[np.float32]
 
 
@@ -111,10 +116,12 @@ class ValidationCases:
     def __len__(self) -> int:
         return len(self.gains)
 
-    def fit(self) -> tuple[BlendPolicy, list[dict[str, object]]]:
+    def fit(self, with_seq: bool = True) -> tuple[BlendPolicy, list[dict[str, object]]]:
         """The weights, fitted on the single-vector blend (linear in them); the served blend over
-        interests takes the same weights."""
-        return fit_policy(np.stack(self.gains).astype(np.float64), np.array(self.history), self.grid)
+        interests takes the same weights. with_seq=False: over the grid points without `seq`."""
+        points = np.ones(self.grid.shape[0], bool) if with_seq else self.grid[:, SEQ] == 0  # (G,)
+        gains = np.stack(self.gains).astype(np.float64)[:, points]  # (V, G')
+        return fit_policy(gains, np.array(self.history), self.grid[points])
 
 
 def item_vectors(encoder: Encoder, dataset: Dataset) -> F32:
@@ -134,10 +141,12 @@ class Case:
     new_items: npt.NDArray[np.bool_]  # (N,) items the served list keeps slots for
 
 
-def score_cases(cases: list[Case], policy: BlendPolicy) -> tuple[F32, F32, F32]:
+def score_cases(cases: list[Case], policy: BlendPolicy,
+                without_seq: BlendPolicy | None = None) -> tuple[F32, F32, F32]:
     """(B, M, N) scores of every method in METHODS order (consumed items -inf), the (C, B, N)
     standardised single-vector inputs (what the weights are fitted on) and the served hybrid's
-    (its text row the interest each item came from), for B cases."""
+    (its text row the interest each item came from), for B cases. without_seq: the policy of
+    `hybrid_without_seq` (default: `policy` with its seq weight dropped)."""
     available = np.stack([c.available for c in cases])  # (B, N)
     histories = [c.history for c in cases]
     inputs = [hybrid_inputs(c.components) for c in cases]
@@ -147,9 +156,12 @@ def score_cases(cases: list[Case], policy: BlendPolicy) -> tuple[F32, F32, F32]:
     log_share = np.stack([c.components["log_share"] for c in cases], axis=1)  # (K, B)
     z_text = standardise(each, available)  # (K, B, N)
     served, _, z_served = blend_interests(z, z_text, log_share, policy, histories, available)  # (B, N)
+    z_plain = z.copy()
+    z_plain[SEQ] = 0.0
+    plain, _, _ = blend_interests(z_plain, z_text, log_share, without_seq or policy, histories, available)
     text_multi = (z_text + log_share[:, :, None]).max(axis=0)  # (B, N)
     signals = np.stack([[c.components[name] for name in SINGLE] for c in cases])  # (B, S, N)
-    blends = np.stack([text_multi, single_vector, served], axis=1)  # (B, 3, N)
+    blends = np.stack([text_multi, single_vector, plain, served], axis=1)  # (B, 4, N)
     scores = np.concatenate([signals, blends], axis=1)  # (B, M, N)
     return np.where(available[:, None, :], scores, -np.inf).astype(np.float32), z, z_served
 
@@ -162,8 +174,12 @@ class Replay:
     def __init__(self, dataset: Dataset, vectors: F32, weights: EventWeights, decay: DecayConfig,
                  space: str, k: int, train: ALSParams, new_item_slots: int = 1,
                  new_item_max: int = 1, new_item_min_z: float = 2.0, batch: int = 64,
-                 cooc: CoocConfig | None = None, interests: InterestConfig | None = None) -> None:
+                 cooc: CoocConfig | None = None, interests: InterestConfig | None = None,
+                 sequence: SeqParams | None = None) -> None:
         self.dataset, self.k, self.train, self.batch = dataset, k, train, batch
+        self.sequence = sequence  # None: no sequential model, `seq` stays 0 and out of the blend
+        self.sequence_progress: Callable[[dict[str, float]], None] | None = None  # after each epoch
+        self.sequence_checkpoint: Callable[[SequenceModel], None] | None = None  # each better model
         self.new_item_slots = new_item_slots  # the served list's places for new items (hybrid)
         self.new_item_max = new_item_max  # an item with fewer interactions is new
         self.new_item_min_z = new_item_min_z  # and must be this on-topic (text z-score)
@@ -174,8 +190,10 @@ class Replay:
                                interests=interests)
         self.results = {name: MethodResult(k) for name in METHODS}
         self.policy = BlendPolicy()
+        self.policy_without_seq = BlendPolicy()
         self.fits: list[dict[str, object]] = []
         self.models: list[str] = []
+        self.sequence_fits: list[dict[str, object]] = []
         self.scored_ts: list[int] = []
         self._cases: list[tuple[Case, ValidationCases | None]] = []
         self._tallies = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tally")  # FIFO
@@ -187,14 +205,24 @@ class Replay:
         model = train_model(s.histories, s.item_ids, s.vectors, s.space, t)
         s.use_model(model)
         self.models.append(model.version)
+        if self.sequence is not None and any(len(h) >= 3 for h in s.histories.values()):
+            seq, log = train_sequence(s.histories, s.item_ids, s.vectors, s.space, self.sequence,
+                                      init=s.sequence, progress=self.sequence_progress,
+                                      checkpoint=self.sequence_checkpoint)
+            s.use_sequence(seq)
+            self.sequence_fits.append({"version": seq.version, "events": sum(map(len, s.histories.values())),
+                                       **log.to_json()})
 
     def refit(self, cases: ValidationCases, at_event: int) -> None:
         self.drain()
         if not len(cases):
             return
-        self.policy, buckets = cases.fit()
+        with_seq = self.signals.sequence is not None
+        self.policy, buckets = cases.fit(with_seq)
+        self.policy_without_seq = cases.fit(False)[0] if with_seq else self.policy
         self.fits.append({"at_event": at_event, "cases": len(cases), "buckets": buckets,
-                          "policy": self.policy.to_json()})
+                          "policy": self.policy.to_json(),
+                          "policy_without_seq": self.policy_without_seq.to_json()})
 
     def case(self, x: Interaction, target: int) -> Case:
         history = self.signals.histories.get(x.user_id, [])
@@ -218,7 +246,8 @@ class Replay:
             return
         while len(self._pending) >= 2:
             self._pending.popleft().result()
-        self._pending.append(self._tallies.submit(self._tally, self._cases, self.policy))
+        self._pending.append(self._tallies.submit(self._tally, self._cases, self.policy,
+                                                  self.policy_without_seq))
         self._cases = []
 
     def drain(self) -> None:
@@ -227,9 +256,10 @@ class Replay:
         while self._pending:
             self._pending.popleft().result()
 
-    def _tally(self, pending: list[tuple[Case, ValidationCases | None]], policy: BlendPolicy) -> None:
+    def _tally(self, pending: list[tuple[Case, ValidationCases | None]], policy: BlendPolicy,
+               without_seq: BlendPolicy) -> None:
         batch = [case for case, _ in pending]
-        scores, z, z_served = score_cases(batch, policy)  # (B, M, N), (C, B, N) x 2
+        scores, z, z_served = score_cases(batch, policy, without_seq)  # (B, M, N), (C, B, N) x 2
         tops = top_indices(scores, self.k)  # (B, M, k)
         for b, (case, cases) in enumerate(pending):
             ranks = ranks_of(scores[b], case.target)  # (M,)
@@ -293,7 +323,7 @@ def validate(replay: Replay, events: list[tuple[Interaction, int]], valid: set[i
     validation = {name: MethodResult(replay.k) for name in METHODS}
     for n in sorted(valid):
         case = replay.case(*events[n])
-        scores, z, _ = score_cases([case], replay.policy)  # (1, M, N), (C, 1, N)
+        scores, z, _ = score_cases([case], replay.policy, replay.policy_without_seq)  # (1, M, N), (C, 1, N)
         cases.add(z[:, 0, :], case.target, case.available, case.history)
         ranks = ranks_of(scores[0], case.target)  # (M,)
         tops = top_indices(scores[0], replay.k)  # (M, k)
@@ -325,12 +355,13 @@ def run_eval(dataset: Dataset, encoder: Encoder, weights: EventWeights, decay: D
              protocol: Protocol = "prequential", k: int = 10, retrain_every: int | None = None,
              train: ALSParams | None = None, progress: bool = True,
              scored_from_ms: int | None = None, cooc: CoocConfig | None = None,
-             interests: InterestConfig | None = None) -> dict[str, object]:
+             interests: InterestConfig | None = None,
+             sequence: SeqParams | None = DEFAULT_SEQ) -> dict[str, object]:
     started = time.monotonic()
     vectors = item_vectors(encoder, dataset)
     train = train or ALSParams()
     replay = Replay(dataset, vectors, weights, decay, encoder.version, k, train, cooc=cooc,
-                    interests=interests)
+                    interests=interests, sequence=sequence)
     extra: dict[str, object] = {}
     with threadpool_limits(1, user_api="blas"):  # one small matvec per event: threads only cost
         if protocol == "prequential":
@@ -356,9 +387,14 @@ def run_eval(dataset: Dataset, encoder: Encoder, weights: EventWeights, decay: D
         "new_item_picks": {"slots": replay.new_item_slots, "targets": replay.new_item_targets,
                            "hits": replay.new_item_hits,
                            "hr": replay.new_item_hits / max(replay.new_item_targets, 1)},
+        # the served hybrid (a) against the same blend without the sequential model (b)
+        "hybrid_vs_without_seq": paired_hits(replay.results["hybrid"].overall.hits_over_time,
+                                             replay.results["hybrid_without_seq"].overall.hits_over_time),
         "hybrid_fits": replay.fits,
         "cf_models": replay.models,
         "cf_params": asdict(train),
+        "seq_params": None if sequence is None else asdict(sequence),
+        "seq_fits": replay.sequence_fits,
         **extra,
         "timeline": {"ts_ms": replay.scored_ts,
                      "hits": {name: r.overall.hits_over_time for name, r in replay.results.items()}},

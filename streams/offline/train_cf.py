@@ -3,9 +3,11 @@ the event log on the broker, written as one versioned artifact folder that worke
 (INTERESTS_CF_MODEL).
 
 Each user's last interaction is held out as a validation target; everything else is replayed
-through the same signals a worker keeps and the factor model is trained on it; the blend is
-fitted on the validation targets; then the model is retrained on everything and saved with the
-blend. The held-out targets never train the model the blend was fitted with.
+through the same signals a worker keeps and the factor model (and the sequential model, which
+holds out each user's last remaining item for its own early stopping) is trained on it; the blend
+is fitted on the validation targets; then both models are retrained on everything (the
+sequential one from where it stopped) and saved with the blend. The held-out targets never train
+the models the blend was fitted with.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from cf.decay import DecayConfig
 from cf.factors import ALSParams
 from cf.interests import InterestConfig
 from cf.neighbours import CoocConfig
+from cf.sequence import SequenceModel
+from cf.sequence_train import SeqParams
 from cf.weights import EventWeights
 from streams.offline.datasets import CatalogItem, Dataset, Interaction
-from streams.offline.evaluation import Replay, held_out, validate
+from streams.offline.evaluation import DEFAULT_SEQ, Replay, held_out, validate
 from streams.ops.topic_reader import read_from_beginning
 from streams.records import Invalid, parse_event, parse_item_vector
 from streams.settings import Settings
@@ -38,9 +42,23 @@ F32 = npt.NDArray[np.float32]
 
 def train_cf(dataset: Dataset, vectors: F32, space: str, weights: EventWeights, decay: DecayConfig,
              params: ALSParams, k: int = 10, progress: bool = True,
-             cooc: CoocConfig | None = None, interests: InterestConfig | None = None) -> CFArtifact:
+             cooc: CoocConfig | None = None, interests: InterestConfig | None = None,
+             sequence: SeqParams | None = DEFAULT_SEQ, checkpoints: Path | None = None) -> CFArtifact:
+    """checkpoints: a folder where each better sequential model is written while it trains."""
     started = time.monotonic()
-    replay = Replay(dataset, vectors, weights, decay, space, k, params, cooc=cooc, interests=interests)
+    replay = Replay(dataset, vectors, weights, decay, space, k, params, cooc=cooc, interests=interests,
+                    sequence=sequence)
+    bar = tqdm(desc="train-seq", unit="epoch", disable=not progress or sequence is None)
+
+    def epoch_done(entry: dict[str, float]) -> None:
+        bar.update()
+        bar.set_postfix(loss=entry["loss"], val_ndcg=entry["val_ndcg"])
+
+    def better(model: SequenceModel) -> None:
+        if checkpoints is not None:
+            model.save(checkpoints)
+
+    replay.sequence_progress, replay.sequence_checkpoint = epoch_done, better
     events = replay.known(dataset.interactions)
     if not events:
         raise ValueError(f"{dataset.name}: no interactions with catalog items to train on")
@@ -53,15 +71,18 @@ def train_cf(dataset: Dataset, vectors: F32, space: str, weights: EventWeights, 
         replay.retrain()
         validation = validate(replay, events, valid) if valid else {}
         replay.retrain()  # on everything, validation targets included
+    bar.close()
     model = replay.signals.model
     assert model is not None
     report = {
         "dataset": dataset.name, "events": len(events), "users": len(replay.signals.histories),
         "items": len(model.item_ids), "validation_cases": len(valid), "params": asdict(params),
         "validation": validation, "fits": replay.fits,
+        "sequence_params": None if sequence is None else asdict(sequence),
+        "sequence_fits": replay.sequence_fits,
         "wall_s": round(time.monotonic() - started, 1),
     }
-    return CFArtifact(model, replay.policy, report)
+    return CFArtifact(model, replay.policy, report, replay.signals.sequence)
 
 
 def event_log(settings: Settings, space: str, idle_ms: int = 3000,
@@ -102,7 +123,7 @@ def event_log(settings: Settings, space: str, idle_ms: int = 3000,
 
 def summary(artifact: CFArtifact, folder: Path) -> str:
     r = artifact.report
-    lines = [f"cf model {artifact.version}: {r['items']} items, {r['users']} users, "
+    lines = [f"cf model {artifact.model.version}: {r['items']} items, {r['users']} users, "
              f"{r['events']} events, {r['validation_cases']} validation targets ({r['wall_s']} s)",
              f"written to {folder}"]
     validation = r.get("validation") or {}
@@ -115,5 +136,10 @@ def summary(artifact: CFArtifact, folder: Path) -> str:
     for bucket in fits[-1].get("buckets", []):
         lines.append(f"  fitted blend, history bucket {bucket['bucket']}: {bucket['cases']} cases, "
                      f"NDCG@10 {bucket['validation_ndcg']}")
+    sequence_fits = r.get("sequence_fits") or []
+    assert isinstance(sequence_fits, list)
+    for fit in sequence_fits:
+        lines.append(f"  seq model {fit['version']}: best epoch {fit['best_epoch']} of {len(fit['epochs'])}, "
+                     f"validation NDCG@10 {fit['best_ndcg']} (each user's last training item)")
     lines.append("blend by history length: " + json.dumps(artifact.policy.to_json()))
     return "\n".join(lines)

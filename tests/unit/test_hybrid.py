@@ -71,11 +71,11 @@ def test_fit_finds_the_signal_that_ranks_the_targets() -> None:
     rng = np.random.default_rng(5)
     n, cases = 50, 120
     targets = rng.integers(0, n, size=cases)
-    z = rng.normal(size=(cases, 4, n)).astype(np.float32)
+    z = rng.normal(size=(cases, len(COMPONENTS), n)).astype(np.float32)
     z[np.arange(cases), :, targets] = -100.0  # every other component puts the target last
     z[np.arange(cases), 2, targets] = 10.0  # component 2 (cooc) puts it first
     available = np.ones((cases, n), bool)
-    grid = simplex_grid(4, 10)
+    grid = simplex_grid(len(COMPONENTS), 10)
     gains = np.stack([grid_gains(z[v], targets[v], available[v], grid, 10) for v in range(cases)])
     weights, ndcg = fit_weights(gains.astype(np.float64), grid)
     assert weights == BlendWeights(text=0.0, cf=0.0, cooc=1.0, popularity=0.0)

@@ -14,6 +14,7 @@ from cf.hybrid import BlendPolicy, BlendWeights
 from cf.interests import InterestConfig
 from cf.neighbours import CoocConfig, ItemRow, NeighbourIndex, RowDelta, batch_deltas, merge_row
 from cf.popularity import DecayedPopularity
+from cf.sequence_train import SeqParams, train_sequence
 from cf.serving import HybridScorer
 from cf.signals import Signals
 from cf.state import UserState
@@ -108,14 +109,18 @@ def test_worker_scorer_equals_the_evaluators_hybrid() -> None:
     assert max(len(s.interests) for s in states.values()) > 1
     model = train_model(signals.histories, ids, vectors, "space", ALSParams(factors=4, iterations=5))
     signals.use_model(model)
-    policy = BlendPolicy((3,), (BlendWeights(0.4, 0.3, 0.2, 0.1), BlendWeights(0.1, 0.2, 0.3, 0.4)))
+    seq, _ = train_sequence(signals.histories, ids, vectors, "space",
+                            SeqParams(max_len=8, width=8, blocks=1, max_epochs=2, threads=1))
+    signals.use_sequence(seq)
+    policy = BlendPolicy((3,), (BlendWeights(0.4, 0.3, 0.2, 0.05, 0.05),
+                                BlendWeights(0.1, 0.2, 0.2, 0.2, 0.3)))
     catalog = ItemCatalog(D)
     for item_id, v in zip(ids, vectors, strict=True):
         catalog.upsert(item_id, v)
     cooc = CoocConfig(row_size=N * 2, half_life_s=decay.half_life_s)
     scorer = HybridScorer(catalog, _rows(ids, events, cooc, batch=5),
                           model, policy, fold_in_items=signals.fold_in_items, new_item_slots=0,
-                          interests=config)
+                          interests=config, sequence=seq)
     users = sorted(states)
     served, _, _ = scorer.scores([states[u] for u in users])  # (B, N)
     for b, u in enumerate(users):
