@@ -42,7 +42,7 @@ F32 = npt.NDArray[np.float32]
 Cols = npt.NDArray[np.intp] | None  # (M,) catalog rows to score; None: every row
 Ints = npt.NDArray[np.intp]
 Rows = Sequence[Ints]  # per user, (H,) catalog rows of their history, -1: not in it
-SERVING_VERSION = "hybrid-zblend-interests/2"
+SERVING_VERSION = "hybrid-zblend-seq/3"  # five signals: the sequential model joined
 
 
 @dataclass

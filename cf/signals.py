@@ -9,7 +9,8 @@ worker's (`cf.interests.merge_event`): one decayed vector and the interests that
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +28,29 @@ from cf.state import UserState
 from cf.weights import EventWeights
 
 F32 = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class SequenceQuery:
+    """What the sequential model reads for one user at one moment: scored later, with others."""
+
+    model: SequenceModel
+    items: F32  # (N, d) the model's item embeddings, catalog order
+    window: npt.NDArray[np.intp]  # (L,) the user's latest rows, oldest first
+
+
+def sequence_scores(queries: Sequence[SequenceQuery]) -> list[F32]:
+    """Each query's (N,) scores, one batched forward pass per model among them."""
+    out: list[F32] = [np.zeros(0, np.float32)] * len(queries)
+    groups: dict[int, list[int]] = defaultdict(list)
+    for n, q in enumerate(queries):
+        groups[id(q.model)].append(n)
+    for at in groups.values():
+        first = queries[at[0]]
+        scores = first.model.scores(first.items, [queries[n].window for n in at])  # (b, N)
+        for n, row in zip(at, scores, strict=True):
+            out[n] = row
+    return out
 
 
 class Signals:
@@ -63,10 +87,18 @@ class Signals:
         self.sequence = model
         self._sequence_items = None if model is None else model.aligned(self.item_ids, self.vectors)
 
-    def components(self, user: str, now_ms: int) -> dict[str, F32]:
+    def sequence_query(self, user: str) -> SequenceQuery | None:
+        """The sequential model's input for `user` now; None without a model."""
+        if self.sequence is None or self._sequence_items is None:
+            return None
+        latest = np.asarray(self.histories.get(user, [])[-self.sequence.max_len :], np.intp)  # (L,)
+        return SequenceQuery(self.sequence, self._sequence_items, latest)
+
+    def components(self, user: str, now_ms: int, sequence: bool = True) -> dict[str, F32]:
         """Each signal's (N,) scores for `user` at `now_ms`, before their next event; beside them
         `text_each` (K, N), each interest's text signal, and `log_share` (K,) (`interest_text`,
-        padded to K = max_interests rows)."""
+        padded to K = max_interests rows). sequence=False: without `seq` (scored in batches from
+        `sequence_query`)."""
         state = self.states.get(user)
         n = len(self.item_ids)
         text = np.zeros(n, np.float32)
@@ -80,10 +112,8 @@ class Signals:
             recent = self.histories[user][-self.fold_in_items :]
             x = fold_in(self._factors, self.model.gram, [recent], self.model.alpha)  # (1, F)
             cf = (self._factors @ x[0]).astype(np.float32)  # (N,)
-        seq = np.zeros(n, np.float32)
-        if self.sequence is not None and self._sequence_items is not None:
-            latest = np.asarray(self.histories[user][-self.sequence.max_len :], np.intp)  # (L,)
-            seq = self.sequence.scores(self._sequence_items, [latest])[0]  # (N,)
+        query = self.sequence_query(user) if sequence else None
+        seq = np.zeros(n, np.float32) if query is None else sequence_scores([query])[0]  # (N,)
         decayed = self.decayed.scores(user, now_ms)  # (N,)
         return {
             "popularity": self.popularity.scores(user, now_ms),
@@ -92,7 +122,7 @@ class Signals:
             "cooc": self.cooc.scores(user, now_ms),
             "text": text,
             "cf": cf,
-            "seq": seq,
+            **({"seq": seq} if sequence else {}),
             "text_each": each.scores[:, 0, :],
             "log_share": each.log_share[:, 0],
         }

@@ -11,8 +11,10 @@ same events round-robin over their users, as when many users are active at once)
 - `pairs`: the batch's co-occurrence deltas (`cf.neighbours.batch_deltas`);
 - `top_k`: the hybrid lists of the batch's users (`HybridScorer.top_k`);
 - `list`: each list as the JSON the worker publishes (`streams.records.ranked_recommendation`).
-Beside it, `top_k` alone for 1, 5 and 20 users per call: its cost per call and per user. The rows
-stay as they were at the split (a worker replicates new ones as they come). Medians over batches;
+With INTERESTS_CF_MODEL set, the scorer serves that artifact (factor model, sequential model,
+blend), as a worker would. Beside it, `top_k` alone for 1, 5 and 20 users per call: its cost per
+call and per user. The rows stay as they were at the split (a worker replicates new ones as they
+come). Medians over batches;
 BLAS on one thread, as in the worker. Every time is this machine's, so compare runs side by side.
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from threadpoolctl import threadpool_limits
@@ -69,6 +72,11 @@ def run_batch_bench(settings: Settings, dataset_name: str = "ml-100k", events_pe
                           new_item_slots=settings.new_item_slots, new_item_max=settings.new_item_max,
                           index=CatalogIndex(catalog, settings.ann_min_items, settings.ann_nprobe),
                           candidates_text=settings.ann_candidates, interests=interests)
+    if settings.cf_model:  # the artifact a worker would serve (INTERESTS_CF_MODEL)
+        from streams.app import load_cf
+
+        artifact = load_cf(Path(settings.cf_model), encoder.version)
+        scorer.model, scorer.policy, scorer.sequence = artifact.model, artifact.policy, artifact.sequence
     measured = events[split:] if order == "sessions" else interleaved(events[split:], lambda x: x.user_id)
     steps: dict[str, list[float]] = {name: [] for name in STEPS}
     users_per_batch: list[int] = []
@@ -129,6 +137,7 @@ def run_batch_bench(settings: Settings, dataset_name: str = "ml-100k", events_pe
         "top_k_per_call": per_call,
         "items": len(catalog),
         "encoder": encoder.version,
+        "model": scorer.version,
         "wall_s": round(time.monotonic() - started, 1),
     }
 
@@ -137,7 +146,7 @@ def table(report: dict[str, Any]) -> str:
     ms = report["ms"]
     lines = [f"{report['batches']} batches of {report['events_per_batch']} MovieLens events, "
              f"{report['order']} ({report['users_per_batch']:.0f} users each, median), "
-             f"{report['items']} items, medians:",
+             f"{report['items']} items, model {report['model']}, medians:",
              "  " + "   ".join(f"{name} {ms[name]:.2f} ms" for name in STEPS)
              + f"   total {report['ms_total']:.2f} ms = {report['us_per_event']:.0f} us per event",
              f"{'users per top_k call':>22}{'ms per call':>13}{'ms per user':>13}"]

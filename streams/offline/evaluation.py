@@ -51,7 +51,7 @@ from cf.neighbours import CoocConfig
 from cf.ranking_metrics import RankingTally, paired_hits, ranks_of, top_indices
 from cf.sequence import SequenceModel
 from cf.sequence_train import SeqParams, train_sequence
-from cf.signals import Signals, hybrid_inputs
+from cf.signals import SequenceQuery, Signals, hybrid_inputs, sequence_scores
 from cf.weights import EventWeights
 from encoders import Encoder, item_document
 from streams.offline.datasets import Dataset, Interaction
@@ -139,6 +139,17 @@ class Case:
     target: int
     cold: bool
     new_items: npt.NDArray[np.bool_]  # (N,) items the served list keeps slots for
+    sequence: SequenceQuery | None = None  # `seq` to score with the batch, when not in components
+
+
+def with_sequence(cases: list[Case]) -> None:
+    """Every case's `seq` component, the queries of the batch scored together (zeros without)."""
+    todo = [c for c in cases if "seq" not in c.components]
+    queries = [c.sequence for c in todo if c.sequence is not None]
+    scored = iter(sequence_scores(queries))
+    for c in todo:
+        none = np.zeros(c.available.size, np.float32)  # (N,)
+        c.components["seq"] = next(scored) if c.sequence is not None else none
 
 
 def score_cases(cases: list[Case], policy: BlendPolicy,
@@ -147,6 +158,7 @@ def score_cases(cases: list[Case], policy: BlendPolicy,
     standardised single-vector inputs (what the weights are fitted on) and the served hybrid's
     (its text row the interest each item came from), for B cases. without_seq: the policy of
     `hybrid_without_seq` (default: `policy` with its seq weight dropped)."""
+    with_sequence(cases)
     available = np.stack([c.available for c in cases])  # (B, N)
     histories = [c.history for c in cases]
     inputs = [hybrid_inputs(c.components) for c in cases]
@@ -229,8 +241,9 @@ class Replay:
         available = np.ones(len(self.signals.item_ids), dtype=bool)  # (N,)
         available[history] = False
         counts = self.signals.popularity.counts  # (N,) interactions so far
-        return Case(self.signals.components(x.user_id, x.ts_ms), available, len(history), target,
-                    bool(counts[target] < COLD_ITEM_MAX), counts < self.new_item_max)
+        return Case(self.signals.components(x.user_id, x.ts_ms, sequence=False), available, len(history),
+                    target, bool(counts[target] < COLD_ITEM_MAX), counts < self.new_item_max,
+                    self.signals.sequence_query(x.user_id))
 
     def evaluate(self, x: Interaction, target: int, cases: ValidationCases | None) -> None:
         """Reads the signals before the event is learned; ranks and tallies in batches."""

@@ -1,6 +1,6 @@
 """One scorer for both paths: what a worker publishes is what `cf.serving.HybridScorer` computes in
-process from the same state, with a factor model that `interests train-cf` trained from the
-event log on the broker."""
+process from the same state, with the factor and sequential models that `interests train-cf`
+trained from the event log on the broker."""
 
 from __future__ import annotations
 
@@ -50,6 +50,7 @@ def test_published_lists_are_the_in_process_scorers(stack: Stack) -> None:
     assert trained.returncode == 0, trained.stdout + trained.stderr
     assert f"{6 * len(users)} item events" in trained.stdout
     model = CFArtifact.load(artifact)
+    assert model.sequence is not None  # the sequential model is trained with it, and served
 
     stack.settings = replace(stack.settings, cf_model=str(artifact))
     second = stack.start_worker(data_dir=stack.workdir / "state-0")
@@ -80,7 +81,7 @@ def test_published_lists_are_the_in_process_scorers(stack: Stack) -> None:
     assert all(f"{u}-q" in s.seen for u, s in states.items()) and set(states) == set(probes)
 
     scorer = HybridScorer(catalog, index, model.model, model.policy,
-                          fold_in_items=stack.settings.cf_fold_in_items)
+                          fold_in_items=stack.settings.cf_fold_in_items, sequence=model.sequence)
     expected = scorer.top_k(states, stack.settings.top_k)
     for user in probes:
         got = published[user]
@@ -89,4 +90,8 @@ def test_published_lists_are_the_in_process_scorers(stack: Stack) -> None:
         np.testing.assert_allclose([i["score"] for i in got["items"]],
                                    [s.score for s in expected[user].items], atol=1e-4)
         assert [i["item_id"] for i in got["new_items"]] == [s.item_id for s in expected[user].new_items]
+        for name in ("seq", "cf", "cooc", "text"):  # every signal, the sequential model's included
+            np.testing.assert_allclose([i["because"]["components"][name] for i in got["items"]],
+                                       [b.components[name] for b in expected[user].because], atol=2e-4)
+    assert any(i["because"]["components"]["seq"] != 0 for u in probes for i in published[u]["items"])
     print(json.dumps({u: published[u]["items"] for u in probes[:2]}))
