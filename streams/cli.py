@@ -398,7 +398,7 @@ def _sequence_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seq-width", type=int, default=64, help="embedding width (d)")
     g.add_argument("--seq-blocks", type=int, default=2, help="self-attention blocks")
     g.add_argument("--seq-heads", type=int, default=1, help="attention heads")
-    g.add_argument("--seq-dropout", type=float, default=0.2)
+    g.add_argument("--seq-dropout", type=float, default=0.1)
     g.add_argument("--seq-id-dropout", type=float, default=0.2,
                    help="share of items trained without their id embedding in each batch (text alone)")
     g.add_argument("--seq-max-epochs", type=int, default=200, help="early stopping ends it sooner")
