@@ -54,6 +54,18 @@ def attention_mask(present: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
     return (causal[None] & present[:, None, :]) | np.eye(length, dtype=bool)[None]
 
 
+def _linear(x: F32, weight: F32, bias: F32) -> F32:
+    """(..., k) x W^T + b for x (..., j), W (k, j): one matrix product over every leading index."""
+    flat = x.reshape(-1, x.shape[-1]) @ weight.T + bias  # (prod(...), k)
+    return flat.reshape(*x.shape[:-1], weight.shape[0])
+
+
+def _heads(x: F32, heads: int) -> F32:
+    """(B, H, L, d/H) contiguous, from (B, L, d)."""
+    b_n, length, width = x.shape
+    return np.ascontiguousarray(x.reshape(b_n, length, heads, width // heads).transpose(0, 2, 1, 3))
+
+
 @dataclass(frozen=True)
 class SequenceModel:
     item_ids: tuple[str, ...]  # (M,) the items trained with an id embedding
@@ -99,7 +111,8 @@ class SequenceModel:
 
     def represent(self, items: F32, windows: Ints) -> F32:
         """(B, d) h for each user's (L,) window of rows of `items` (N, d) (`aligned`); a user with
-        no item gets zeros."""
+        no item gets zeros. Only h at the last position is read, so the last block computes its
+        queries, attention output and feed-forward there alone (keys and values everywhere)."""
         a = self.arrays
         b_n, length = windows.shape
         width, heads = self.width, self.heads
@@ -108,24 +121,25 @@ class SequenceModel:
         x += a["positions"][None]
         x *= present[:, :, None]
         allowed = attention_mask(present)[:, None]  # (B, 1, L, L)
-        per_head = width // heads
         for n in range(self.blocks):
             p = {name: a[f"block{n}.{name}"] for name in BLOCK_ARRAYS}
+            at = slice(length - 1, length) if n == self.blocks - 1 else slice(0, length)  # query positions
             h = layer_norm(x, p["ln1.weight"], p["ln1.bias"])  # (B, L, d)
-            qkv = h @ p["qkv.weight"].T + p["qkv.bias"]  # (B, L, 3d)
-            q, k, v = (qkv[..., i * width : (i + 1) * width].reshape(b_n, length, heads, per_head)
-                       .transpose(0, 2, 1, 3) for i in range(3))  # each (B, H, L, dh)
-            logits = q @ k.transpose(0, 1, 3, 2) / np.float32(np.sqrt(per_head))  # (B, H, L, L)
-            logits = np.where(allowed, logits, -np.inf)
+            qkv = _linear(h, p["qkv.weight"], p["qkv.bias"])  # (B, L, 3d)
+            q = _heads(qkv[:, at, :width], heads)  # (B, H, Q, dh)
+            k = _heads(qkv[:, :, width : 2 * width], heads)  # (B, H, L, dh)
+            v = _heads(qkv[:, :, 2 * width :], heads)  # (B, H, L, dh)
+            logits = q @ k.transpose(0, 1, 3, 2) / np.float32(np.sqrt(width // heads))  # (B, H, Q, L)
+            logits = np.where(allowed[:, :, at], logits, -np.inf)
             logits -= logits.max(axis=-1, keepdims=True)
             weights = np.exp(logits)
-            weights /= weights.sum(axis=-1, keepdims=True)  # (B, H, L, L) softmax over keys
-            mixed = (weights @ v).transpose(0, 2, 1, 3).reshape(b_n, length, width)  # (B, L, d)
-            x = x + mixed @ p["out.weight"].T + p["out.bias"]
+            weights /= weights.sum(axis=-1, keepdims=True)  # (B, H, Q, L) softmax over keys
+            mixed = (weights @ v).transpose(0, 2, 1, 3).reshape(b_n, -1, width)  # (B, Q, d)
+            x = x[:, at] + _linear(mixed, p["out.weight"], p["out.bias"])  # (B, Q, d)
             h = layer_norm(x, p["ln2.weight"], p["ln2.bias"])
-            hidden = np.maximum(h @ p["ff1.weight"].T + p["ff1.bias"], 0.0)  # (B, L, 4d) relu
-            x = x + hidden @ p["ff2.weight"].T + p["ff2.bias"]
-            x *= present[:, :, None]
+            hidden = np.maximum(_linear(h, p["ff1.weight"], p["ff1.bias"]), 0.0)  # (B, Q, 4d) relu
+            x = x + _linear(hidden, p["ff2.weight"], p["ff2.bias"])
+            x *= present[:, at, None]
         out = layer_norm(x[:, -1], a["norm.weight"], a["norm.bias"])  # (B, d)
         return (out * present[:, -1:]).astype(np.float32)
 
