@@ -47,7 +47,7 @@ class SeqParams:
     batch: int = 128  # windows per step
     max_epochs: int = 200
     patience: int = 5  # epochs without a better validation NDCG before stopping
-    warm_patience: int = 2  # the same, continuing from an earlier model (a periodic retrain)
+    warm_patience: int = 4  # the same, continuing from an earlier model (a periodic retrain)
     negatives: int = 0  # 0: softmax over all items; else this many sampled per batch
     k: int = 10  # validation NDCG@k
     seed: int = 0

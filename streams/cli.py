@@ -33,6 +33,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
     from streams.access import AccessDenied
     from streams.admin import check_access, ensure_topics
+    from streams.allocator import keep_freed_memory
     from streams.app import create_app
     from streams.connection import describe
     from streams.encoder_setup import open_encoder
@@ -41,6 +42,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     # BLAS worker threads spin after each product: at one batch's matrix product every few ms
     # they burned most of a core the event loop needs
     threadpool_limits(settings.scoring_threads, user_api="blas")
+    keep_freed_memory()
     log = logging.getLogger(__name__)
     logging.basicConfig(level=settings.log_level.upper(), format="[%(asctime)s] [%(levelname)s] %(message)s")
     # the admin client's chatter

@@ -35,6 +35,7 @@ from cf.neighbours import NeighbourIndex, batch_deltas, merge_row
 from cf.serving import HybridScorer
 from cf.state import UserState
 from encoders import Encoder
+from streams.allocator import keep_freed_memory
 from streams.encoder_setup import open_encoder
 from streams.offline.datasets import interleaved, load_dataset
 from streams.offline.evaluation import item_vectors
@@ -50,6 +51,7 @@ def run_batch_bench(settings: Settings, dataset_name: str = "ml-100k", events_pe
                     encoder: Encoder | None = None, order: str = "sessions") -> dict[str, Any]:
     """`order`: the measured events in time order ("sessions") or `interleaved` over users."""
     started = time.monotonic()
+    keep_freed_memory()  # as a worker does
     data = load_dataset(dataset_name)
     encoder = encoder or open_encoder(settings, cache_texts=0)
     catalog = ItemCatalog(encoder.dim)
