@@ -90,6 +90,14 @@ class HybridScorer:
             self._seq_version = self.catalog.version
         return self._seq_items
 
+    def sequence_vectors(self, history: Rows) -> F32 | None:
+        """(B, d) each user's sequence representation h_u from their `history_rows`; None without
+        the model."""
+        items = self.sequence_items()
+        if items is None or self.sequence is None:
+            return None
+        return self.sequence.represent(items, self.sequence.window(history))
+
     def history_rows(self, states: list[UserState]) -> list[npt.NDArray[np.intp]]:
         """Per user, the (H,) catalog rows of their history, oldest first, -1 for an item not in
         the catalog: every user's ids looked up in one pass."""
@@ -99,10 +107,11 @@ class HybridScorer:
         return np.split(flat, np.cumsum(lengths)[:-1]) if states else []
 
     def components(self, states: list[UserState], cols: Cols = None, text: bool = True,
-                   history: Rows | None = None) -> dict[str, F32]:
+                   history: Rows | None = None, seq: F32 | None = None) -> dict[str, F32]:
         """Each signal's (B, N) scores; (B, M) of the catalog rows `cols` when given. text: the
         single vector's (the served blend takes each interest's instead, `scores`); cf: none
-        without a factor model. history: the users' `history_rows`, when already looked up."""
+        without a factor model. history: the users' `history_rows`, when already looked up; seq:
+        their `sequence_vectors`, likewise."""
         history = self.history_rows(states) if history is None else history
         out: dict[str, F32] = {}
         if text:
@@ -119,8 +128,9 @@ class HybridScorer:
         popularity = self.neighbours.popularity(self.catalog, [s.updated_ms for s in states], cols)
         out["popularity"] = np.log1p(popularity).astype(np.float32)  # (B, N)
         items = self.sequence_items()
-        if items is not None and self.sequence is not None:
-            out["seq"] = self.sequence.scores(items, history, cols)  # (B, N)
+        h = self.sequence_vectors(history) if seq is None else seq  # (B, d)
+        if items is not None and h is not None:
+            out["seq"] = h @ (items if cols is None else items[cols]).T  # (B, N)
         return out
 
     def available(self, states: list[UserState], cols: Cols = None,
@@ -141,14 +151,14 @@ class HybridScorer:
         mask[users[known], rows[known]] = False
         return mask
 
-    def blended(self, states: list[UserState], cols: Cols = None,
-                history: Rows | None = None) -> tuple[RowBlend, F32, F32, TextRows]:
+    def blended(self, states: list[UserState], cols: Cols = None, history: Rows | None = None,
+                seq: F32 | None = None) -> tuple[RowBlend, F32, F32, TextRows]:
         """The served blend (`blend_rows`), the (C, B, N) standardised signals (text row 0), each
         interest row's (R, N) standardised text and those rows; over the catalog rows `cols`
         ((B, M), ...) when given."""
         history = self.history_rows(states) if history is None else history
         available = self.available(states, cols, history)  # (B, N)
-        z = stack(self.components(states, cols, text=False, history=history), available)  # (C, B, N)
+        z = stack(self.components(states, cols, text=False, history=history, seq=seq), available)  # (C, B, N)
         rows = text_rows(self.catalog, states, self.interests.share_beta, cols)
         z_text = standardise(rows.scores, available[rows.user])  # (R, N)
         lengths = [len(s.history) for s in states]
@@ -167,7 +177,8 @@ class HybridScorer:
         z[TEXT] = z_text[chosen, every]
         return blend.scores, z, rows.slot[chosen]
 
-    def candidates(self, states: list[UserState], history: Rows | None = None) -> npt.NDArray[np.intp]:
+    def candidates(self, states: list[UserState], history: Rows | None = None,
+                   seq: F32 | None = None) -> npt.NDArray[np.intp]:
         """(M,) catalog rows worth scoring for these users, from the approximate index: the
         `candidates_text` nearest items by text of each of a user's interests, the co-occurrence
         neighbours of their 5 newest items, the `candidates_seq` best by the sequential model
@@ -183,11 +194,12 @@ class HybridScorer:
         parts = [found[found >= 0]]
         parts += [self.neighbours.neighbours_of(self.catalog, s.history, 5) for s in states]
         items = self.sequence_items()
-        if items is not None and self.sequence is not None and self.candidates_seq > 0:
-            history = self.history_rows(states) if history is None else history
-            seq = self.sequence.scores(items, history)  # (B, N)
-            best = min(self.candidates_seq, seq.shape[1])
-            parts.append(np.argpartition(-seq, best - 1, axis=1)[:, :best].ravel())
+        if seq is None and items is not None:
+            seq = self.sequence_vectors(self.history_rows(states) if history is None else history)
+        if items is not None and seq is not None and self.candidates_seq > 0:
+            scores = seq @ items.T  # (B, N)
+            best = min(self.candidates_seq, scores.shape[1])
+            parts.append(np.argpartition(-scores, best - 1, axis=1)[:, :best].ravel())
         counts = self.neighbours.arrays(self.catalog)[0]  # (N,)
         top = min(self.candidates_popular, counts.size)
         if top:
@@ -210,8 +222,9 @@ class HybridScorer:
             group = users[start : start + chunk]
             group_states = [states[u] for u in group]
             history = self.history_rows(group_states)
-            cols = self.candidates(group_states, history) if indexed else None
-            blend, z, z_text, rows = self.blended(group_states, cols, history)  # N is M with cols
+            seq = self.sequence_vectors(history)  # (B, d) once, for the candidates and the scores
+            cols = self.candidates(group_states, history, seq) if indexed else None
+            blend, z, z_text, rows = self.blended(group_states, cols, history, seq)  # N is M with cols
             scores = blend.scores  # (B, N)
             new = is_new if cols is None else is_new[cols]  # (N,) or (M,)
             top = best_first_rows(scores, k)  # (B, k) columns, -1 padding

@@ -9,6 +9,11 @@ first 5 events). The factor model is retrained every `retrain_every` events on t
 same points on cases sampled from the window just replayed, so no target is ever scored by
 weights that saw it.
 
+The sequential model (`cf.sequence`) is retrained at the same points, each time from the last
+one; `seq` is it alone, `hybrid` the blend with it (what a worker with the artifact publishes) and
+`hybrid_without_seq` the same run's blend without it, its weights fitted over the grid points
+that give `seq` no weight.
+
 Protocol `loo` (RecBole's sequential split, ordering by time): each user's last interaction is
 the test target and the second-last the validation target; everything else is replayed first
 and the factor model is trained on it; the weights are fitted on the validation targets; the

@@ -182,9 +182,13 @@ def _served_world() -> tuple[HybridScorer, dict[str, UserState]]:
     catalog = ItemCatalog(D)
     for item_id, v in zip(ids, vectors, strict=True):
         catalog.upsert(item_id, v)
-    model = train_model({u: [ids.index(i) for i in s.history] for u, s in states.items()}, ids, vectors,
-                        "space", ALSParams(factors=4, iterations=5))
-    scorer = HybridScorer(catalog, _rows(ids, events, CoocConfig(), batch=5), model, new_item_slots=0)
+    histories = {u: [ids.index(i) for i in s.history] for u, s in states.items()}
+    model = train_model(histories, ids, vectors, "space", ALSParams(factors=4, iterations=5))
+    seq, _ = train_sequence(histories, ids, vectors, "space",
+                            SeqParams(max_len=8, width=8, blocks=2, max_epochs=2, threads=1))
+    policy = BlendPolicy((1,), (BlendWeights(), BlendWeights(0.2, 0.2, 0.2, 0.1, 0.3)))  # every signal counts
+    scorer = HybridScorer(catalog, _rows(ids, events, CoocConfig(), batch=5), model, policy, new_item_slots=0,
+                          sequence=seq)
     return scorer, states
 
 
@@ -193,6 +197,7 @@ def test_every_signal_over_candidate_columns_equals_those_columns_of_the_full_sc
     group = [states[u] for u in sorted(states)]
     cols = np.array([0, 3, 4, 11, 17, 29], dtype=np.intp)
     full, some = scorer.components(group), scorer.components(group, cols)
+    assert set(full) == {"text", "cf", "cooc", "popularity", "seq"}
     for name in full:
         np.testing.assert_allclose(some[name], full[name][:, cols], rtol=1e-5, atol=1e-6, err_msg=name)
     np.testing.assert_array_equal(scorer.available(group, cols), scorer.available(group)[:, cols])
@@ -205,6 +210,7 @@ def test_with_the_index_on_and_every_item_a_candidate_the_lists_are_the_exact_on
     exact, exact_6 = scorer.top_k(states, 5), scorer.top_k(states, 6)
     scorer.index = CatalogIndex(scorer.catalog, min_items=10)  # 30 items: the index is on
     scorer.candidates_text, scorer.index_chunk = N, 5  # ... and finds all of them, 5 users at a time
+    assert np.array_equal(scorer.candidates([states[u] for u in states]), np.arange(N))
     indexed = scorer.top_k(states, 5)
     for u in states:
         # the two paths multiply in different shapes, so scores may differ in the last bits: the
@@ -215,3 +221,17 @@ def test_with_the_index_on_and_every_item_a_candidate_the_lists_are_the_exact_on
         for i in range(len(want)):
             tied = any(abs(scores[i] - scores[j]) <= 1e-5 for j in (i - 1, i + 1) if 0 <= j < len(scores))
             assert tied or got[i].item_id == want[i].item_id, (u, i)
+
+
+def test_above_the_index_threshold_the_sequential_model_brings_its_best_items() -> None:
+    from cf.catalog_index import CatalogIndex
+
+    scorer, states = _served_world()
+    scorer.neighbours = NeighbourIndex(CoocConfig())  # no co-occurrence rows: they bring no candidates
+    scorer.index = CatalogIndex(scorer.catalog, min_items=10)
+    scorer.candidates_text, scorer.candidates_popular, scorer.candidates_seq = 1, 0, 3
+    group = [states[u] for u in sorted(states)]
+    h, items = scorer.sequence_vectors(scorer.history_rows(group)), scorer.sequence_items()
+    assert h is not None and items is not None
+    best = set(np.argsort(-(h @ items.T), axis=1)[:, :3].ravel().tolist())  # each user's 3 best by seq
+    assert best <= set(scorer.candidates(group).tolist())
