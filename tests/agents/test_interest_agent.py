@@ -145,7 +145,7 @@ async def test_events_update_interests_and_publish_top_k(engine: Engine, changel
         for item in rec["items"] + rec["new_items"]:
             because = item["because"]
             assert because["interest"] == 0
-            assert set(because["components"]) == {"text", "cf", "cooc", "popularity"}
+            assert set(because["components"]) == {"text", "cf", "cooc", "popularity", "seq"}
     top_u1 = {i["item_id"]: i["because"] for i in first["u1"]["items"]}
     assert top_u1["2"]["history"] == ["1"] and top_u1["4"]["history"] == ["1"]
     assert all(i["because"]["history"] == [] for i in by_user["u2"]["items"])

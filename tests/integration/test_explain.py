@@ -35,7 +35,7 @@ def test_every_listed_item_names_the_users_own_items_and_explain_reads_them_back
         for item in rec["items"] + rec["new_items"]:
             because = item["because"]
             assert set(because["history"]) <= set(taken[user]), (user, item)
-            assert set(because["components"]) == {"text", "cf", "cooc", "popularity"}
+            assert set(because["components"]) == {"text", "cf", "cooc", "popularity", "seq"}
     horror = next(i for i in lists["fan"]["items"] if i["item_id"] == "h3")
     assert set(horror["because"]["history"]) & {"h1", "h2"}  # the other horror films speak for it
 
