@@ -22,14 +22,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 import torch
 from torch import nn
 
-from cf.sequence import BLOCK_ARRAYS, SequenceModel, sequence_version
+from cf.sequence import SequenceModel, sequence_version
 
 F32 = npt.NDArray[np.float32]
 
@@ -269,9 +269,3 @@ def train_sequence(
 def _model(ids: tuple[str, ...], arrays: dict[str, F32], params: SeqParams, space: str) -> SequenceModel:
     return SequenceModel(ids, arrays, params.heads, space, sequence_version(ids, arrays))
 
-
-def params_json(params: SeqParams) -> dict[str, object]:
-    return asdict(params)
-
-
-__all__ = ["BLOCK_ARRAYS", "SeqParams", "TrainLog", "params_json", "train_sequence"]
