@@ -268,4 +268,3 @@ def train_sequence(
 
 def _model(ids: tuple[str, ...], arrays: dict[str, F32], params: SeqParams, space: str) -> SequenceModel:
     return SequenceModel(ids, arrays, params.heads, space, sequence_version(ids, arrays))
-
