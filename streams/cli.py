@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING
 
 from encoders.loading import BACKENDS
 from streams.connection import ConnectionRefused, ConnectionSettingsError, check_connection, hide_secrets
+from streams.offline.datasets import DOCUMENT_SOURCES
 from streams.settings import Settings
 
 if TYPE_CHECKING:
     from cf.sequence_train import SeqParams
+    from streams.offline.datasets import Dataset
 
 CONNECTING = ("worker", "produce", "tail", "explain")  # the commands that use INTERESTS_BROKER
 
@@ -142,10 +144,9 @@ def _acls(args: argparse.Namespace, settings: Settings) -> int:
 
 def _produce(args: argparse.Namespace, settings: Settings) -> int:
     from streams.admin import ensure_topics
-    from streams.offline.datasets import load_dataset
     from streams.offline.replay import replay
 
-    dataset = load_dataset(args.dataset)
+    dataset = _load(args)
     ensure_topics(settings)
     stats = replay(settings, dataset, rate=args.rate, limit=args.limit,
                    wait_catalog=not args.no_wait_catalog)
@@ -193,7 +194,7 @@ def _tail(args: argparse.Namespace, settings: Settings) -> int:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from streams.ops.demo import DemoOptions, run_demo
 
-    options = DemoOptions(data=args.data, limit=args.limit, rate=args.rate,
+    options = DemoOptions(data=args.data, documents=args.documents, limit=args.limit, rate=args.rate,
                           summary_json=args.summary_json, show_users=args.users,
                           report_dir=args.report or None, broker=args.broker)
 
@@ -241,12 +242,11 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
 
 def _eval(args: argparse.Namespace, settings: Settings) -> int:
     from streams.encoder_setup import open_encoder
-    from streams.offline.datasets import load_dataset
     from streams.offline.eval_report import plot, table, write
     from streams.offline.evaluation import run_eval
     from streams.offline.finetune import read_metadata, scored_from, time_cutoff
 
-    dataset = load_dataset(args.dataset)
+    dataset = _load(args)
     if args.limit:
         dataset = replace(dataset, interactions=dataset.interactions[: args.limit])
     model = args.encoder if args.encoder is not None else settings.encoder
@@ -273,7 +273,6 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
 def _train_cf(args: argparse.Namespace, settings: Settings) -> int:
     from cf.factors import ALSParams
     from streams.encoder_setup import open_encoder
-    from streams.offline.datasets import load_dataset
     from streams.offline.evaluation import item_vectors
     from streams.offline.train_cf import event_log, summary, train_cf
 
@@ -281,7 +280,7 @@ def _train_cf(args: argparse.Namespace, settings: Settings) -> int:
     if args.from_broker:
         dataset, vectors = event_log(settings, encoder.version)
     else:
-        dataset = load_dataset(args.dataset)
+        dataset = _load(args)
         vectors = item_vectors(encoder, dataset)
     params = ALSParams(factors=args.factors, regularization=args.regularization, alpha=args.alpha,
                          iterations=args.iterations)
@@ -299,10 +298,9 @@ def _finetune(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
 
     from encoders.contrastive import TuneParams, finetune
-    from streams.offline.datasets import load_dataset
     from streams.offline.finetune import documents, split
 
-    dataset = load_dataset(args.dataset)
+    dataset = _load(args)
     data = split(dataset, args.protocol, args.train_fraction, args.history)
     params = TuneParams(method=args.method, steps=args.steps, batch=args.batch, lr=args.lr,
                         seed=args.seed, checkpoint_every=args.checkpoint_every)
@@ -323,11 +321,14 @@ def _finetune(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    if args.documents != "titles" and args.what != "encoder":
+        raise SystemExit("--documents applies to `bench encoder`; the other benchmarks replay titles")
     if args.what == "encoder":
-        from streams.bench.encoder import run_bench, table
+        from streams.bench.encoder import run_bench, table, text_sets
 
         report = run_bench(settings, backends=args.backends, batches=args.batches, rounds=args.rounds,
-                           model=args.encoder, progress=lambda line: print(line, file=sys.stderr, flush=True))
+                           model=args.encoder, texts=text_sets(args.dataset, args.documents),
+                           progress=lambda line: print(line, file=sys.stderr, flush=True))
         print(table(report))
     elif args.what == "scoring":
         from streams.bench.scoring import run_bench as run_scoring
@@ -387,9 +388,20 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _dataset_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="ml-100k",
-                   help="ml-100k, a GroupLens ml-100k folder, or a CSV folder")
+def _dataset_option(p: argparse.ArgumentParser, flag: str = "--dataset") -> None:
+    if flag:
+        p.add_argument(flag, default="ml-100k", help="ml-100k, a GroupLens ml-100k folder, or a CSV folder")
+    p.add_argument("--documents", choices=DOCUMENT_SOURCES, default="titles",
+                   help="the items' text: the data set's own titles and tags, or enriched with TMDB 5000's "
+                   "overviews, taglines and keywords where the title and year find the film")
+
+
+def _load(args: argparse.Namespace) -> Dataset:
+    from streams.offline.datasets import load_dataset
+
+    dataset = load_dataset(args.dataset, args.documents)
+    print(dataset.documents.line(), file=sys.stderr, flush=True)
+    return dataset
 
 
 def _sequence_options(p: argparse.ArgumentParser) -> None:
@@ -470,6 +482,7 @@ def parser() -> argparse.ArgumentParser:
     t.set_defaults(run=_tail)
     d = sub.add_parser("demo", help="embedded broker + worker + MovieLens-100k replay, live top-k")
     d.add_argument("--data", default="ml-100k", help="ml-100k (fetched, cached) or a local ml-100k folder")
+    _dataset_option(d, flag="")
     d.add_argument("--limit", type=int, default=None, help="replay only the first N events")
     d.add_argument("--rate", type=float, default=None,
                    help="events/s, 0 = as fast as possible (default: 300 live, 0 with --summary-json)")

@@ -21,7 +21,7 @@ import numpy as np
 from encoders import Encoder, item_document
 from encoders.loading import BACKENDS
 from streams.encoder_setup import open_encoder
-from streams.offline.datasets import load_dataset
+from streams.offline.datasets import DocumentSource, load_dataset
 from streams.settings import Settings
 
 REFERENCE = "torch-fp32"
@@ -34,8 +34,8 @@ class TextSets:
     long: list[str]
 
 
-def text_sets(dataset: str = "ml-100k", seed: int = 7) -> TextSets:
-    docs = [item_document(i.title, i.text, i.tags) for i in load_dataset(dataset).items]
+def text_sets(dataset: str = "ml-100k", documents: DocumentSource = "titles", seed: int = 7) -> TextSets:
+    docs = [item_document(i.title, i.text, i.tags) for i in load_dataset(dataset, documents).items]
     rng = random.Random(seed)
     rng.shuffle(docs)
     long = [" ".join(rng.sample(docs, 8)) for _ in range(len(docs) // 2)]

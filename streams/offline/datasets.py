@@ -6,6 +6,11 @@ or from a local GroupLens `ml-100k` folder (u.data, u.item). Its licence forbids
 Generic format, a folder with:
   interactions.csv  user_id,item_id,timestamp[,rating][,type]   timestamp in epoch seconds
   items.csv         item_id,title[,text][,tags]                 tags separated by "|"
+
+Documents (what text an item is embedded from), `documents=`:
+  titles  the data set's own: for MovieLens "Title (year). Genre, Genre"
+  tmdb    films joined to TMDB 5000 (streams/offline/tmdb.py) also get its tagline, overview and
+          keywords; the rest keep their own text. The match rate goes in `Dataset.documents`.
 """
 
 from __future__ import annotations
@@ -17,11 +22,15 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar, get_args
 
 from streams.cache_dir import cache_dir
+from streams.offline.tmdb import MAX_KEYWORDS, FilmIndex, enriched_text, fetch_tmdb, read_films
+
+DocumentSource = Literal["titles", "tmdb"]
+DOCUMENT_SOURCES: tuple[DocumentSource, ...] = get_args(DocumentSource)
 
 ML100K_GENRES = (
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
@@ -48,10 +57,37 @@ class Interaction:
 
 
 @dataclass(frozen=True)
+class Documents:
+    """Where the items' text came from and how much of the data set it reaches."""
+
+    source: DocumentSource = "titles"
+    items_matched: int = 0  # items whose text the source enriched
+    interactions_matched: int = 0  # interactions with such an item
+    items: int = 0
+    interactions: int = 0
+
+    def report(self) -> dict[str, object]:
+        return {"source": self.source, "items_matched": self.items_matched,
+                "interactions_matched": self.interactions_matched, "items": self.items,
+                "interactions": self.interactions,
+                "items_share": round(self.items_matched / max(self.items, 1), 4),
+                "interactions_share": round(self.interactions_matched / max(self.interactions, 1), 4)}
+
+    def line(self) -> str:
+        if self.source == "titles":
+            return "documents: the data set's own titles and tags"
+        share = self.report()
+        return (f"documents: {self.source}, {self.items_matched:,} of {self.items:,} items matched "
+                f"({share['items_share']:.1%}), {self.interactions_matched:,} of {self.interactions:,} "
+                f"interactions ({share['interactions_share']:.1%})")
+
+
+@dataclass(frozen=True)
 class Dataset:
     name: str
     items: list[CatalogItem]
     interactions: list[Interaction]  # in event-time order
+    documents: Documents = Documents()
 
     def titles(self) -> dict[str, str]:
         return {i.item_id: i.title for i in self.items}
@@ -76,8 +112,35 @@ def interleaved(events: Sequence[T], user_of: Callable[[T], str]) -> list[T]:
     return out
 
 
-def load_dataset(name_or_path: str) -> Dataset:
-    """"ml-100k" (RecBole wheel, cached), a GroupLens ml-100k folder, or a generic CSV folder."""
+def load_dataset(name_or_path: str, documents: DocumentSource = "titles") -> Dataset:
+    """"ml-100k" (RecBole wheel, cached), a GroupLens ml-100k folder, or a generic CSV folder,
+    with the items' documents from `documents`."""
+    dataset = _load(name_or_path)
+    if documents == "tmdb":
+        return with_films(dataset, FilmIndex(read_films(fetch_tmdb(cache_dir()))))
+    if documents != "titles":
+        raise ValueError(f"unknown documents {documents!r}; choose one of {', '.join(DOCUMENT_SOURCES)}")
+    own = Documents("titles", 0, 0, len(dataset.items), len(dataset.interactions))
+    return replace(dataset, documents=own)
+
+
+def with_films(dataset: Dataset, films: FilmIndex) -> Dataset:
+    """Items whose "Title (year)" finds a film get "Genres. Tagline Overview" as their text and the
+    film's keywords as their tags; the rest are kept as they are."""
+    items, matched = [], set()
+    for item in dataset.items:
+        film = films.match(item.title)
+        if film is None or not (film.overview or film.tagline):
+            items.append(item)
+            continue
+        matched.add(item.item_id)
+        items.append(replace(item, text=enriched_text(item.tags, film), tags=film.keywords[:MAX_KEYWORDS]))
+    reached = sum(x.item_id in matched for x in dataset.interactions)
+    return replace(dataset, items=items, documents=Documents(
+        "tmdb", len(matched), reached, len(items), len(dataset.interactions)))
+
+
+def _load(name_or_path: str) -> Dataset:
     if name_or_path == "ml-100k":
         return load_recbole_ml100k(fetch_recbole_ml100k())
     folder = Path(name_or_path)

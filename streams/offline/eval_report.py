@@ -16,6 +16,8 @@ def table(report: dict[str, Any]) -> str:
         window = f", scored from {start} on: {report['methods']['hybrid']['n']} events"
     lines = [f"{report['dataset']} {report['protocol']} @{report['k']}  ({report['wall_s']} s{window})"
              f"  encoder {report['encoder']}",
+             f"documents {report['documents']['source']}: {report['documents']['items_matched']} items "
+             f"matched, {report['documents']['interactions_matched']} interactions",
              f"{'method':<20}{'HR':>8}{'NDCG':>8}{'MRR':>8}{'cov':>8}{'HR cold':>9}{'HR new':>8}"]
     for name, m in report["methods"].items():
         lines.append(

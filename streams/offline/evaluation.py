@@ -392,6 +392,7 @@ def run_eval(dataset: Dataset, encoder: Encoder, weights: EventWeights, decay: D
     n_items = len(dataset.items)
     return {
         "dataset": dataset.name,
+        "documents": dataset.documents.report(),
         "protocol": protocol,
         "k": k,
         "encoder": encoder.version,

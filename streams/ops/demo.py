@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from streams.admin import ensure_topics
-from streams.offline.datasets import Dataset, load_dataset
+from streams.offline.datasets import Dataset, DocumentSource, load_dataset
 from streams.offline.replay import replay
 from streams.ops.broker import BrokerKind, free_port, local_broker, wait_for_port
 from streams.ops.metrics_recorder import MetricsRecorder
@@ -29,6 +29,7 @@ from streams.settings import Settings
 @dataclass(frozen=True)
 class DemoOptions:
     data: str = "ml-100k"
+    documents: DocumentSource = "titles"
     limit: int | None = None
     rate: float | None = None  # events/s; None = 300 live on screen, 0 (unpaced) with a summary
     summary_json: Path | None = None
@@ -63,7 +64,8 @@ def run_demo(options: DemoOptions, base: Settings) -> dict[str, Any]:
     interactive = options.summary_json is None
     rate = options.rate if options.rate is not None else (300.0 if interactive else 0.0)
     print(f"loading data set {options.data} ...", flush=True)
-    dataset: Dataset = load_dataset(options.data)
+    dataset: Dataset = load_dataset(options.data, options.documents)
+    print(f"  {dataset.documents.line()}")
     events = dataset.interactions[: options.limit] if options.limit else dataset.interactions
     print(f"  {len(dataset.items)} items, {len(events)} events to replay")
     workdir = Path(tempfile.mkdtemp(prefix="interests-demo-"))

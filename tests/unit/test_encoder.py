@@ -35,3 +35,4 @@ def test_no_hub_ids() -> None:
 def test_item_document() -> None:
     assert item_document("Alien (1979)", None, ("Horror", "Sci-Fi")) == "Alien (1979). Horror, Sci-Fi"
     assert item_document(" Up ", "A house flies.") == "Up. A house flies."
+    assert item_document("Up", "A house flies!", ("Family",)) == "Up. A house flies! Family"
