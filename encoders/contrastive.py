@@ -13,6 +13,14 @@ In-batch negatives are drawn as often as items are consumed, which would teach t
 popular items away; the logQ correction (Yi et al. 2019) subtracts log p_j, item j's share of
 the training targets, from s_ij for j != i.
 
+Hard negatives (`HardNegatives`; as in ANCE, Xiong et al. 2021, with a collaborative retriever in
+place of the dense one): each pair also brings one item that co-occurrence over the training
+pairs ranks high for its history but that is not its target, and every query of the batch is
+contrasted with all B of them as well:
+    L = -1/B sum_i log( exp(s_ii) / (sum_j exp(s_ij) + sum_m exp(<q_i, n_m> / tau)) )
+so the text learns to tell apart what collaborative filtering already ranks together, which is
+where it can add to the blend, instead of relearning the co-occurrence it will be blended with.
+
 On a CPU the step's cost is the number of texts it back-propagates through, so only the targets
 (B texts) go through the model with gradients; the history vectors come from a bank of every
 item's vector (N, D), refreshed in full at each validation and row by row as items are embedded
@@ -29,7 +37,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -66,6 +74,9 @@ class TuneParams:
     checkpoint_every: int = 100
     validation_pairs: int = 5000
     log_q: bool = True  # correct in-batch negatives for popularity
+    hard_negatives: bool = True  # one co-occurrence-ranked negative per pair, see HardNegatives
+    hard_top: int = 20  # each pair's hard negative is drawn from its top this many
+    keep: Literal["best", "last"] = "best"  # the weights written: best validated, or the last step
 
     def learning_rate(self) -> float:
         return self.lr or (1e-3 if self.method == "lora" else 5e-5)
@@ -79,9 +90,11 @@ def lora_targets(model: torch.nn.Module) -> list[str]:
 
 
 def info_nce(query: torch.Tensor, target: torch.Tensor, target_ids: torch.Tensor,
-             temperature: float, log_q: torch.Tensor | None = None) -> torch.Tensor:
+             temperature: float, log_q: torch.Tensor | None = None,
+             negatives: torch.Tensor | None = None, negative_ids: torch.Tensor | None = None) -> torch.Tensor:
     """(B, D) unit queries, (B, D) unit targets, (B,) target item ids, (B,) log p of each
-    target as a negative (None = no correction) -> scalar loss."""
+    target as a negative (None = no correction), optionally (M, D) unit hard negatives and their
+    (M,) item ids, shared by every query -> scalar loss."""
     logits = query @ target.T / temperature  # (B, B)
     if log_q is not None:
         off = ~torch.eye(len(target_ids), dtype=torch.bool)  # (B, B)
@@ -89,7 +102,66 @@ def info_nce(query: torch.Tensor, target: torch.Tensor, target_ids: torch.Tensor
     same = target_ids[:, None] == target_ids[None, :]  # (B, B)
     same.fill_diagonal_(False)
     logits = logits.masked_fill(same, float("-inf"))  # a repeated target is not a negative
+    if negatives is not None and negative_ids is not None:
+        hard = query @ negatives.T / temperature  # (B, M)
+        hard = hard.masked_fill(target_ids[:, None] == negative_ids[None, :], float("-inf"))  # (B, M)
+        logits = torch.cat([logits, hard], dim=1)  # (B, B + M)
     return torch.nn.functional.cross_entropy(logits, torch.arange(query.shape[0]))
+
+
+class HardNegatives:
+    """Per training pair, the items co-occurrence over the training pairs ranks highest for its
+    history, its own items and target excluded (and any `banned` item, e.g. held out):
+
+        C[a, b] = sum over pairs (h_1..h_H -> t = b) with h_l = a of r^(H - l)
+        s_p(n)  = sum_l r^(H - l) C[h_l, n] / sqrt(c_n)            c_n: n's count as a target
+
+    (the newest history item, l = H, weighs 1). `draw` picks one of a pair's top `top` at random;
+    a pair whose history co-occurs with nothing draws any allowed item."""
+
+    def __init__(self, pairs: Sequence[Pair], n_items: int, top: int = 20, recency: float = 0.8,
+                 banned: frozenset[int] = frozenset(), chunk: int = 512) -> None:
+        from scipy import sparse
+
+        histories = _history_matrix(pairs, n_items, recency)  # (P, N): r^(H - l) at h_l
+        targets = sparse.csr_matrix((np.ones(len(pairs), dtype=np.float32),
+                                     ([*range(len(pairs))], [p.target for p in pairs])),
+                                    shape=(len(pairs), n_items))  # (P, N) one-hot
+        counts = np.asarray(targets.sum(axis=0)).ravel()  # (N,) c_n
+        pair_counts = (histories.T @ targets).tocsr()  # (N, N) C
+        scored = (pair_counts @ sparse.diags(1.0 / np.sqrt(np.maximum(counts, 1.0)))).tocsr()  # (N, N)
+        self.allowed = np.setdiff1d(np.arange(n_items), np.fromiter(banned, dtype=np.int64))  # (A,)
+        top = min(top, n_items)
+        self.top = np.full((len(pairs), top), -1, dtype=np.int64)  # (P, top), -1 = none
+        for start in range(0, len(pairs), chunk):
+            block = pairs[start : start + chunk]
+            scores = np.asarray((histories[start : start + chunk] @ scored).todense())  # (b, N) s_p
+            for r, p in enumerate(block):
+                scores[r, [*p.history, p.target]] = 0.0
+            if banned:
+                scores[:, list(banned)] = 0.0
+            best = np.argsort(-scores, axis=1, kind="stable")[:, :top]  # (b, top)
+            keep = np.take_along_axis(scores, best, axis=1) > 0  # (b, top)
+            self.top[start : start + len(block)] = np.where(keep, best, -1)
+
+    def draw(self, rows: Sequence[int], rng: random.Random) -> list[int]:
+        """One hard negative for each of the pairs `rows` (indices into the training pairs)."""
+        out = []
+        for r in rows:
+            found = self.top[r][self.top[r] >= 0]  # (k,)
+            out.append(int(found[rng.randrange(len(found))]) if len(found)
+                       else int(self.allowed[rng.randrange(len(self.allowed))]))
+        return out
+
+
+def _history_matrix(pairs: Sequence[Pair], n_items: int, recency: float) -> Any:
+    """(P, N) sparse: row p holds r^(H - l) at each history item h_l of pair p (newest: 1)."""
+    from scipy import sparse
+
+    rows = [r for r, p in enumerate(pairs) for _ in p.history]
+    cols = [i for p in pairs for i in p.history]
+    vals = [recency ** (len(p.history) - 1 - pos) for p in pairs for pos in range(len(p.history))]
+    return sparse.csr_matrix((np.asarray(vals, dtype=np.float32), (rows, cols)), shape=(len(pairs), n_items))
 
 
 def queries_from(vectors: torch.Tensor, rows: Sequence[Sequence[int]]) -> torch.Tensor:
@@ -118,11 +190,24 @@ class Batches:
         self.pairs, self.size, self.seed = pairs, min(size, len(pairs)), seed
         self.per_epoch = len(pairs) // self.size
 
-    def __getitem__(self, n: int) -> list[Pair]:
+    def rows(self, n: int) -> list[int]:
+        """The indices of batch `n`'s pairs."""
         epoch, offset = divmod(n, self.per_epoch)
         order = list(range(len(self.pairs)))
         random.Random(self.seed * 1_000_003 + epoch).shuffle(order)
-        return [self.pairs[i] for i in order[offset * self.size : (offset + 1) * self.size]]
+        return order[offset * self.size : (offset + 1) * self.size]
+
+    def __getitem__(self, n: int) -> list[Pair]:
+        return [self.pairs[i] for i in self.rows(n)]
+
+
+@dataclass(frozen=True)
+class Best:
+    """The weights that validated best so far, at which step, with what score."""
+
+    step: int
+    score: float
+    weights: dict[str, torch.Tensor]
 
 
 class Trainer:
@@ -158,16 +243,19 @@ class Trainer:
         pad = self.tokenizer.pad({"input_ids": [self.tokens[i] for i in items]}, return_tensors="pt")
         return self.sentence(pad["input_ids"], pad["attention_mask"])  # (U, D)
 
-    def step(self, pairs: Sequence[Pair], n: int) -> float:
+    def step(self, pairs: Sequence[Pair], n: int, negatives: Sequence[int] = ()) -> float:
+        """One optimiser step on `pairs`, with `negatives` (item indices) as hard negatives."""
         self.model.train()
-        items = sorted({p.target for p in pairs})
+        items = sorted({p.target for p in pairs} | set(negatives))
         row = {item: r for r, item in enumerate(items)}
         vectors = self.embed(items)  # (U, D), with gradients
         query = queries_from(self.bank, [p.history for p in pairs])  # (B, D), from the bank
         target = vectors[[row[p.target] for p in pairs]]  # (B, D)
         ids = torch.tensor([p.target for p in pairs])  # (B,)
+        hard = vectors[[row[i] for i in negatives]] if negatives else None  # (M, D)
         loss = info_nce(query, target, ids, self.params.temperature,
-                        self.log_q[ids] if self.params.log_q else None)
+                        self.log_q[ids] if self.params.log_q else None,
+                        hard, torch.tensor(list(negatives)) if negatives else None)
         self.bank[items] = vectors.detach()
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate_at(n, self.params)
@@ -195,39 +283,50 @@ class Trainer:
         self.bank = torch.from_numpy(items.copy())
         return items
 
-    def validate(self, pairs: Sequence[Pair], k: int = 10) -> float:
-        """HR@k of the next item among all items, ranked by cosine to the history's unit mean
-        (the history's own items excluded), over the validation pairs; refreshes the bank."""
+    def validate(self, sets: Mapping[str, Sequence[Pair]], k: int = 10) -> dict[str, float]:
+        """Per named set of pairs, HR@k of the next item among all items, ranked by cosine to the
+        history's unit mean (the history's own items excluded); refreshes the bank once."""
         items = self.refresh_bank()  # (N, D)
-        hits = 0
-        for p in pairs:
-            query = items[list(p.history)].sum(axis=0)  # (D,)
-            scores = items @ query  # (N,)
-            scores[list(p.history)] = -np.inf
-            hits += int((scores > scores[p.target]).sum() < k)
-        return hits / max(len(pairs), 1)
+        out = {}
+        for name, pairs in sets.items():
+            hits = 0
+            for p in pairs:
+                query = items[list(p.history)].sum(axis=0)  # (D,)
+                scores = items @ query  # (N,)
+                scores[list(p.history)] = -np.inf
+                hits += int((scores > scores[p.target]).sum() < k)
+            out[name] = hits / max(len(pairs), 1)
+        return out
 
-    def save_checkpoint(self, folder: Path, step: int, log: list[dict[str, Any]]) -> None:
-        """Trainable weights, optimizer moments and the RNG: a resumed run continues exactly."""
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        return {n: p.detach().clone() for n, p in self.trainable.items()}
+
+    @torch.no_grad()
+    def restore(self, weights: dict[str, torch.Tensor]) -> None:
+        for name, value in weights.items():
+            self.trainable[name].copy_(value)
+
+    def save_checkpoint(self, folder: Path, step: int, log: list[dict[str, Any]], best: Best) -> None:
+        """Trainable weights, optimizer moments, the RNG and the best weights so far: a resumed
+        run continues exactly."""
         target = folder / CHECKPOINT
         target.mkdir(parents=True, exist_ok=True)
-        torch.save({"trainable": {n: p.detach().clone() for n, p in self.trainable.items()},
-                    "optimizer": self.optimizer.state_dict(), "rng": torch.get_rng_state()},
-                   target / "state.pt")
-        (target / "state.json").write_text(json.dumps({"step": step, "log": log}))
+        torch.save({"trainable": self.snapshot(), "optimizer": self.optimizer.state_dict(),
+                    "rng": torch.get_rng_state(), "best": best.weights}, target / "state.pt")
+        (target / "state.json").write_text(json.dumps(
+            {"step": step, "log": log, "best_step": best.step, "best_score": best.score}))
 
-    def load_checkpoint(self, folder: Path) -> tuple[int, list[dict[str, Any]]]:
+    def load_checkpoint(self, folder: Path) -> tuple[int, list[dict[str, Any]], Best | None]:
         target = folder / CHECKPOINT
         if not (target / "state.json").is_file():
-            return 0, []
+            return 0, [], None
         saved = torch.load(target / "state.pt", weights_only=True)  # tensors and plain values only
-        with torch.no_grad():
-            for name, value in saved["trainable"].items():
-                self.trainable[name].copy_(value)
+        self.restore(saved["trainable"])
         self.optimizer.load_state_dict(saved["optimizer"])
         state = json.loads((target / "state.json").read_text())
         torch.set_rng_state(saved["rng"])  # dropout continues as if never stopped
-        return int(state["step"]), list(state["log"])
+        best = Best(int(state["best_step"]), float(state["best_score"]), saved["best"])
+        return int(state["step"]), list(state["log"]), best
 
     def save_model(self, folder: Path) -> None:
         model = self.model.merge_and_unload() if self.params.method == "lora" else self.model
@@ -245,28 +344,47 @@ def finetune(
     metadata: dict[str, Any],
     resume: bool = False,
     progress: Callable[[int, float], None] = lambda step, loss: None,
+    validation_items: Sequence[Pair] = (),
+    held_out: frozenset[int] = frozenset(),
 ) -> dict[str, Any]:
-    """Train, validating at the start and every `checkpoint_every` steps; write a model folder
-    to `out` with `finetune.json` (parameters, data split, validation curve, version)."""
+    """Train, validating at the start and every `checkpoint_every` steps, and write the weights
+    that validated best to the model folder `out` with `finetune.json` (parameters, data split,
+    validation curve, the step kept, version). `validation_items` are pairs whose targets
+    (`held_out`) the training never sees, neither as targets nor as hard negatives; when given,
+    they choose the step kept (the model is for items it was not tuned on), else `validation`."""
     started = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(base, documents, params, [p.target for p in train])
     rng = random.Random(params.seed)
-    held = rng.sample(list(validation), min(params.validation_pairs, len(validation)))
-    first, log = trainer.load_checkpoint(out) if resume else (0, [])
-    if first == 0:
-        log = [{"step": 0, "validation_hr10": trainer.validate(held)}]
+    sets = {"validation_hr10": rng.sample(list(validation), min(params.validation_pairs, len(validation)))}
+    if validation_items:
+        sets["validation_items_hr10"] = rng.sample(list(validation_items),
+                                                   min(params.validation_pairs, len(validation_items)))
+    choose = "validation_items_hr10" if validation_items else "validation_hr10"
+    first, log, best = trainer.load_checkpoint(out) if resume else (0, [], None)
+    if first == 0 or best is None:
+        log = [{"step": 0, **trainer.validate(sets)}]
+        best = Best(0, log[0][choose], trainer.snapshot())
     else:
         trainer.refresh_bank()  # the resumed weights' vectors (no randomness drawn)
+    negatives = (HardNegatives(train, len(documents), params.hard_top, banned=held_out)
+                 if params.hard_negatives else None)
     batches = Batches(train, params.batch, params.seed)
     losses: list[float] = []
     for n in range(first, params.steps):
-        losses.append(trainer.step(batches[n], n))
+        rows = batches.rows(n)
+        hard = negatives.draw(rows, random.Random(params.seed * 1_000_003 + n)) if negatives else []
+        losses.append(trainer.step([train[r] for r in rows], n, hard))
         progress(n + 1, losses[-1])
         if (n + 1) % params.checkpoint_every == 0 or n + 1 == params.steps:
             log.append({"step": n + 1, "loss": float(np.mean(losses[-params.checkpoint_every :])),
-                        "validation_hr10": trainer.validate(held)})
-            trainer.save_checkpoint(out, n + 1, log)
+                        **trainer.validate(sets)})
+            if log[-1][choose] > best.score:
+                best = Best(n + 1, log[-1][choose], trainer.snapshot())
+            trainer.save_checkpoint(out, n + 1, log, best)
+    if params.keep == "last":
+        best = Best(params.steps, log[-1][choose], trainer.snapshot())
+    trainer.restore(best.weights)
     trainer.save_model(out)
     info = {
         "version": folder_version(out),
@@ -274,7 +392,8 @@ def finetune(
         "base": trainer.base_version,
         "params": asdict(params),
         "train_pairs": len(train),
-        "validation_pairs": len(held),
+        "validation_pairs": {name: len(pairs) for name, pairs in sets.items()},
+        "kept": {"step": best.step, "by": choose, "score": best.score},
         "log": log,
         "wall_s": round(time.monotonic() - started, 1),
     }

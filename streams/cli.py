@@ -302,10 +302,12 @@ def _finetune(args: argparse.Namespace, settings: Settings) -> int:
     from streams.offline.finetune import documents, split
 
     dataset = _load(args)
-    data = split(dataset, args.protocol, args.train_fraction, args.history)
+    data = split(dataset, args.protocol, args.train_fraction, args.history, args.held_out_items, args.seed)
     params = TuneParams(method=args.method, steps=args.steps, batch=args.batch, lr=args.lr,
-                        seed=args.seed, checkpoint_every=args.checkpoint_every)
-    out = args.out or Path("var/encoders") / f"{dataset.name}-{args.protocol}-{args.method}"
+                        seed=args.seed, checkpoint_every=args.checkpoint_every,
+                        hard_negatives=not args.no_hard_negatives)
+    docs = "" if args.documents == "titles" else f"-{args.documents}"
+    out = args.out or Path("var/encoders") / f"{dataset.name}{docs}-{args.protocol}-{args.method}"
     with tqdm(total=params.steps, desc="finetune", unit="step", disable=args.no_progress) as bar:
         def progress(step: int, loss: float) -> None:
             bar.n = step
@@ -313,11 +315,15 @@ def _finetune(args: argparse.Namespace, settings: Settings) -> int:
 
         base = model_folder(args.encoder if args.encoder is not None else settings.encoder)
         info = finetune(base, documents(dataset),
-                        data.train, data.validation, params, out, data.metadata, resume=args.resume,
-                        progress=progress)
-    curve = ", ".join(f"{e['step']}: {e['validation_hr10']:.4f}" for e in info["log"])
+                        data.train, data.validation, params, out, data.metadata | {
+                            "documents": dataset.documents.report()}, resume=args.resume,
+                        progress=progress, validation_items=data.validation_items, held_out=data.held_out)
+    curve = ", ".join(f"{e['step']}: {e['validation_hr10']:.4f}"
+                      + (f" / {e['validation_items_hr10']:.4f}" if "validation_items_hr10" in e else "")
+                      for e in info["log"])
     print(f"encoder {info['version']} in {out} ({info['wall_s']} s, {info['train_pairs']} pairs)\n"
-          f"validation HR@10 by step: {curve}\n"
+          f"validation HR@10 by step (later events / held-out items): {curve}\n"
+          f"kept: step {info['kept']['step']} (best {info['kept']['by']})\n"
           f"evaluate it: interests eval --encoder {out}   serve it: INTERESTS_ENCODER={out}")
     return 0
 
@@ -563,6 +569,10 @@ def parser() -> argparse.ArgumentParser:
     ft.add_argument("--lr", type=float, default=0.0, help="peak learning rate (0 = the method's default)")
     ft.add_argument("--history", type=int, default=20, help="latest items a query averages")
     ft.add_argument("--seed", type=int, default=7)
+    ft.add_argument("--held-out-items", type=float, default=0.1,
+                    help="share of the catalog never trained on; its pairs choose the step kept")
+    ft.add_argument("--no-hard-negatives", action="store_true",
+                    help="in-batch negatives only (no co-occurrence-ranked negative per pair)")
     ft.add_argument("--checkpoint-every", type=int, default=100)
     ft.add_argument("--resume", action="store_true", help="go on from the checkpoint in --out")
     ft.add_argument("--encoder", default=None,

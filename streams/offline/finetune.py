@@ -9,6 +9,11 @@ a target the encoder has seen.
 
 Validation pairs are the latest training-side pairs (the last 5% before the cutoff, or each
 user's last training event for loo); they are kept out of the training pairs.
+
+Items are held out as well as time: a seeded share of the catalog (`held_out_items`) is never a
+training target (nor a hard negative); the training-side pairs that end on one of them are the
+item validation set, which chooses the step `finetune` keeps: the model is for items it was not
+tuned on (the cold items of the catalog, the new ones of tomorrow).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +46,10 @@ def time_cutoff(interactions: Sequence[Interaction], fraction: float) -> int:
 @dataclass(frozen=True)
 class Split:
     train: list[Pair]
-    validation: list[Pair]
+    validation: list[Pair]  # later pairs, targets not held out
     metadata: dict[str, Any]
+    validation_items: list[Pair] = field(default_factory=list)  # pairs ending on a held-out item
+    held_out: frozenset[int] = frozenset()  # item indices never trained on as targets
 
 
 def user_sequences(interactions: Sequence[Interaction], index: dict[str, int]
@@ -62,10 +69,14 @@ def pairs_of(sequence: Sequence[tuple[int, int]], history: int) -> list[tuple[Pa
             for p in range(1, len(items))]
 
 
-def split(dataset: Dataset, protocol: Protocol, train_fraction: float = 0.5, history: int = 5) -> Split:
+def split(dataset: Dataset, protocol: Protocol, train_fraction: float = 0.5, history: int = 5,
+          held_out_items: float = 0.1, seed: int = 7) -> Split:
     index = {item.item_id: n for n, item in enumerate(dataset.items)}
     sequences = user_sequences(dataset.interactions, index)
-    meta: dict[str, Any] = {"dataset": dataset.name, "protocol": protocol, "history": history}
+    rng = np.random.default_rng(seed)
+    held = frozenset(int(i) for i in rng.choice(len(index), int(held_out_items * len(index)), replace=False))
+    meta: dict[str, Any] = {"dataset": dataset.name, "protocol": protocol, "history": history,
+                            "held_out_items": len(held), "held_out_seed": seed}
     if protocol == "prequential":
         cutoff = time_cutoff(dataset.interactions, train_fraction)
         meta |= {"train_fraction": train_fraction, "cutoff_ms": cutoff}
@@ -82,7 +93,9 @@ def split(dataset: Dataset, protocol: Protocol, train_fraction: float = 0.5, his
             train.extend(pairs[:-1])
             validation.extend(pairs[-1:])
         meta["held_out_last"] = 2
-    return Split(train, validation, meta)
+    return Split([p for p in train if p.target not in held],
+                 [p for p in validation if p.target not in held], meta,
+                 [p for p in train + validation if p.target in held], held)
 
 
 def documents(dataset: Dataset) -> list[str]:

@@ -74,8 +74,8 @@ def test_lora_finds_mpnets_projections_and_fine_tunes_it(mpnet: Path, tmp_path: 
 
     assert {"q", "k", "v", "o", "dense"} <= set(lora_targets(AutoModel.from_pretrained(str(mpnet))))
     pairs = [Pair((i % 4,), (i + 1) % 4) for i in range(16)]
-    info = finetune(str(mpnet), TEXTS, pairs, pairs[:4], TuneParams(steps=2, batch=4, checkpoint_every=2),
-                    tmp_path / "tuned", {"dataset": "toy"})
+    params = TuneParams(steps=2, batch=4, checkpoint_every=2, keep="last")
+    info = finetune(str(mpnet), TEXTS, pairs, pairs[:4], params, tmp_path / "tuned", {"dataset": "toy"})
     tuned = load_encoder(str(tmp_path / "tuned")).encode(TEXTS)
     assert info["version"].startswith("tuned@") and tuned.shape == (4, 32)
     assert not np.allclose(tuned, load_encoder(str(mpnet)).encode(TEXTS), atol=1e-6)

@@ -11,7 +11,8 @@ from streams.offline.datasets import CatalogItem, Dataset, Interaction, with_fil
 from streams.offline.tmdb import Film, FilmIndex, key, read_films, title_keys
 
 
-def film(title: str, year: int | None, votes: int = 10, original: str = "", overview: str = "A plot.") -> Film:
+def film(title: str, year: int | None, votes: int = 10, original: str = "",
+         overview: str = "A plot.") -> Film:
     return Film((title, original) if original else (title,), year, overview, "", ("heist",), votes)
 
 
