@@ -5,6 +5,11 @@ Texts: "short" are MovieLens item documents ("Title (year). Genre, Genre", ~12 t
 eight of them (~100 tokens, near the 128-token cut). For each (texts, batch) the backends take turns,
 `rounds` times, each round on texts none of them has seen in that round; the row reports the
 median round. No text cache is in front: the cache would measure the cache.
+
+`--encoder FOLDER` (or all-mpnet-base-v2) measures that model beside the packaged
+all-MiniLM-L6-v2, in the same run; each model's speedups are against its own torch fp32, and
+`catalog` gives the seconds each (model, backend) takes to embed every short document once, in
+calls of the worker's embed batch (what a worker's first start on a catalog costs).
 """
 
 from __future__ import annotations
@@ -66,7 +71,30 @@ def run_bench(settings: Settings, backends: Sequence[str] = BACKENDS, batches: S
               rounds: int = 3, texts: TextSets | None = None, model: str | None = None,
               progress: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
     sets = texts or text_sets()
-    encoders: dict[str, Encoder] = {b: open_encoder(settings, model, b, cache_texts=0) for b in backends}
+    models = [None] if model in (None, "") else ["", model]
+    rows: list[dict[str, Any]] = []
+    catalog: list[dict[str, Any]] = []
+    tokens: dict[str, dict[str, float]] = {}
+    for name in models:
+        encoders = {b: open_encoder(settings, name, b, cache_texts=0) for b in backends}
+        label = next(iter(encoders.values())).version.split("@")[0]
+        found = _rows(encoders, sets, batches, rounds, progress, label)
+        rows.extend({"model": label, **r} for r in found)
+        tokens[label] = _token_counts(encoders, sets)
+        for backend, encoder in encoders.items():
+            started = time.perf_counter()
+            for start in range(0, len(sets.short), settings.embed_batch):
+                encoder.encode(sets.short[start : start + settings.embed_batch])
+            catalog.append({"model": label, "backend": backend, "documents": len(sets.short),
+                            "seconds": round(time.perf_counter() - started, 2)})
+            progress(f"{label} {backend}: catalog of {len(sets.short)} in {catalog[-1]['seconds']} s")
+    return {"rows": rows, "catalog": catalog, "threads": settings.encoder_threads,
+            "embed_batch": settings.embed_batch, "tokens": tokens[rows[0]["model"]],
+            "tokens_by_model": tokens}
+
+
+def _rows(encoders: dict[str, Encoder], sets: TextSets, batches: Sequence[int], rounds: int,
+          progress: Callable[[str], None], label: str) -> list[dict[str, Any]]:
     quality: dict[tuple[str, str], tuple[float, float] | None] = {}  # None: no reference in the run
     for kind in ("short", "long"):
         fixed = getattr(sets, kind)[:256]
@@ -102,11 +130,10 @@ def run_bench(settings: Settings, backends: Sequence[str] = BACKENDS, batches: S
                              "cos_mean": round(cos[0], 5) if cos else None,
                              "cos_min": round(cos[1], 5) if cos else None,
                              "version": encoders[name].version, "rounds": rounds, "texts_per_round": n})
-            progress(f"{kind} batch {batch}: " + ", ".join(
+            progress(f"{label} {kind} batch {batch}: " + ", ".join(
                 f"{name} {statistics.median(s):.0f}/s" for name, s in samples.items()))
     _add_speedups(rows)
-    return {"rows": rows, "threads": settings.encoder_threads, "embed_batch": settings.embed_batch,
-            "tokens": _token_counts(encoders, sets)}
+    return rows
 
 
 def _add_speedups(rows: list[dict[str, Any]]) -> None:
@@ -129,13 +156,16 @@ def _token_counts(encoders: dict[str, Encoder], sets: TextSets) -> dict[str, flo
 
 def table(report: dict[str, Any]) -> str:
     lines = [f"encoder backends, sentences/s (median of {report['rows'][0]['rounds']} rounds); "
-             f"tokens per text: {report['tokens']}",
-             f"{'backend':<12}{'texts':<7}{'batch':>6}{'sent/s':>10}{'x fp32':>8}{'cos mean':>10}"
-             f"{'cos min':>9}{'tok %':>7}"]
+             f"tokens per text: {report['tokens_by_model']}",
+             f"{'model':<20}{'backend':<12}{'texts':<7}{'batch':>6}{'sent/s':>10}{'x fp32':>8}"
+             f"{'cos mean':>10}{'cos min':>9}{'tok %':>7}"]
     for r in report["rows"]:
         speedup = f"{r['speedup']:.2f}" if r["speedup"] is not None else "-"
-        lines.append(f"{r['backend']:<12}{r['texts']:<7}{r['batch']:>6}{r['sent_per_s']:>10.1f}{speedup:>8}"
+        lines.append(f"{r['model']:<20}{r['backend']:<12}{r['texts']:<7}{r['batch']:>6}"
+                     f"{r['sent_per_s']:>10.1f}{speedup:>8}"
                      f"{r['cos_mean'] if r['cos_mean'] is not None else float('nan'):>10.4f}"
                      f"{r['cos_min'] if r['cos_min'] is not None else float('nan'):>9.4f}"
                      f"{100 * r['tokenize_share'] if r['tokenize_share'] is not None else 0:>7.1f}")
+    lines.append("catalog embedding, seconds: " + ", ".join(
+        f"{c['model']} {c['backend']} {c['seconds']}" for c in report["catalog"]))
     return "\n".join(lines)

@@ -81,6 +81,18 @@ def test_lora_finds_mpnets_projections_and_fine_tunes_it(mpnet: Path, tmp_path: 
     assert not np.allclose(tuned, load_encoder(str(mpnet)).encode(TEXTS), atol=1e-6)
 
 
+def test_bench_encoder_measures_another_model_beside_the_packaged_one(mpnet: Path, tmp_path: Path) -> None:
+    from streams.bench.encoder import TextSets, run_bench
+    from streams.settings import Settings
+
+    texts = TextSets(short=TEXTS * 2, long=[" ".join(TEXTS)] * 2)
+    report = run_bench(Settings(onnx_cache=str(tmp_path)), backends=["torch-fp32"], batches=[2], rounds=1,
+                       texts=texts, model=str(mpnet))
+    assert [r["model"] for r in report["rows"]] == ["all-MiniLM-L6-v2"] * 2 + [mpnet.name] * 2
+    assert [c["model"] for c in report["catalog"]] == ["all-MiniLM-L6-v2", mpnet.name]
+    assert all(c["seconds"] > 0 for c in report["catalog"])
+
+
 def _wheel(member: str, data: bytes) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as wheel:

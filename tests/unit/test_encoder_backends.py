@@ -139,6 +139,9 @@ def test_bench_encoder_rows_follow_the_output_contract(onnx_cache: Path) -> None
     onnx = [r for r in rows if r["backend"] == "onnx-fp32"]
     assert all(r["cos_min"] > 0.9999 for r in onnx)
     assert all(r["speedup"] == 1.0 for r in rows if r["backend"] == "torch-fp32")
+    assert {r["model"] for r in rows} == {"all-MiniLM-L6-v2"}
+    assert [(c["backend"], c["documents"]) for c in report["catalog"]] == [
+        ("torch-fp32", 20), ("onnx-fp32", 20)]  # every short text once
 
 
 def test_a_worker_on_an_onnx_backend_never_loads_torch_or_transformers(encoder: TransformerEncoder,
