@@ -52,6 +52,9 @@ def test_eval_reports_the_sequential_model_beside_the_blend_without_it(tmp_path:
     for name in ("seq", "hybrid_without_seq", "hybrid"):
         assert methods[name]["n"] == 12  # every user's last event
     assert report["seq_fits"] and "hybrid_vs_without_seq" in report
+    assert report["documents"] == {"source": "titles", "items_matched": 0, "interactions_matched": 0,
+                                   "items": len(dataset.items), "interactions": len(dataset.interactions),
+                                   "items_share": 0.0, "interactions_share": 0.0}
     without = run_eval(dataset, encoder, EventWeights(), DecayConfig(half_life_s=86400.0), protocol="loo",
                        train=ALSParams(factors=4, iterations=3), progress=False, sequence=None)
     assert not without["seq_fits"]

@@ -6,7 +6,10 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
+
 from encoders import item_document
+from streams.cli import parser
 from streams.offline.datasets import CatalogItem, Dataset, Interaction, with_films
 from streams.offline.tmdb import Film, FilmIndex, key, read_films, title_keys
 
@@ -80,3 +83,12 @@ def test_the_tmdb_table_is_read_with_its_json_lists(tmp_path: Path) -> None:
     films = read_films(path)
     assert films[0] == Film(("Se7en",), 1995, "Two detectives.", "", ("serial killer",), 5765)
     assert films[1].year is None and films[1].titles == ("Undated", "Sans date")
+
+
+@pytest.mark.parametrize("command", [["eval"], ["train-cf"], ["finetune"], ["produce"], ["demo"],
+                                     ["bench", "encoder"]])
+def test_every_data_set_command_takes_the_documents(command: list[str]) -> None:
+    assert parser().parse_args([*command, "--documents", "tmdb"]).documents == "tmdb"
+    assert parser().parse_args(command).documents == "titles"
+    with pytest.raises(SystemExit):
+        parser().parse_args([*command, "--documents", "wikipedia"])
