@@ -9,7 +9,6 @@ import logging
 import signal
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -248,7 +247,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
 
     dataset = _load(args)
     if args.limit:
-        dataset = replace(dataset, interactions=dataset.interactions[: args.limit])
+        dataset = dataset.first(args.limit)
     model = model_folder(args.encoder if args.encoder is not None else settings.encoder)
     encoder = open_encoder(settings, model, args.backend, cache_texts=0)
     # an encoder fine-tuned on this data set is scored only on events it never trained on

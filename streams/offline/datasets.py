@@ -22,7 +22,7 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, TypeVar, get_args
 
@@ -65,6 +65,7 @@ class Documents:
     interactions_matched: int = 0  # interactions with such an item
     items: int = 0
     interactions: int = 0
+    matched: frozenset[str] = field(default=frozenset(), repr=False)  # the enriched items' ids
 
     def report(self) -> dict[str, object]:
         return {"source": self.source, "items_matched": self.items_matched,
@@ -91,6 +92,13 @@ class Dataset:
 
     def titles(self) -> dict[str, str]:
         return {i.item_id: i.title for i in self.items}
+
+    def first(self, n: int) -> Dataset:
+        """Only the first `n` interactions, the documents' counts with them."""
+        kept = self.interactions[:n]
+        reached = sum(x.item_id in self.documents.matched for x in kept)
+        counted = replace(self.documents, interactions_matched=reached, interactions=len(kept))
+        return replace(self, interactions=kept, documents=counted)
 
 
 T = TypeVar("T")
@@ -137,7 +145,7 @@ def with_films(dataset: Dataset, films: FilmIndex) -> Dataset:
         items.append(replace(item, text=enriched_text(item.tags, film), tags=film.keywords[:MAX_KEYWORDS]))
     reached = sum(x.item_id in matched for x in dataset.interactions)
     return replace(dataset, items=items, documents=Documents(
-        "tmdb", len(matched), reached, len(items), len(dataset.interactions)))
+        "tmdb", len(matched), reached, len(items), len(dataset.interactions), frozenset(matched)))
 
 
 def _load(name_or_path: str) -> Dataset:

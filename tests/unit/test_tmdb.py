@@ -64,6 +64,7 @@ def test_matched_items_get_genres_description_and_keywords_and_the_rate_is_count
     assert item_document(data.items[0].title, data.items[0].text, data.items[0].tags) == (
         "Usual Suspects, The (1995). Crime, Thriller. No coincidence. Verbal Kint talks. heist, twist")
     assert data.items[1] == items[1]  # no film: its own document
+    assert data.first(2).documents.report()["interactions_matched"] == 1  # `eval --limit 2` counts two
     assert data.documents.report() == {
         "source": "tmdb", "items_matched": 1, "interactions_matched": 2, "items": 2, "interactions": 3,
         "items_share": 0.5, "interactions_share": 0.6667}
