@@ -97,16 +97,28 @@ def quantize_blockwise_int8(fp32: Path, target: Path) -> None:
 
 def probe_cosines(folder: Path, reference: Path, other: Path) -> tuple[float, float]:
     """Mean and min cosine between two graphs' vectors for PROBES."""
-    tokenize = FastTokenizer.of(folder, 128)
-    if tokenize is not None:
-        ids, mask = tokenize(list(PROBES))  # (P, T), (P, T)
-    else:
-        batch = load_tokenizer(folder)(list(PROBES), padding=True, truncation=True, return_tensors="np")
-        ids, mask = batch["input_ids"].astype(np.int64), batch["attention_mask"].astype(np.int64)
+    ids, mask = token_ids(folder, 128)(list(PROBES))  # (P, T), (P, T)
     a, b = (np.asarray(_session(graph, 0).run(None, {"input_ids": ids, "attention_mask": mask})[0])
             for graph in (reference, other))  # (P, D) unit rows each
     cos = np.einsum("pd,pd->p", a, b)  # (P,)
     return float(cos.mean()), float(cos.min())
+
+
+def token_ids(folder: Path, max_length: int
+              ) -> Callable[[list[str]], tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]:
+    """The folder's tokenizer as (B,) texts -> (B, T) ids and (B, T) mask: the `tokenizers`
+    library alone where the folder has a `tokenizer.json`, else transformers' tokenizer."""
+    fast = FastTokenizer.of(folder, max_length)
+    if fast is not None:
+        return fast
+    tokenizer = load_tokenizer(folder)
+
+    def slow(texts: list[str]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        batch = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="np")
+        return (batch["input_ids"].astype(np.int64, copy=False),  # (B, T)
+                batch["attention_mask"].astype(np.int64, copy=False))  # (B, T)
+
+    return slow
 
 
 def exported(folder: Path, cache: Path, int8: bool) -> Path:
@@ -174,8 +186,7 @@ class OnnxEncoder:
         threads: int = 0,  # ONNX Runtime intra-op threads; 0 = one per core
     ) -> None:
         self.folder = resolve_model_folder(model)
-        self.fast = FastTokenizer.of(self.folder, max_length)
-        self.tokenizer = load_tokenizer(self.folder) if self.fast is None else None
+        self.tokenize = token_ids(self.folder, max_length)
         graph = exported(self.folder, cache, int8)
         self.session = _session(graph, threads)
         self.dim: int = int(self.session.get_outputs()[0].shape[1] or _hidden_size(self.folder))
@@ -192,14 +203,7 @@ class OnnxEncoder:
         return encode_sorted(texts, self.batch_size, self.dim, self._encode_batch)
 
     def _encode_batch(self, texts: list[str]) -> npt.NDArray[np.float32]:
-        if self.fast is not None:
-            ids, mask = self.fast(texts)  # (B, T), (B, T)
-        else:
-            assert self.tokenizer is not None
-            batch = self.tokenizer(
-                texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="np")
-            ids = batch["input_ids"].astype(np.int64, copy=False)  # (B, T)
-            mask = batch["attention_mask"].astype(np.int64, copy=False)  # (B, T)
+        ids, mask = self.tokenize(texts)  # (B, T), (B, T)
         (vectors,) = self.session.run(None, {"input_ids": ids, "attention_mask": mask})  # (B, D)
         return np.asarray(vectors, dtype=np.float32)
 

@@ -61,11 +61,14 @@ class Documents:
     """Where the items' text came from and how much of the data set it reaches."""
 
     source: DocumentSource = "titles"
-    items_matched: int = 0  # items whose text the source enriched
+    matched: frozenset[str] = field(default=frozenset(), repr=False)  # the enriched items' ids
     interactions_matched: int = 0  # interactions with such an item
     items: int = 0
     interactions: int = 0
-    matched: frozenset[str] = field(default=frozenset(), repr=False)  # the enriched items' ids
+
+    @property
+    def items_matched(self) -> int:
+        return len(self.matched)
 
     def report(self) -> dict[str, object]:
         return {"source": self.source, "items_matched": self.items_matched,
@@ -128,7 +131,7 @@ def load_dataset(name_or_path: str, documents: DocumentSource = "titles") -> Dat
         return with_films(dataset, FilmIndex(read_films(fetch_tmdb(cache_dir()))))
     if documents != "titles":
         raise ValueError(f"unknown documents {documents!r}; choose one of {', '.join(DOCUMENT_SOURCES)}")
-    own = Documents("titles", 0, 0, len(dataset.items), len(dataset.interactions))
+    own = Documents("titles", frozenset(), 0, len(dataset.items), len(dataset.interactions))
     return replace(dataset, documents=own)
 
 
@@ -145,7 +148,7 @@ def with_films(dataset: Dataset, films: FilmIndex) -> Dataset:
         items.append(replace(item, text=enriched_text(item.tags, film), tags=film.keywords[:MAX_KEYWORDS]))
     reached = sum(x.item_id in matched for x in dataset.interactions)
     return replace(dataset, items=items, documents=Documents(
-        "tmdb", len(matched), reached, len(items), len(dataset.interactions), frozenset(matched)))
+        "tmdb", frozenset(matched), reached, len(items), len(dataset.interactions)))
 
 
 def _load(name_or_path: str) -> Dataset:
