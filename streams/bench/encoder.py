@@ -86,8 +86,8 @@ def run_bench(settings: Settings, backends: Sequence[str] = BACKENDS, batches: S
             for start in range(0, len(sets.short), settings.embed_batch):
                 encoder.encode(sets.short[start : start + settings.embed_batch])
             catalog.append({"model": label, "backend": backend, "documents": len(sets.short),
-                            "seconds": round(time.perf_counter() - started, 2)})
-            progress(f"{label} {backend}: catalog of {len(sets.short)} in {catalog[-1]['seconds']} s")
+                            "seconds": time.perf_counter() - started})
+            progress(f"{label} {backend}: catalog of {len(sets.short)} in {catalog[-1]['seconds']:.2f} s")
     return {"rows": rows, "catalog": catalog, "threads": settings.encoder_threads,
             "embed_batch": settings.embed_batch, "tokens": tokens[rows[0]["model"]],
             "tokens_by_model": tokens}
@@ -167,5 +167,5 @@ def table(report: dict[str, Any]) -> str:
                      f"{r['cos_min'] if r['cos_min'] is not None else float('nan'):>9.4f}"
                      f"{100 * r['tokenize_share'] if r['tokenize_share'] is not None else 0:>7.1f}")
     lines.append("catalog embedding, seconds: " + ", ".join(
-        f"{c['model']} {c['backend']} {c['seconds']}" for c in report["catalog"]))
+        f"{c['model']} {c['backend']} {c['seconds']:.2f}" for c in report["catalog"]))
     return "\n".join(lines)
