@@ -23,6 +23,7 @@ from encoders import Encoder
 from streams import connection, faust_consumer
 from streams.catalog_agent import embed_items, reembed
 from streams.catalog_replica import CatalogReplica
+from streams.collector import freeze_start_up
 from streams.cooccurrence_agent import merge_deltas
 from streams.interest_agent import InterestStage
 from streams.metrics import Metrics
@@ -123,6 +124,13 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
     @app.task
     async def neighbours_replica() -> None:
         await neighbours.run()
+
+    @app.task
+    async def freeze_collected() -> None:
+        # what start-up made stays for good: out of every later full collection (streams/collector.py)
+        await replica.ready.wait()
+        await neighbours.ready.wait()
+        freeze_start_up()
 
     @app.agent(topics.events, name="interests")
     async def interest_agent(stream: Any) -> None:

@@ -36,6 +36,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from streams.admin import check_access, ensure_topics
     from streams.allocator import keep_freed_memory
     from streams.app import create_app
+    from streams.collector import PauseWatch
     from streams.connection import describe
     from streams.encoder_setup import open_encoder
     from streams.metrics import Metrics
@@ -75,6 +76,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     encoder = open_encoder(settings)
     engine = create_app(settings, encoder, metrics)
     worker = faust.Worker(engine.app, loglevel=settings.log_level)
+    PauseWatch(metrics.observe_gc).start()  # for the life of the process
     log.info("encoder %s; event loop %s; metrics on http://%s:%d/metrics; settings %s", encoder.version,
              type(worker.loop).__module__, settings.metrics_host, settings.metrics_port, settings.public())
     logging.root.handlers.clear()  # from here on Faust's own logging

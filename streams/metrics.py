@@ -16,6 +16,7 @@ from prometheus_client import (
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 RANK_BUCKETS = (1, 2, 3, 5, 10, 20, 50)
+PAUSE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 
 
 @dataclass(frozen=True)
@@ -52,12 +53,13 @@ class Metrics:
     refetched_records: Counter  # by topic
     topic_partitions: Gauge  # by topic
     topic_problems: Gauge  # by topic and problem
+    gc_pause: Histogram  # by generation
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
         r = registry if registry is not None else CollectorRegistry()
         ProcessCollector(registry=r)  # process_resident_memory_bytes, process_cpu_seconds_total, ...
-        return cls(
+        metrics = cls(
             registry=r,
             events=Counter(
                 "interests_events", "Events consumed, by type and outcome "
@@ -158,7 +160,17 @@ class Metrics:
                 "interests_topic_problems", "1 for each of the app's topics with a problem found at "
                 "start, by problem (not_created: missing and could not be created; partitions: a "
                 "partition count other than INTERESTS_PARTITIONS)", ["topic", "problem"], registry=r),
+            gc_pause=Histogram(
+                "interests_gc_pause_seconds", "Wall time of one garbage collection, by generation: "
+                "the event loop stops for it (streams/collector.py)", ["generation"], registry=r,
+                buckets=PAUSE_BUCKETS),
         )
+        for generation in range(3):  # labelled series exist from the start at 0
+            metrics.gc_pause.labels(str(generation))
+        return metrics
+
+    def observe_gc(self, generation: int, seconds: float) -> None:
+        self.gc_pause.labels(str(generation)).observe(seconds)
 
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)

@@ -46,6 +46,9 @@ def mixed_events(data: Any, count: int, text_share: float, seed: int) -> Iterato
         yield next(texts) if rng.random() < text_share else next(items)
 
 
+STEADY_AFTER_S = 120.0  # the soak's first two minutes are start-up: users arrive with no state
+
+
 def slope_per_min(t_s: list[float], values: list[float]) -> float:
     """Least-squares slope of values over time, per minute (nan with fewer than 3 points)."""
     points = [(t, v) for t, v in zip(t_s, values, strict=True) if np.isfinite(v)]
@@ -144,6 +147,9 @@ def windowed(cov: Any, started: float, samples: list[Sample], window_s: float,
         })
     warm = [w for w in windows[1:] if w["t_s"] + window_s <= minutes * 60]
     times = [w["t_s"] for w in warm]
+    # the steady state: every user has a state and the caches have their start-up sizes
+    steady = [w for w in warm if w["t_s"] >= STEADY_AFTER_S]
+    steady_t = [w["t_s"] for w in steady]
     return {
         "covered": cov.covered, "windows": windows,
         "rss_slope_mb_per_min": round(slope_per_min(times, [w["rss_mb"] for w in warm]), 3),
@@ -152,6 +158,12 @@ def windowed(cov: Any, started: float, samples: list[Sample], window_s: float,
         "rss_first_mb": warm[0]["rss_mb"] if warm else None,
         "rss_last_mb": warm[-1]["rss_mb"] if warm else None,
         "broker_rss_slope_mb_per_min": round(slope_per_min(times, [w["broker_rss_mb"] for w in warm]), 3),
+        "steady_after_s": STEADY_AFTER_S,
+        "rss_slope_steady_mb_per_min": round(slope_per_min(steady_t, [w["rss_mb"] for w in steady]), 3),
+        # what is left of that slope once RocksDB's memory (bounded by its budgets) is taken out
+        "rss_less_rocksdb_slope_steady_mb_per_min": round(slope_per_min(
+            steady_t, [w["rss_mb"] - w["rocksdb_mb"] for w in steady]), 3),
+        "p99_max_after_1_min_ms": _largest(w["p99_ms"] for w in warm if w["t_s"] >= 60),
     }
 
 
@@ -251,6 +263,10 @@ def table(report: dict[str, Any]) -> str:
                  f"{report['rss_slope_mb_per_min']:+.2f} MB/min ({report['rss_first_mb']} -> "
                  f"{report['rss_last_mb']} MB), p50 slope {report['p50_slope_ms_per_min']:+.1f} ms/min, "
                  f"p99 slope {report['p99_slope_ms_per_min']:+.1f} ms/min")
+    lines.append(f"after {report['steady_after_s']:.0f} s: RSS slope "
+                 f"{report['rss_slope_steady_mb_per_min']:+.2f} MB/min, less RocksDB "
+                 f"{report['rss_less_rocksdb_slope_steady_mb_per_min']:+.2f} MB/min; "
+                 f"p99 at most {report['p99_max_after_1_min_ms']:.0f} ms after the first minute")
     base = report.get("passthrough")
     if base:
         lines.append(f"the bare pass-through at the same rate on a fresh broker of its own: p50 slope "

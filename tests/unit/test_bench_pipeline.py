@@ -90,3 +90,20 @@ def test_batch_stats_are_per_batch_differences_of_the_workers_counters() -> None
     assert stats == {"batches": 20, "events_per_batch": 100.0, "lists_per_batch": 5.0, "batch_ms": 50.0,
                      "store_ms": 20.0, "cooc_flush_s": 3.5}
     assert batch_stats(after, after)["events_per_batch"] == 0.0  # no batch in the phase
+
+
+def test_the_steady_slopes_leave_out_the_start_and_rocksdb_filling_its_budget() -> None:
+    """Five minutes in 15 s windows: the RSS climbs 30 MB/min for two minutes, then only RocksDB's
+    memory grows (6 MB/min) and the rest stays flat; one p99 spike in the first minute."""
+    def rss(t: float) -> float:
+        return 200 + min(t, 120) / 2 + max(t - 120, 0) / 10
+
+    samples = [Sample(at=t, rss_mb=rss(t), cpu_s=0.5 * t, rocksdb_mb=max(t - 120, 0) / 10)
+               for t in range(0, 300, 5)]
+    at = [t + 0.5 for t in range(0, 300)]  # one event covered a second
+    latencies = [0.5 if t == 30 else 0.02 + 0.0001 * (t % 7) for t in range(0, 300)]
+    report = windowed(Coverage(latencies_s=latencies, covered_at=at), 0.0, samples, 15.0, minutes=5.0)
+    assert report["rss_slope_mb_per_min"] > 10  # the whole run's slope carries the start
+    assert report["rss_slope_steady_mb_per_min"] == pytest.approx(6.0, abs=0.01)
+    assert report["rss_less_rocksdb_slope_steady_mb_per_min"] == pytest.approx(0.0, abs=0.01)
+    assert report["p99_max_after_1_min_ms"] < 30  # the spike at 30 s is before it

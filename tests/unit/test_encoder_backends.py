@@ -99,6 +99,19 @@ def test_cache_returns_the_same_vectors_and_encodes_each_text_once() -> None:
     assert cached.encode([]).shape == (0, 2)
 
 
+def test_cache_rows_are_reused_in_place_and_hold_their_own_copies() -> None:
+    inner = CountingEncoder()
+    cached = CachedEncoder(inner, capacity=2)
+    texts = ["a", "bb", "ccc", "dddd", "bb", "eeeee", "dddd"]
+    for text in texts:  # each eviction hands its row to the next new text
+        got = cached.encode([text])
+        np.testing.assert_array_equal(got, inner.encode([text]))
+        got[:] = -1  # what the caller does with its copy stays out of the cache
+    assert cached.encode(["dddd", "eeeee"]).tolist() == [[4, 1], [5, 1]]
+    assert cached._matrix.shape == (2, 2)  # the memory it was given, and no more
+    assert CachedEncoder(inner, capacity=0).encode(["a", "a"]).tolist() == [[1, 1], [1, 1]]
+
+
 def test_profile_buckets_put_each_stack_where_its_time_goes() -> None:
     from streams.bench.profile import leaf_functions, shares
 
