@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -30,8 +30,28 @@ from streams.tables import Tables
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
-YIELD_EVERY = 20  # rows merged between two turns of the event loop (a few ms)
-FLUSH_BACKOFF = 2.0  # B: after each step of rows, pause B times as long as the step took
+FLUSH_STEP_S = 0.002  # s: work between two pauses of a flush
+FLUSH_BACKOFF = 5.0  # B: after each step, pause B times as long as the step took
+
+
+class Pacer:
+    """Holds a long job to a share of the event loop: after each `step_s` of work it pauses
+    `backoff` times as long, so the job takes at most 1 / (1 + backoff) of the loop's time
+    and the interest agent, whose lists wait on the loop, the rest. A flush that runs long
+    lets the next one collect more deltas per row, which it merges once: its work per event
+    falls as it lags, so it does not fall behind for good."""
+
+    def __init__(self, backoff: float = FLUSH_BACKOFF, step_s: float = FLUSH_STEP_S,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.backoff, self.step_s, self.clock = backoff, step_s, clock
+        self._since = clock()
+
+    def due(self) -> bool:
+        return self.clock() - self._since >= self.step_s
+
+    async def pause(self) -> None:
+        await asyncio.sleep(self.backoff * (self.clock() - self._since))
+        self._since = self.clock()
 
 
 def row_partition(item_id: str, partitions: int) -> int:
@@ -67,10 +87,12 @@ async def merge_deltas(batch: Sequence[Any], settings: Settings, topics: Topics,
     which stops delivering every stream's messages while it holds over 100 records."""
     started = time.perf_counter()
     config = settings.cooc()
+    pacer = Pacer()
     combined: dict[str, RowDelta] = {}
     context: dict[str, Any] = {}  # item id -> an event of its partition, for the table's context
-    for event in batch:
-        await asyncio.sleep(0)  # a message holds up to a whole interest batch's pairs: tens of ms
+    for event in batch:  # a message holds up to a whole interest batch's pairs
+        if pacer.due():
+            await pacer.pause()
         try:
             deltas = parse_group(event.message.value, event.message.partition, settings.partitions)
         except Invalid as error:
@@ -78,24 +100,24 @@ async def merge_deltas(batch: Sequence[Any], settings: Settings, topics: Topics,
             continue
         add_into(combined, deltas, config.half_life_s)
         context.update(dict.fromkeys(deltas, event))
-    rows: list[tuple[bytes, bytes | None]] = []
-    chunk_started = time.perf_counter()
-    for n, (item_id, delta) in enumerate(combined.items()):
-        if n % YIELD_EVERY == YIELD_EVERY - 1:
-            # paced: the flush takes at most 1 / (1 + B) of the event loop's time, whatever the
-            # number of changed rows, and the interest agent keeps the rest
-            await asyncio.sleep(FLUSH_BACKOFF * (time.perf_counter() - chunk_started))
-            chunk_started = time.perf_counter()
+    topic = topics.item_neighbours.get_topic_name()
+    stored: list[asyncio.Future[None]] = []
+    for item_id, delta in combined.items():
+        if pacer.due():
+            # the rows merged so far go out now: the broker takes a flush as a stream of
+            # small requests, not megabytes at once that the interest agent's acks queue behind
+            stored.append(asyncio.ensure_future(tables.item_rows.stored()))
+            await pacer.pause()
         key = item_id.encode("utf-8")
         with event_context(context[item_id]):  # the row's own partition
             raw = tables.item_rows.get(key)
             row = merge_row(None if raw is None else ItemRow.from_json(raw), delta, config).to_json()
             tables.item_rows[key] = row
-        rows.append((key, row))
-    await asyncio.gather(publisher.publish(topics.item_neighbours.get_topic_name(), rows),
-                         tables.item_rows.stored())  # both stored before the offsets are committed
+        await publisher.send(topic, key, row)
+    # rows and their changelog records stored before the batch's offsets are committed
+    await asyncio.gather(publisher.flush(), tables.item_rows.stored(), *stored)
     metrics.neighbours_flush.observe(time.perf_counter() - started)
-    metrics.item_rows_published.inc(len(rows))
+    metrics.item_rows_published.inc(len(combined))
 
 
 def parse_row(raw: bytes) -> ItemRow:

@@ -49,11 +49,6 @@ class Publisher:
         if pending:
             await asyncio.gather(*pending)
 
-    async def publish(self, topic: str, records: list[tuple[bytes, bytes | None]]) -> None:
-        for key, value in records:
-            await self.send(topic, key, value)
-        await self.flush()
-
     async def stop(self) -> None:
         if self._producer is not None:
             await self._producer.stop()

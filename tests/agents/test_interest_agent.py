@@ -191,15 +191,12 @@ async def test_events_update_interests_and_publish_top_k(engine: Engine, changel
 
 
 async def test_cooccurrence_agent_merges_rows_and_publishes_them(engine: Engine) -> None:
-    rows, dlq = Sent(), Sent()
-
-    async def publish(topic: str, records: list[tuple[bytes, bytes]]) -> None:
-        assert topic == engine.settings.topic("item-neighbours")
-        for key, value in records:
-            rows(key=key, value=value)
+    published, dlq = Published(), Sent()
+    rows = published.topic(engine.settings.topic("item-neighbours"))
 
     agent = engine.app.agents["cooccurrence"]
-    with mock.patch.object(engine.rows_publisher, "publish", publish), \
+    with mock.patch.object(engine.rows_publisher, "send", published.send), \
+         mock.patch.object(engine.rows_publisher, "flush", published.flush), \
          mock.patch.object(engine.topics.dlq, "send_soon", dlq):
         async with agent.test_context() as ctx:
             p = row_partition("4", engine.settings.partitions)
@@ -213,6 +210,8 @@ async def test_cooccurrence_agent_merges_rows_and_publishes_them(engine: Engine)
     row = json.loads(rows.records[-1][1])
     assert row["count"] == 2.0 and row["pairs"] == {"1": 1.5, "2": 1.0}
     assert rows.records[-1][0] == b"4"
+    # the row's changelog record went out with it, through the same producer
+    assert published.topic(f"{engine.settings.app_id}-item_rows-changelog").records[-1] == rows.records[-1]
     assert [d["reason"] for d in dlq.json()] == ["bad_value", "key_mismatch"]
 
 
