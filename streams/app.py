@@ -214,26 +214,32 @@ def observe_lag(app: faust.App, metrics: Metrics, sources: set[str]) -> None:
 
 
 async def unstall(app: faust.App, guard: OffsetGuard) -> None:
-    """Seek back the partitions whose last records Faust read but never delivered to the agent
+    """Resume and seek back the partitions holding records an idle agent never saw
     (`streams.offset_guard.stalled`); Faust delivers them again from there."""
-    if guard.idle_s(time.monotonic()) < guard.stall_s:
-        return
+    if guard.idle_s(time.monotonic()) < guard.stall_s or app.in_recovery:
+        return  # while Faust recovers tables it holds the partitions paused on purpose
     try:
         await guard.expect_assigned()
+        ends = await guard.end_offsets(sorted(guard.expected))
     except Exception as exc:  # the broker away, say: a safety net never takes the worker down
-        log.warning("stall check: committed offsets not readable now (%r); trying again in 5 s", exc)
+        log.warning("stall check: offsets not readable now (%r); trying again in 5 s", exc)
         return
     if not guard.expected or guard.idle_s(time.monotonic()) < guard.stall_s:  # a batch came meanwhile
         return
     tps = {(tp.topic, tp.partition): tp for tp in app.consumer.assignment()}
     read = {(tp.topic, tp.partition): offset for tp, offset in app.monitor.tp_read_offsets.items()}
-    highwater = {key: h for key, tp in tps.items() if (h := app.consumer.highwater(tp)) is not None}
-    for key in stalled(guard.expected, read, highwater):
-        if key in tps:
-            log.warning("%s[%d]: records %d..%d read by the consumer but never delivered; seeking back",
-                        key[0], key[1], guard.expected[key], highwater[key] - 1)
-            guard.metrics.offset_holes.labels(key[0]).inc()
-            await app.consumer.seek(tps[key], guard.expected[key])
+    for key in stalled(guard.expected, ends):
+        if key not in tps:
+            continue
+        last = read.get(key)
+        flowing = getattr(app.consumer, "flow_active", None)  # Faust's Consumer has it; ConsumerT does not
+        how = ("read by the consumer but never delivered" if last is not None and last + 1 >= ends[key]
+               else f"not fetched (consumer read up to {last}, flow active: {flowing})")
+        log.warning("%s[%d]: records %d..%d %s for %.0f s; resuming and seeking back", key[0], key[1],
+                    guard.expected[key], ends[key] - 1, how, guard.idle_s(time.monotonic()))
+        guard.metrics.offset_holes.labels(key[0]).inc()
+        app.consumer.resume_partitions({tps[key]})  # a no-op unless Faust left it paused
+        await app.consumer.seek(tps[key], guard.expected[key])
 
 
 def load_cf(folder: Path, space: str) -> CFArtifact:

@@ -18,15 +18,18 @@ no offset is committed past a record that was not processed:
                                committed is fetched and processed first
     offset < expected[tp]  ->  a redelivery: processed again (the state skips what it merged)
 
-A hole at the end of a partition has no record after it to reveal it: Faust has read to the
-high watermark, the agent has been idle for `STALL_S`, yet the partition holds records past the
-last one the agent saw. The worker then seeks the partition back to `expected[tp]`, and Faust
-delivers them again (`stalled`, run by the worker's 5 s timer; idle means for `STALL_S` and at
-least twice the time the agent may take to collect a batch). A partition whose every record
-Faust dropped after an assignment (seen after a broker stalled past the session timeout) never
-shows the agent a record at all: for an assigned partition the agent has seen nothing of, the
-idle check takes the group's committed offset as `expected[tp]`, the same rule as at a first
-record.
+A hole at the end of a partition has no record after it to reveal it: the agent has been idle
+for `STALL_S`, yet the partition holds records past the last one the agent saw (its end offset,
+asked of the broker, is past `expected[tp]`). Either Faust read them and never delivered them, or
+its fetcher stopped asking for the partition (seen once, on a worker that joined a group
+mid-stream: two partitions assigned, none of their records fetched for minutes). The worker then
+resumes the partition in Faust's consumer and seeks it back to `expected[tp]`, and Faust delivers
+them again (`stalled`, run by the worker's 5 s timer; idle means for `STALL_S` and at least twice
+the time the agent may take to collect a batch; never while Faust recovers tables, when it holds
+the partitions paused on purpose). A partition whose every record Faust dropped after an
+assignment (seen after a broker stalled past the session timeout) never shows the agent a record
+at all: for an assigned partition the agent has seen nothing of, the idle check takes the group's
+committed offset as `expected[tp]`, the same rule as at a first record.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 Partition = tuple[str, int]  # (topic, partition)
-STALL_S = 10.0  # at least this idle, with records past what the agent saw and Faust read them: a stall
+STALL_S = 10.0  # at least this idle, with records past what the agent saw: a stall
 
 
 @dataclass(frozen=True)
@@ -79,13 +82,11 @@ def find_holes(expected: Mapping[Partition, int],
     return after, holes
 
 
-def stalled(expected: Mapping[Partition, int], read: Mapping[Partition, int],
-            highwater: Mapping[Partition, int]) -> list[Partition]:
-    """Partitions whose records up to the high watermark Faust has read (last offset read + 1 >=
-    high watermark) while the agent has not seen them (expected < high watermark)."""
-    return sorted(tp for tp, next_offset in expected.items()
-                  if tp in read and tp in highwater
-                  and read[tp] + 1 >= highwater[tp] > next_offset)
+def stalled(expected: Mapping[Partition, int], ends: Mapping[Partition, int]) -> list[Partition]:
+    """Partitions holding records the agent has not seen (expected < end offset). Asked only of
+    an agent idle for `stall_s`: records that waited that long were read and dropped by Faust, or
+    never fetched."""
+    return sorted(tp for tp, next_offset in expected.items() if tp in ends and ends[tp] > next_offset)
 
 
 @dataclass(frozen=True)
@@ -219,6 +220,14 @@ class OffsetGuard:
             await consumer.stop()  # the broker away: the next call starts a new one
             raise
         return consumer
+
+    async def end_offsets(self, partitions: list[Partition]) -> dict[Partition, int]:
+        """Each partition's end offset (its high watermark) as the broker has it now."""
+        if not partitions:
+            return {}
+        consumer = await self._client()
+        ends = await consumer.end_offsets([TopicPartition(t, p) for t, p in partitions])
+        return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
 
     async def _start_offsets(self, partitions: list[Partition]) -> dict[Partition, int]:
         consumer = await self._client()

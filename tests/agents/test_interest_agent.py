@@ -300,23 +300,38 @@ class FakeConsumer:
 
     ends: dict[TP, int]
     sought: list[tuple[TP, int]] = field(default_factory=list)
+    resumed: set[TP] = field(default_factory=set)
+    flow_active: bool = True
 
     def assignment(self) -> set[TP]:
         return set(self.ends)
 
-    def highwater(self, tp: TP) -> int:
-        return self.ends[tp]
+    def resume_partitions(self, tps: set[TP]) -> None:
+        self.resumed |= tps
 
     async def seek(self, tp: TP, offset: int) -> None:
         self.sought.append((tp, offset))
 
 
+def app_on(consumer: FakeConsumer, read: dict[TP, int], in_recovery: bool = False) -> Any:
+    return mock.Mock(consumer=consumer, monitor=mock.Mock(tp_read_offsets=read), in_recovery=in_recovery)
+
+
+def ends_from(consumer: FakeConsumer, guard: OffsetGuard) -> None:
+    """The guard asks the broker for the ends the fake consumer holds."""
+    async def end_offsets(partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        return {(tp.topic, tp.partition): end for tp, end in consumer.ends.items()
+                if (tp.topic, tp.partition) in partitions}
+    guard.end_offsets = end_offsets  # type: ignore[method-assign]
+
+
 async def test_a_partition_read_to_its_end_but_never_delivered_is_sought_back() -> None:
     p0, p1 = TP("interests.events", 0), TP("interests.events", 1)
     consumer = FakeConsumer({p0: 60, p1: 60})
-    app = mock.Mock(consumer=consumer, monitor=mock.Mock(tp_read_offsets={p0: 59, p1: 59}))
+    app = app_on(consumer, {p0: 59, p1: 59})
     metrics = Metrics.create()
     guard = OffsetGuard(Settings(), metrics, batch_wait_s=30.0)  # a batch may take 30 s to fill
+    ends_from(consumer, guard)
     assert guard.stall_s == 60.0
     guard.expected = {("interests.events", 0): 40, ("interests.events", 1): 60}
     with guard.processing():
@@ -329,9 +344,35 @@ async def test_a_partition_read_to_its_end_but_never_delivered_is_sought_back() 
     with mock.patch("streams.app.time.monotonic", return_value=guard._idle_since + 61):
         await unstall(app, guard)
     # partition 0: Faust read 40..59, the agent never saw them; partition 1 is up to date
-    assert consumer.sought == [(p0, 40)]
+    assert consumer.sought == [(p0, 40)] and consumer.resumed == {p0}
     holes = metrics.registry.get_sample_value("interests_offset_holes_total", {"topic": p0.topic})
     assert holes == 1
+
+
+async def test_a_partition_the_consumer_stopped_fetching_is_resumed_and_sought_back() -> None:
+    # a worker that joined mid-stream: partition 0 assigned, none of its records fetched since
+    # (Faust has no read offset and no high watermark for it); partition 1 read part-way
+    p0, p1, p2 = (TP("interests.events", n) for n in range(3))
+    consumer = FakeConsumer({p0: 60, p1: 60, p2: 60})
+    app = app_on(consumer, {p1: 49, p2: 59})
+    guard = OffsetGuard(Settings(), Metrics.create(), batch_wait_s=0.02)
+    ends_from(consumer, guard)
+    guard.expected = {("interests.events", 0): 40, ("interests.events", 1): 45, ("interests.events", 2): 60}
+    with mock.patch("streams.app.time.monotonic", return_value=guard._idle_since + 11):
+        await unstall(app, guard)
+    assert consumer.sought == [(p0, 40), (p1, 45)] and consumer.resumed == {p0, p1}
+
+
+async def test_no_partition_is_touched_while_faust_recovers_tables() -> None:
+    p0 = TP("interests.events", 0)
+    consumer = FakeConsumer({p0: 60})
+    app = app_on(consumer, {}, in_recovery=True)  # the partitions are paused on purpose
+    guard = OffsetGuard(Settings(), Metrics.create(), batch_wait_s=0.02)
+    ends_from(consumer, guard)
+    guard.expected = {("interests.events", 0): 40}
+    with mock.patch("streams.app.time.monotonic", return_value=guard._idle_since + 60):
+        await unstall(app, guard)
+    assert consumer.sought == [] and consumer.resumed == set()
 
 
 async def test_a_partition_whose_every_record_faust_dropped_is_found_from_its_committed_offset() -> None:
@@ -339,8 +380,9 @@ async def test_a_partition_whose_every_record_faust_dropped_is_found_from_its_co
     # offset for it until the idle check asks the group's committed offset
     p0, p1 = TP("interests.events", 0), TP("interests.events", 1)
     consumer = FakeConsumer({p0: 60, p1: 60})
-    app = mock.Mock(consumer=consumer, monitor=mock.Mock(tp_read_offsets={p0: 59, p1: 59}))
+    app = app_on(consumer, {p0: 59, p1: 59})
     guard = OffsetGuard(Settings(), Metrics.create(), batch_wait_s=0.02)
+    ends_from(consumer, guard)
     guard.reset([("interests.events", 0), ("interests.events", 1)])
     guard.expected = {("interests.events", 1): 60}  # partition 1 delivered up to its end
     committed = {("interests.events", 0): 40, ("interests.events", 1): 55}
@@ -361,7 +403,7 @@ async def test_a_partition_whose_every_record_faust_dropped_is_found_from_its_co
 async def test_the_stall_check_survives_a_broker_it_cannot_reach() -> None:
     p0 = TP("interests.events", 0)
     consumer = FakeConsumer({p0: 60})
-    app = mock.Mock(consumer=consumer, monitor=mock.Mock(tp_read_offsets={p0: 59}))
+    app = app_on(consumer, {p0: 59})
     guard = OffsetGuard(Settings(), Metrics.create(), batch_wait_s=0.02)
     guard.reset([("interests.events", 0)])
 
@@ -372,6 +414,11 @@ async def test_the_stall_check_survives_a_broker_it_cannot_reach() -> None:
     with mock.patch("streams.app.time.monotonic", return_value=guard._idle_since + 11):
         await unstall(app, guard)  # logs and returns: the next check tries again
     assert consumer.sought == [] and guard.expected == {}
+    guard.expected = {("interests.events", 0): 40}
+    guard.end_offsets = unreachable  # type: ignore[method-assign]
+    with mock.patch("streams.app.time.monotonic", return_value=guard._idle_since + 11):
+        await unstall(app, guard)
+    assert consumer.sought == []
 
 
 async def test_a_batch_waits_out_a_broker_that_is_away_instead_of_crashing_the_agent() -> None:

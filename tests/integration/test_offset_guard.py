@@ -33,7 +33,8 @@ class Delivered:
     message: Message
 
 
-async def _scenario(settings: Settings, topic: str) -> tuple[list[object], list[object], Metrics]:
+async def _scenario(settings: Settings,
+                    topic: str) -> tuple[list[object], list[object], dict[tuple[str, int], int], Metrics]:
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap)
     await producer.start()
     try:
@@ -57,9 +58,10 @@ async def _scenario(settings: Settings, topic: str) -> tuple[list[object], list[
         await _commit(settings, TopicPartition(topic, 0), 18)
         await _commit(settings, TopicPartition(topic, 1), 10)
         second = await guard.complete([Delivered(Message(topic, 0, 19)), Delivered(Message(topic, 1, 9))])
+        ends = await guard.end_offsets([(topic, 0), (topic, 1)])  # what the stall check compares with
     finally:
         await guard.stop()
-    return first, second, metrics
+    return first, second, ends, metrics
 
 
 async def _commit(settings: Settings, tp: TopicPartition, offset: int) -> None:
@@ -86,13 +88,14 @@ def test_skipped_records_are_read_back_in_place(broker: LocalBroker) -> None:
                         topic_prefix="guard.", partitions=2)
     ensure_topics(settings)
     topic = "guard.events"
-    first, second, metrics = asyncio.run(_scenario(settings, topic))
+    first, second, ends, metrics = asyncio.run(_scenario(settings, topic))
     assert _described(first) == [
         (0, 12, b"p0-12"), (0, 13, b"p0-13"), (0, 14, b"p0-14"), (0, 15, None),
         (1, 0, b"p1-0"), (1, 1, b"p1-1"), (1, 2, b"p1-2"), (1, 3, None),
         (0, 16, None),
     ]
     assert _described(second) == [(0, 18, b"p0-18"), (0, 19, None), (1, 9, None)]
+    assert ends == {(topic, 0): 20, (topic, 1): 20}
     value = metrics.registry.get_sample_value
     assert value("interests_offset_holes_total", {"topic": topic}) == 3
     assert value("interests_refetched_records_total", {"topic": topic}) == 7
