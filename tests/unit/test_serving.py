@@ -12,7 +12,7 @@ from cf.decay import DecayConfig, decay_merge
 from cf.factors import ALSParams, train_model
 from cf.hybrid import BlendPolicy, BlendWeights
 from cf.interests import InterestConfig
-from cf.neighbours import CoocConfig, ItemRow, NeighbourIndex, RowDelta, batch_deltas, merge_row
+from cf.neighbours import CoocConfig, HeldRow, ItemRow, NeighbourIndex, RowDelta, batch_deltas, merge_row
 from cf.popularity import DecayedPopularity
 from cf.sequence_train import SeqParams, train_sequence
 from cf.serving import HybridScorer
@@ -93,6 +93,27 @@ def test_a_row_keeps_its_heaviest_pairs_and_a_late_delta_is_discounted() -> None
     assert late.at_ms == 2000 and late.popularity == pytest.approx(1.5)
     assert late.count == 2.0
     assert ItemRow.from_json(late.to_json()) == late
+
+
+def test_a_held_row_shares_its_item_ids_and_scores_only_catalog_items() -> None:
+    # two rows name the same item with two string objects (as a JSON parser without a key cache,
+    # or one whose cache is full, gives them): held as one
+    x1, again = "".join(["x", "1"]), "".join(["x", "1"])
+    assert x1 is not again
+    a = ItemRow(2.0, 1.5, 7, {x1: 0.5, "gone": 2.0})
+    held_a, held_b = HeldRow.of(a), HeldRow.of(ItemRow(1.0, 1.0, 9, {again: 1.0}))
+    assert held_a.ids == ("x1", "gone") and held_a.ids[0] is held_b.ids[0]
+    np.testing.assert_allclose(held_a.weights, [0.5, 2.0])
+    assert (held_a.count, held_a.popularity, held_a.at_ms) == (2.0, 1.5, 7)
+    catalog = ItemCatalog(D)
+    for item_id in ("x0", "x1"):
+        catalog.upsert(item_id, np.ones(D, np.float32))
+    index = NeighbourIndex(CoocConfig())
+    index.apply("x0", a)
+    rows, weights = index._row(catalog, "x0")
+    assert rows.tolist() == [1] and weights.tolist() == [0.5]  # "gone" is not in the catalog
+    counts, values, at = index.arrays(catalog)
+    assert counts.tolist() == [2.0, 0.0] and values.tolist() == [1.5, 0.0] and at.tolist() == [7.0, 0.0]
 
 
 def test_worker_scorer_equals_the_evaluators_hybrid() -> None:
