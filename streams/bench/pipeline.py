@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ctypes
 import json
 import os
 import random
@@ -101,19 +102,36 @@ def percentile_ms(values: list[float], q: float) -> float:
     return 1000 * ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
+def _cpu_clock(pid: int) -> int | None:
+    """The kernel's CPU-time clock of process `pid` (all its threads, those gone included), read in
+    ns by `time.clock_gettime`; None where libc lacks clock_getcpuclockid(3)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        clock = ctypes.c_int()
+        return clock.value if libc.clock_getcpuclockid(pid, ctypes.byref(clock)) == 0 else None
+    except (OSError, AttributeError):
+        return None
+
+
 class ProcessClock:
-    """CPU seconds and resident memory of some processes together, from /proc (Linux)."""
+    """CPU seconds and resident memory of some processes together (Linux). CPU time comes from each
+    process's CPU-time clock (ns): /proc's utime + stime count 10 ms ticks, coarser than a short
+    phase (600 events copied at max rate take about one tick); /proc is the fallback."""
 
     def __init__(self, *pids: int) -> None:
         self.pids = pids
         self.ticks = os.sysconf("SC_CLK_TCK")
+        self.clocks = [_cpu_clock(pid) for pid in pids]
 
     def cpu_s(self) -> float:
-        total = 0
-        for pid in self.pids:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime + stime, in ticks
-        return total / self.ticks
+        total = 0.0
+        for pid, clock in zip(self.pids, self.clocks, strict=True):
+            if clock is not None:
+                total += time.clock_gettime(clock)
+            else:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / self.ticks  # utime + stime, in ticks
+        return total
 
     def rss_mb(self) -> float:
         total_kb = 0

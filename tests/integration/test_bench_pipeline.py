@@ -31,6 +31,6 @@ def test_bench_pipeline_writes_its_contract(tmp_path: Path) -> None:
                 "rss_mb", "broker_cpu_cores", "broker_rss_mb"} <= set(r)
         assert r["covered"] == r["events"], r  # every event reached an output
         assert r["events_per_s"] > 0 and 0 < r["p50_ms"] <= r["p99_ms"] and r["rss_mb"] > 0
-        assert r["events_per_worker_core_s"] > 0  # events per CPU second of the consuming process
+        assert (r["events_per_worker_core_s"] or 0) > 0, r  # events per CPU second of the consumer
     assert set(report["item_vs_passthrough_by_order"]) == {"sessions", "interleaved"}
     assert "item events (interleaved) at max rate" in run.stdout

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import os
+import time
 
 import pytest
 
 from streams.bench.pipeline import (
     WORKER_TOTALS,
     Coverage,
+    ProcessClock,
     batch_stats,
     item_vs_passthrough,
     percentile_ms,
@@ -107,3 +110,12 @@ def test_the_steady_slopes_leave_out_the_start_and_rocksdb_filling_its_budget() 
     assert report["rss_slope_steady_mb_per_min"] == pytest.approx(6.0, abs=0.01)
     assert report["rss_less_rocksdb_slope_steady_mb_per_min"] == pytest.approx(0.0, abs=0.01)
     assert report["p99_max_after_1_min_ms"] < 30  # the spike at 30 s is before it
+
+
+def test_a_process_clock_counts_cpu_time_finer_than_the_kernels_10_ms_ticks() -> None:
+    clock = ProcessClock(os.getpid())
+    before, spent_from = clock.cpu_s(), time.process_time()
+    while time.process_time() - spent_from < 0.002:  # 2 ms of CPU: a tick counter mostly sees 0
+        pass
+    spent = clock.cpu_s() - before
+    assert 0.002 <= spent < 0.008  # ticks would read 0 or 10 ms
