@@ -15,7 +15,9 @@ Throughput is events / (last covered - first sent). CPU and RSS are the consumin
 `events_per_worker_core_s` is events covered per CPU second of the consuming processes (the
 workers, or the pass-through copier), the capacity of one core at that load. Item phases run in
 each replay order asked for (`order` on every row: `sessions`, `interleaved`; the pass-through
-copies events in time order, text phases draw users at random).
+copies events in time order, text phases draw users at random). Before each worker phase the
+bench waits, 30 s at most, until the workers use under 0.1 of a core (`settled_s`), so no phase is
+charged with what the one before left (its co-occurrence flush, compactions).
 """
 
 from __future__ import annotations
@@ -256,6 +258,20 @@ def worst_by_second(latencies_s: list[float], covered_at: list[float], start: fl
     return worst
 
 
+def settle(cpu_s: Callable[[], float], quiet_cores: float = 0.1, every_s: float = 1.0,
+           timeout_s: float = 30.0) -> float:
+    """Seconds waited until the consumer (`cpu_s`: its CPU seconds) used under `quiet_cores` over
+    `every_s`: what the previous phase left (a co-occurrence flush of its deltas, compactions) ends
+    before the next is timed."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        before = cpu_s()
+        time.sleep(every_s)
+        if cpu_s() - before < quiet_cores * every_s:
+            break
+    return round(time.monotonic() - started, 1)
+
+
 @dataclass(frozen=True)
 class Clocks:
     """CPU seconds of who shares the machine in a phase: the consumer (pass-through or workers),
@@ -404,7 +420,9 @@ def run_pipeline(settings: Settings, options: PipelineOptions = PipelineOptions(
                 now_ms = int(time.time() * 1000)
                 events = (item_events(data, run, n, now_ms, order) if mode == "item"
                           else text_events(data, run, n, now_ms, options.seed))
-                progress(f"{mode} ({order}) at {rate or 'max'} events/s: {n} events")
+                settled_s = settle(clocks.consumer.cpu_s)
+                progress(f"{mode} ({order}) at {rate or 'max'} events/s: {n} events"
+                         f" (workers quiet after {settled_s} s)")
                 totals = worker_totals([own for own, _ in workers])
                 cpu, wall = clocks.cpu_s(), time.monotonic()
                 cov = asyncio.run(_measure(s.bootstrap, s.topic("events"), s.topic("recommendations"),
@@ -413,7 +431,8 @@ def run_pipeline(settings: Settings, options: PipelineOptions = PipelineOptions(
                 if not all(w.alive() for _, w in workers):
                     raise RuntimeError(f"a worker died; see {scratch}/worker-*.log")
                 rows.append(_phase_row(mode, rate, cov, clocks, cpu, wall, n, order)
-                            | batch_stats(totals, worker_totals([own for own, _ in workers])))
+                            | batch_stats(totals, worker_totals([own for own, _ in workers]))
+                            | {"settled_s": settled_s})
         finally:
             for _, w in workers:
                 w.stop()

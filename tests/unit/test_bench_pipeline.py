@@ -15,6 +15,7 @@ from streams.bench.pipeline import (
     batch_stats,
     item_vs_passthrough,
     percentile_ms,
+    settle,
     worst_by_second,
 )
 from streams.bench.soak import Sample, cores, slope_per_min, windowed
@@ -119,3 +120,12 @@ def test_a_process_clock_counts_cpu_time_finer_than_the_kernels_10_ms_ticks() ->
         pass
     spent = clock.cpu_s() - before
     assert 0.002 <= spent < 0.008  # ticks would read 0 or 10 ms
+
+
+def test_a_phase_starts_once_the_workers_are_quiet_or_the_wait_runs_out() -> None:
+    busy_then_quiet = iter([0.0, 0.5, 0.5, 1.0, 1.0, 1.001])  # CPU s: busy, busy, then idle
+    assert settle(lambda: next(busy_then_quiet), quiet_cores=0.1, every_s=0.01) < 1
+    assert next(busy_then_quiet, None) is None  # it read until the quiet interval
+    always_busy = iter(float(n) for n in range(10_000))
+    assert settle(lambda: next(always_busy), every_s=0.01, timeout_s=0.05) >= 0.0
+    assert next(always_busy) < 20  # gave up after about five intervals
