@@ -123,7 +123,7 @@ def test_a_process_clock_counts_cpu_time_finer_than_the_kernels_10_ms_ticks() ->
 
 
 def test_a_phase_starts_once_the_workers_are_quiet_or_the_wait_runs_out() -> None:
-    busy_then_quiet = iter([0.0, 0.5, 0.5, 1.0, 1.0, 1.001])  # CPU s: busy, busy, then idle
+    busy_then_quiet = iter([0.0, 0.5, 0.5, 1.0, 1.0, 1.0005])  # CPU s: busy, busy, then idle
     assert settle(lambda: next(busy_then_quiet), quiet_cores=0.1, every_s=0.01) < 1
     assert next(busy_then_quiet, None) is None  # it read until the quiet interval
     always_busy = iter(float(n) for n in range(10_000))
