@@ -104,36 +104,27 @@ def percentile_ms(values: list[float], q: float) -> float:
     return 1000 * ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
-def _cpu_clock(pid: int) -> int | None:
+def _cpu_clock(pid: int) -> int:
     """The kernel's CPU-time clock of process `pid` (all its threads, those gone included), read in
-    ns by `time.clock_gettime`; None where libc lacks clock_getcpuclockid(3)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        clock = ctypes.c_int()
-        return clock.value if libc.clock_getcpuclockid(pid, ctypes.byref(clock)) == 0 else None
-    except (OSError, AttributeError):
-        return None
+    ns by `time.clock_gettime`."""
+    clock = ctypes.c_int()
+    error = ctypes.CDLL(None).clock_getcpuclockid(pid, ctypes.byref(clock))
+    if error:
+        raise OSError(error, f"no CPU-time clock for process {pid}: {os.strerror(error)}")
+    return clock.value
 
 
 class ProcessClock:
     """CPU seconds and resident memory of some processes together (Linux). CPU time comes from each
     process's CPU-time clock (ns): /proc's utime + stime count 10 ms ticks, coarser than a short
-    phase (600 events copied at max rate take about one tick); /proc is the fallback."""
+    phase (600 events copied at max rate take about one tick)."""
 
     def __init__(self, *pids: int) -> None:
         self.pids = pids
-        self.ticks = os.sysconf("SC_CLK_TCK")
         self.clocks = [_cpu_clock(pid) for pid in pids]
 
     def cpu_s(self) -> float:
-        total = 0.0
-        for pid, clock in zip(self.pids, self.clocks, strict=True):
-            if clock is not None:
-                total += time.clock_gettime(clock)
-            else:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total += (int(fields[11]) + int(fields[12])) / self.ticks  # utime + stime, in ticks
-        return total
+        return sum(time.clock_gettime(clock) for clock in self.clocks)
 
     def rss_mb(self) -> float:
         total_kb = 0
