@@ -86,13 +86,14 @@ class BlendPolicy:
         return cls(bounds, weights)
 
 
-def standardise(scores: F32, available: npt.NDArray[np.bool_]) -> F32:
-    """(..., B, N) z-scores over each row's available items (mask (B, N)); unavailable entries 0."""
+def standardise(scores: F32, available: npt.NDArray[np.bool_], out: F32 | None = None) -> F32:
+    """(..., B, N) z-scores over each row's available items (mask (B, N)); unavailable entries 0.
+    out: where to write them (it may be `scores` itself); a new array when None."""
     # in place where it can: this runs over every signal and every interest of every batch
     mask = available.astype(np.float32)  # (B, N)
     n = np.maximum(mask.sum(axis=-1), 1.0)  # (B,)
     mean = np.einsum("...bn,bn->...b", scores, mask) / n  # (..., B)
-    centred = np.subtract(scores, mean[..., None], dtype=np.float32)  # (..., B, N)
+    centred = np.subtract(scores, mean[..., None], dtype=np.float32, out=out)  # (..., B, N)
     centred *= mask
     std = np.sqrt(np.einsum("...bn,...bn->...b", centred, centred) / n)  # (..., B)
     scale = np.divide(1.0, std, out=np.zeros_like(std), where=std > 1e-9).astype(np.float32)  # (..., B)
@@ -103,10 +104,9 @@ def standardise(scores: F32, available: npt.NDArray[np.bool_]) -> F32:
 def stack(components: Mapping[str, F32], available: npt.NDArray[np.bool_]) -> F32:
     """(C, B, N) standardised components in COMPONENTS order; a missing one is all zeros."""
     z = np.zeros((len(COMPONENTS), *available.shape), np.float32)  # (C, B, N)
-    present = [n for n, c in enumerate(COMPONENTS) if c in components]
-    if present:
-        raw = np.stack([components[COMPONENTS[n]] for n in present]).astype(np.float32)  # (P, B, N)
-        z[present] = standardise(raw, available)
+    for n, name in enumerate(COMPONENTS):
+        if name in components:  # straight into its row: no (P, B, N) copy of the raw signals
+            standardise(components[name], available, out=z[n])
     return z
 
 
@@ -168,6 +168,24 @@ class RowBlend:
         values[k[:, None] >= self.counts[None, :]] = -np.inf  # padding rows never win
         return self.starts[:, None] + values.argmax(axis=0)  # (B, L)
 
+    def chosen_values(self, cols: npt.NDArray[np.intp], values: F32) -> F32:
+        """(B, M) `values` (R, N) at the row each user's item at the columns `cols` (M,), the same
+        for every user, came from (`chosen`): each user's rows walked in order, a later row taken
+        only where it is strictly larger (so the first of equal maxima, as `argmax`), a user past
+        their last row reading it again (never larger). A handful of (B, M) passes, no (K, B, M)
+        gather."""
+        per = self.per_row[:, cols]  # (R, M)
+        picked = values[:, cols]  # (R, M)
+        best, out = per[self.starts], picked[self.starts]  # (B, M), (B, M)
+        last = self.starts + self.counts - 1  # (B,)
+        for k in range(1, int(self.counts.max(initial=1))):
+            rows = np.minimum(self.starts + k, last)  # (B,)
+            candidate = per[rows]  # (B, M)
+            larger = candidate > best  # (B, M)
+            np.copyto(best, candidate, where=larger)
+            np.copyto(out, picked[rows], where=larger)
+        return out
+
 
 def blend_rows(z: F32, z_text: F32, user: npt.NDArray[np.intp], log_share: F32, policy: BlendPolicy,
                history_lengths: Sequence[int], available: npt.NDArray[np.bool_]) -> RowBlend:
@@ -187,7 +205,12 @@ def blend_rows(z: F32, z_text: F32, user: npt.NDArray[np.intp], log_share: F32, 
     per += log_share[:, None]
     starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])  # (B,)
     counts = np.diff(np.r_[starts, user.size])  # (B,)
-    mixed = per if starts.size == user.size else np.maximum.reduceat(per, starts, axis=0)  # (B, N)
+    # max over each user's rows: row starts + k, or the user's last row again once past it (K is a
+    # handful; `np.maximum.reduceat` along axis 0 is ten times slower)
+    mixed = per[starts]  # (B, N)
+    last = starts + counts - 1  # (B,)
+    for k in range(1, int(counts.max(initial=1))):
+        np.maximum(mixed, per[np.minimum(starts + k, last)], out=mixed)
     return RowBlend(np.where(available, mixed, -np.inf).astype(np.float32, copy=False), per, starts, counts)
 
 

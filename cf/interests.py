@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -318,8 +318,7 @@ class InterestText:
     slot: npt.NDArray[np.intp]  # (K, B) the row's index in the user's interests; -1 padding
 
 
-@dataclass(frozen=True)
-class InterestRow:
+class InterestRow(NamedTuple):  # a tuple: a batch makes one per live interest of every user
     user: int  # position of the user in the batch
     slot: int  # index of the interest in the user's state
     vector: FloatVec  # (D,)
@@ -333,12 +332,14 @@ def interest_rows(states: list[UserState], beta: float) -> list[InterestRow]:
     rows: list[InterestRow] = []
     for b, state in enumerate(states):
         interests = state.as_interests()
-        shares = activity_shares(interests)  # (K,)
-        live = [n for n, a in enumerate(shares) if a > 0]
+        # `activity_shares` in Python floats: K is a handful, and this runs for every user of a batch
+        activity = [k.activity if k.weight_sum > 0 else 0.0 for k in interests]  # (K,)
+        total = sum(activity)
+        live = [n for n, a in enumerate(activity) if a > 0] if total > 0 else []
         if not live:
             rows.append(InterestRow(b, 0, state.vector, state.weight_sum, 0.0))
         rows += [InterestRow(b, n, interests[n].vector, interests[n].weight_sum,
-                             beta * float(np.log(shares[n]))) for n in live]
+                             beta * math.log(activity[n] / total)) for n in live]
     return rows
 
 

@@ -220,10 +220,7 @@ class NeighbourIndex:
         once per (user, item), and the sum over all users is one weighted bincount."""
         counts = self.arrays(catalog)[0]  # (N,)
         inv = np.divide(1.0, np.sqrt(counts), out=np.zeros_like(counts), where=counts > 0)  # (N,)
-        cols = np.arange(len(catalog)) if cols is None else cols  # (M,) catalog rows scored
-        # each row's pairs are scattered through a row -> column map: no (B, N) array for M << N
-        position = np.full(len(catalog), -1, np.intp)  # (N,) column of a catalog row, -1: none
-        position[cols] = np.arange(cols.size)
+        m = len(catalog) if cols is None else cols.size  # M: columns scored
         window = self.config.window
         recency = position_weights(window, self.config.recency_decay)  # (window,) oldest first
         b_n = len(recents)
@@ -241,16 +238,24 @@ class NeighbourIndex:
         ids = [j for last in lasts for j in last]
         compiled = [self._row(catalog, ids[p]) for p in np.flatnonzero(keep).tolist()]
         if not compiled:
-            return np.zeros((b_n, cols.size), np.float32)
-        factors = (r[keep] * inv[js[keep]]).astype(np.float32)  # (P',) r_j inv_j
+            return np.zeros((b_n, m), np.float32)
+        factors = r[keep] * inv[js[keep]]  # (P',) float64 r_j inv_j
         lengths_kept = np.array([rows.size for rows, _ in compiled], np.intp)  # (P',) pairs per row
-        at = position[np.concatenate([rows for rows, _ in compiled])]  # (sum L,) columns, -1 outside
-        w = np.concatenate([weights for _, weights in compiled])  # (sum L,) w_jn
-        w *= np.repeat(factors, lengths_kept)
-        flat = np.repeat(users[keep], lengths_kept) * cols.size + at  # (sum L,) b M + m
-        inside = at >= 0
-        out = np.bincount(flat[inside], weights=w[inside], minlength=b_n * cols.size)  # (B M,) float64
-        return (out.reshape(b_n, cols.size) * inv[cols][None, :]).astype(np.float32)  # (B, M)
+        at = np.concatenate([rows for rows, _ in compiled])  # (sum L,) catalog rows n
+        w = np.repeat(factors, lengths_kept)  # (sum L,) float64 r_j inv_j
+        w *= np.concatenate([weights for _, weights in compiled])  # w_jn
+        flat = np.repeat(users[keep] * m, lengths_kept)  # (sum L,) b M
+        if cols is None:
+            flat += at  # b M + n
+        else:  # each row's pairs are scattered through a row -> column map: no (B, N) array for M << N
+            position = np.full(len(catalog), -1, np.intp)  # (N,) column of a catalog row, -1: none
+            position[cols] = np.arange(cols.size)
+            at = position[at]  # (sum L,) columns, -1 outside
+            inside = at >= 0
+            flat, w = flat[inside] + at[inside], w[inside]
+        out = np.bincount(flat, weights=w, minlength=b_n * m).reshape(b_n, m)  # (B, M) float64
+        out *= inv[None, :] if cols is None else inv[cols][None, :]
+        return out.astype(np.float32)
 
     def neighbours_of(self, catalog: ItemCatalog, recent: Sequence[str], items: int) -> npt.NDArray[np.intp]:
         """Catalog rows paired with a user's `items` newest recent items: co-occurrence candidates."""

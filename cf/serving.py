@@ -248,8 +248,7 @@ class HybridScorer:
         out = np.full((b_n, n), -np.inf, np.float32)  # (B, N)
         new_cols = np.flatnonzero(new)  # (M,)
         if self.new_item_slots > 0 and new_cols.size:
-            at = np.broadcast_to(new_cols, (b_n, new_cols.size))  # (B, M)
-            out[:, new_cols] = z_text[blend.chosen(at), at]
+            out[:, new_cols] = blend.chosen_values(new_cols, z_text)  # (B, M)
         return out
 
     def _ranked(self, states: list[UserState], history: Rows, values: F32, signals: F32, interest: Ints,
@@ -270,25 +269,29 @@ class HybridScorer:
             history_ids[b][offset:] = [i for i, _ in known]
         matrix = self.catalog.matrix
         rows_listed = at if cols is None else cols[at]  # (B, L) catalog rows
-        history_vectors = matrix[np.maximum(history_rows, 0)] * (history_rows >= 0)[:, :, None]  # (B, H, D)
-        speaking = speaking_items(matrix[rows_listed], history_vectors, history_ids,
+        history_vectors = matrix.take(np.maximum(history_rows, 0), axis=0)  # (B, H, D)
+        history_vectors[history_rows < 0] = 0.0  # padding: zero rows never speak
+        speaking = speaking_items(matrix.take(rows_listed, axis=0), history_vectors, history_ids,
                                   self.neighbours.config.recency_decay)
         # what is published is rounded: z to 4 decimals; one call for the whole batch
         rounded = np.round(signals, 4).tolist()  # (B, L, C)
         from_interest = interest.tolist()  # (B, L)
         scores = values.tolist()  # (B, L)
         catalog_ids = self.catalog.ids
-        item_of = (lambda c: catalog_ids[c]) if cols is None else (lambda c: catalog_ids[int(cols[c])])
+        listed_ids = [catalog_ids[r] for r in rows_listed.ravel().tolist()]  # (B L,)
+        length = listed.shape[1]
+        valid = listed >= 0  # (B, L): a prefix of the top-k, then a prefix of the picks
+        n_top = valid[:, :k].sum(axis=1).tolist()  # (B,)
+        n_new = valid[:, k:].sum(axis=1).tolist()  # (B,)
         out = []
-        for b, row in enumerate(listed.tolist()):
-            entries = [(Scored(item_of(c), scores[b][n]),
-                        Because(from_interest[b][n], speaking[b][n],
-                                dict(zip(COMPONENTS, rounded[b][n], strict=True))))
-                       for n, c in enumerate(row) if c >= 0]
-            n_top = sum(c >= 0 for c in row[:k])
-            top, picks = entries[:n_top], entries[n_top:]
-            out.append(Ranked([e[0] for e in top], [e[0] for e in picks], [e[1] for e in top],
-                              [e[1] for e in picks]))
+        for b in range(b_n):
+            first, score, z = b * length, scores[b], rounded[b]
+            why = list(zip(from_interest[b], speaking[b], strict=True))  # (L,) (interest, history)
+            top, new = range(n_top[b]), range(k, k + n_new[b])
+            out.append(Ranked([Scored(listed_ids[first + n], score[n]) for n in top],
+                              [Scored(listed_ids[first + n], score[n]) for n in new],
+                              [Because(*why[n], dict(zip(COMPONENTS, z[n], strict=True))) for n in top],
+                              [Because(*why[n], dict(zip(COMPONENTS, z[n], strict=True))) for n in new]))
         return out
 
 

@@ -193,3 +193,6 @@ def test_the_blend_over_unpadded_rows_equals_the_padded_one(seed: int) -> None:
     assert np.array_equal((picked - starts[:, None])[clear], chosen[clear])
     assert not np.any(picked[0] == 1)  # of the exact tie, the first
     np.testing.assert_allclose(z_text[picked, every][clear], z_chosen[TEXT][clear], rtol=1e-6)
+    # the same rows' values read for a set of columns shared by every user (the new items' text z)
+    cols = np.flatnonzero(rng.random(n) > 0.5)  # (M,)
+    assert np.array_equal(rows.chosen_values(cols, z_text), z_text[picked[:, cols], cols[None, :]])
