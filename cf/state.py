@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -51,8 +52,7 @@ def _float16(vector: FloatVec) -> npt.NDArray[np.float16]:
     return np.clip(vector, -_FLOAT16_MAX, _FLOAT16_MAX).astype("<f2")
 
 
-@dataclass(frozen=True)
-class Interest:
+class Interest(NamedTuple):  # a tuple: every state read, fold and rounding makes K of these
     """One of a user's interests (`cf.interests`): the decayed sum of the events assigned to it."""
 
     vector: FloatVec  # (D,) float32, sum over its events of w_i 2^(-(T - t_i)/h) e_i
@@ -61,7 +61,7 @@ class Interest:
     activity: float = 0.0  # sum over its events of r^(events of the user since), how current it is
 
     def rounded(self) -> Interest:
-        return replace(self, vector=_float16(self.vector).astype(np.float32))
+        return self._replace(vector=_float16(self.vector).astype(np.float32))
 
 
 def _sum(interests: tuple[Interest, ...], dim: int) -> FloatVec:
@@ -70,6 +70,12 @@ def _sum(interests: tuple[Interest, ...], dim: int) -> FloatVec:
     for k in interests:
         total += k.vector
     return total
+
+
+def _sum_rows(rows: FloatVec) -> FloatVec:
+    """(D,) float32 sum of the (K, D) rows, in row order as `_sum` adds them: a reduction over
+    the outer axis adds whole rows one after another, so the two agree bit for bit."""
+    return rows.sum(axis=0, dtype=np.float32) if rows.shape[0] else np.zeros(rows.shape[1], np.float32)
 
 
 @dataclass(frozen=True)
@@ -141,7 +147,7 @@ class UserState:
             return replace(self, vector=np.zeros_like(self.vector))
         rows = _float16(np.array([k.vector for k in interests], np.float32)).astype(np.float32)  # (K, D)
         rounded = tuple(Interest(rows[n], k.weight_sum, k.items, k.activity) for n, k in enumerate(interests))
-        return replace(self, interests=rounded, vector=_sum(rounded, self.vector.shape[0]))
+        return replace(self, interests=rounded, vector=_sum_rows(rows))
 
     @staticmethod
     def updated_ms_of(data: bytes) -> int:
@@ -216,7 +222,7 @@ class UserState:
         history_end = at + n_history
         seen_end = history_end + n_seen
         interests_t = tuple(interests)
-        return cls(vector=_sum(interests_t, dim), updated_ms=updated_ms, events=events, weight_sum=weight_sum,
+        return cls(vector=_sum_rows(rows), updated_ms=updated_ms, events=events, weight_sum=weight_sum,
                    history=tuple(ids[at:history_end]), seen=tuple(ids[history_end:seen_end]),
                    shown=tuple(ids[seen_end : seen_end + n_shown]), space=ids[-1], interests=interests_t)
 
