@@ -59,11 +59,13 @@ def apply_interactions(
     space: str,
     vector_of: VectorOf = lambda item_id: None,
     interests: InterestConfig | None = None,
+    stored: bool = False,
 ) -> dict[str, UserState]:
     """Fold each user's interactions into their state, in the order given (per-user order is
     the partition's order). Users absent from `states` (or None) start empty; a state of another
     vector space is re-based with `vector_of` first. `interests`: K and the join threshold (its
-    half-life is the decay's)."""
+    half-life is the decay's). stored: each new state as it will be stored and read back
+    (`UserState.rounded`), what the worker ranks."""
     interest_config = replace(interests or InterestConfig(), half_life_s=config.half_life_s)
     by_user: dict[str, list[Interaction]] = {}
     for x in interactions:
@@ -72,5 +74,5 @@ def apply_interactions(
     for user_id, xs in by_user.items():
         state = states.get(user_id) or UserState.empty(dim, space)
         out[user_id] = merge_events(rebase(state, space, vector_of, interest_config), xs, config,
-                                    interest_config, vector_of)
+                                    interest_config, vector_of, stored)
     return out

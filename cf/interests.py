@@ -27,7 +27,7 @@ import numpy.typing as npt
 from cf.catalog import ItemCatalog
 from cf.decay import DecayConfig, decay_factor
 from cf.scoring import cosine_scores
-from cf.state import FloatVec, Interest, UserState
+from cf.state import FloatVec, Interest, UserState, stored_precision, sum_rows
 
 VectorOf = Callable[[str], "FloatVec | None"]
 F32 = npt.NDArray[np.float32]
@@ -177,7 +177,7 @@ def merge_event(state: UserState, vector: FloatVec | None, weight: float, ts_ms:
 
 
 def merge_events(state: UserState, events: Sequence[Merge], decay: DecayConfig, config: InterestConfig,
-                 vector_of: VectorOf = lambda item_id: None) -> UserState:
+                 vector_of: VectorOf = lambda item_id: None, stored: bool = False) -> UserState:
     """Fold a user's events, in order, into their state: `cf.decay.decay_merge` and
     `merge_interest` per event, with the interests held as one (K, D) matrix from the first event
     to the last (the worker folds each user's events of a batch at once). Folding [a, b] equals
@@ -188,10 +188,12 @@ def merge_events(state: UserState, events: Sequence[Merge], decay: DecayConfig, 
         cos_k = (U e)_k / (|U_k| |e|),  k* = argmax_k cos_k
         cos_k* >= tau:  U_k* += w e, s_k* += w, a_k* += 1
         otherwise:      a new row w e (a = 1); past K rows, the two rows of largest cosine add up
-    """
+
+    stored: the new state as it will be stored and read back (`UserState.rounded`, done here on
+    the (K, D) rows at hand): the interests at float16 precision, the vector their sum."""
     seen_ids = set(state.seen)
     if all(x.event_id is not None and x.event_id in seen_ids for x in events):
-        return state  # only redeliveries: the very same state
+        return state.rounded() if stored else state  # only redeliveries: the very same state
     half_life_s, activity_decay = config.half_life_s, config.activity_decay
     u = state.vector.astype(np.float32, copy=True)  # (D,)
     s, updated_ms, count = state.weight_sum, state.updated_ms, state.events
@@ -269,6 +271,12 @@ def merge_events(state: UserState, events: Sequence[Merge], decay: DecayConfig, 
             sums = [*(sums[n] for n in keep), sums[a] + sums[b]]
             items = [*(items[n] for n in keep), merged_items]
             activity = [*(activity[n] for n in keep), activity[a] + activity[b]]
+    if stored:
+        if rows is None:
+            u = np.zeros_like(u)
+        else:
+            rows = stored_precision(rows)  # (K, D)
+            u = sum_rows(rows)  # (D,)
     interests = () if rows is None else tuple(
         Interest(row, sums[n], items[n], activity[n]) for n, row in enumerate(rows))  # rows of a fresh (K, D)
     return replace(state, vector=u, updated_ms=updated_ms, events=count, weight_sum=s,

@@ -72,7 +72,12 @@ def _sum(interests: tuple[Interest, ...], dim: int) -> FloatVec:
     return total
 
 
-def _sum_rows(rows: FloatVec) -> FloatVec:
+def stored_precision(rows: FloatVec) -> FloatVec:
+    """(K, D) float32 interest rows as they come back from their stored float16."""
+    return _float16(rows).astype(np.float32)
+
+
+def sum_rows(rows: FloatVec) -> FloatVec:
     """(D,) float32 sum of the (K, D) rows, in row order as `_sum` adds them: a reduction over
     the outer axis adds whole rows one after another, so the two agree bit for bit."""
     return rows.sum(axis=0, dtype=np.float32) if rows.shape[0] else np.zeros(rows.shape[1], np.float32)
@@ -145,9 +150,9 @@ class UserState:
         interests = self.as_interests()
         if not interests:
             return replace(self, vector=np.zeros_like(self.vector))
-        rows = _float16(np.array([k.vector for k in interests], np.float32)).astype(np.float32)  # (K, D)
+        rows = stored_precision(np.array([k.vector for k in interests], np.float32))  # (K, D)
         rounded = tuple(Interest(rows[n], k.weight_sum, k.items, k.activity) for n, k in enumerate(interests))
-        return replace(self, interests=rounded, vector=_sum_rows(rows))
+        return replace(self, interests=rounded, vector=sum_rows(rows))
 
     @staticmethod
     def updated_ms_of(data: bytes) -> int:
@@ -222,7 +227,7 @@ class UserState:
         history_end = at + n_history
         seen_end = history_end + n_seen
         interests_t = tuple(interests)
-        return cls(vector=_sum_rows(rows), updated_ms=updated_ms, events=events, weight_sum=weight_sum,
+        return cls(vector=sum_rows(rows), updated_ms=updated_ms, events=events, weight_sum=weight_sum,
                    history=tuple(ids[at:history_end]), seen=tuple(ids[history_end:seen_end]),
                    shown=tuple(ids[seen_end : seen_end + n_shown]), space=ids[-1], interests=interests_t)
 

@@ -108,11 +108,10 @@ class InterestStage:
         interactions = await self._interactions([parsed for _, parsed in valid])
         last_event = {parsed.user_id: (event, parsed) for event, parsed in valid}
         before = {u: self._load(event) for u, (event, _) in last_event.items()}
-        merged = apply_interactions(
+        after = apply_interactions(  # each new state as it is stored: what is ranked
             before, interactions, self.decay, self.encoder.dim, self.encoder.version, self.catalog.vector,
-            self.interest_config,
+            self.interest_config, stored=True,
         )
-        after = {u: state.rounded() for u, state in merged.items()}  # ranked as it is stored
         fresh = first_deliveries(before, interactions)
         await self._send_pairs(before, interactions, fresh)
         ranked = self.scorer.top_k(after, self.settings.top_k)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cf.batch import Interaction
+from cf.batch import Interaction, apply_interactions
 from cf.catalog import ItemCatalog
 from cf.decay import DecayConfig, decay_merge
 from cf.hybrid import BlendPolicy, BlendWeights, blend, blend_interests, stack, standardise
@@ -248,3 +248,27 @@ def test_one_interest_blends_as_the_single_vector_and_each_item_comes_from_its_b
                                           available)
     from_interest = each.slot[chosen, 0][0]  # (N,)
     assert from_interest[catalog.row_of("axis0")] == 0 and from_interest[catalog.row_of("axis1")] == 1
+
+
+def test_a_fold_rounded_as_stored_is_the_state_read_back_from_its_bytes() -> None:
+    """The worker ranks `apply_interactions(..., stored=True)`: the same state, bit for bit, as
+    rounding the fold afterwards and as decoding what it stores; redeliveries alone included."""
+    rng = np.random.default_rng(13)
+    config = InterestConfig(max_interests=3, join_cosine=0.6, half_life_s=H)
+    decay = DecayConfig(half_life_s=H, history_size=40, seen_size=8)
+    events = _mixed(rng, 120)
+    vectors = {x.item_id: x.vector for x in events if x.vector is not None}
+    start = apply_interactions({}, events[:60], decay, 16, "", vectors.get, config)
+    for again, batch in ((False, events[60:]), (True, events[-4:])):  # new events, then only redeliveries
+        folded = apply_interactions(start, batch, decay, 16, "", vectors.get, config)["u"]
+        assert (folded is start["u"]) == again  # redeliveries alone: the state as it was
+        plain = folded.rounded()
+        stored = apply_interactions(start, batch, decay, 16, "", vectors.get, config, stored=True)["u"]
+        back = UserState.from_bytes(stored.to_bytes())
+        for got in (stored, back):
+            np.testing.assert_array_equal(got.vector, plain.vector)
+            assert len(got.interests) == len(plain.interests)
+            for k, want in zip(got.interests, plain.interests, strict=True):
+                np.testing.assert_array_equal(k.vector, want.vector)
+                assert (k.weight_sum, k.items) == (want.weight_sum, want.items)
+        start = {"u": stored}
