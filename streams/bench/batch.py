@@ -16,7 +16,8 @@ With INTERESTS_CF_MODEL set, the scorer serves that artifact (factor model, sequ
 blend), as a worker would. Beside it, `top_k` alone for 1, 5 and 20 users per call: its cost per
 call and per user. The rows stay as they were at the split (a worker replicates new ones as they
 come). Medians over batches;
-BLAS on one thread, as in the worker. Every time is this machine's, so compare runs side by side.
+BLAS on one thread and start-up frozen out of garbage collections, as in the worker. Every time
+is this machine's, so compare runs side by side.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from cf.serving import HybridScorer
 from cf.state import UserState
 from encoders import Encoder
 from streams.allocator import keep_freed_memory
+from streams.collector import freeze_start_up
 from streams.encoder_setup import open_encoder
 from streams.offline.datasets import interleaved, load_dataset
 from streams.offline.evaluation import item_vectors
@@ -84,6 +86,7 @@ def run_batch_bench(settings: Settings, dataset_name: str = "ml-100k", events_pe
     steps: dict[str, list[float]] = {name: [] for name in STEPS}
     users_per_batch: list[int] = []
     model = f"{encoder.version}+bench"
+    freeze_start_up()  # as a worker does once its catalog and neighbour copies are loaded
     with threadpool_limits(1, user_api="blas"):
         warm = {u: UserState.from_bytes(raw) for u, raw in list(stored.items())[:5]}
         scorer.top_k(warm, settings.top_k)  # first-call costs out of the way
