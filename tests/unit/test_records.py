@@ -6,6 +6,9 @@ import json
 import numpy as np
 import pytest
 
+from cf.explain import Because
+from cf.scoring import Scored
+from cf.serving import Ranked
 from streams.records import (
     Invalid,
     dead_letter,
@@ -14,6 +17,7 @@ from streams.records import (
     parse_event,
     parse_item,
     parse_item_vector,
+    ranked_recommendation,
     recommendation,
 )
 
@@ -86,6 +90,16 @@ def test_output_records() -> None:
     assert rec == {"user_id": "u1", "ts": 5, "event_id": "e1",
                    "items": [{"item_id": "a", "score": 0.912346}],
                    "new_items": [{"item_id": "n", "score": 1.0}], "model": "m+s"}
+    # a served list: each item with why it is there, the same record as `recommendation` writes
+    top = [Scored("a", 0.91234567), Scored("b", 0.5)]
+    why = [Because(0, ("h1", "h2"), {"text": 1.2345, "cooc": -0.5}), Because(1, (), {"text": 0.0})]
+    ranked = Ranked(top, [Scored("n", 0.25)], why, [Because(0, ("h3",), {"text": 2.5})])
+    served = ranked_recommendation("u1", 5, "e1", ranked, "m+s")
+    listed = [(s.item_id, s.score, w.to_json()) for s, w in zip(top, why, strict=True)]
+    assert served == recommendation("u1", 5, "e1", listed, "m+s",
+                                    new_items=[("n", 0.25, ranked.new_because[0].to_json())])
+    assert json.loads(served)["items"][0] == {"item_id": "a", "score": 0.912346, "because": {
+        "interest": 0, "history": ["h1", "h2"], "components": {"text": 1.2345, "cooc": -0.5}}}
     dlq = json.loads(dead_letter("bad_json", "x", "t", 1, 7, b"k", b"\xff", 9))
     assert base64.b64decode(dlq["value_b64"]) == b"\xff"
     assert (dlq["topic"], dlq["partition"], dlq["offset"], dlq["reason"]) == ("t", 1, 7, "bad_json")
