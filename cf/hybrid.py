@@ -173,9 +173,10 @@ class RowBlend:
         for every user, came from (`chosen`): each user's rows walked in order, a later row taken
         only where it is strictly larger (so the first of equal maxima, as `argmax`), a user past
         their last row reading it again (never larger). A handful of (B, M) passes, no (K, B, M)
-        gather."""
-        per = self.per_row[:, cols]  # (R, M)
-        picked = values[:, cols]  # (R, M)
+        gather. cols: distinct and increasing (every column: no copy of the rows)."""
+        every = cols.size == self.per_row.shape[1]
+        per = self.per_row if every else self.per_row[:, cols]  # (R, M)
+        picked = values if every else values[:, cols]  # (R, M)
         best, out = per[self.starts], picked[self.starts]  # (B, M), (B, M)
         last = self.starts + self.counts - 1  # (B,)
         for k in range(1, int(self.counts.max(initial=1))):

@@ -196,3 +196,4 @@ def test_the_blend_over_unpadded_rows_equals_the_padded_one(seed: int) -> None:
     # the same rows' values read for a set of columns shared by every user (the new items' text z)
     cols = np.flatnonzero(rng.random(n) > 0.5)  # (M,)
     assert np.array_equal(rows.chosen_values(cols, z_text), z_text[picked[:, cols], cols[None, :]])
+    assert np.array_equal(rows.chosen_values(np.arange(n), z_text), z_text[picked, every])
