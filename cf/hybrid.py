@@ -86,11 +86,12 @@ class BlendPolicy:
         return cls(bounds, weights)
 
 
-def standardise(scores: F32, available: npt.NDArray[np.bool_], out: F32 | None = None) -> F32:
-    """(..., B, N) z-scores over each row's available items (mask (B, N)); unavailable entries 0.
-    out: where to write them (it may be `scores` itself); a new array when None."""
+def standardise(scores: F32, available: npt.NDArray[np.bool_] | F32, out: F32 | None = None) -> F32:
+    """(..., B, N) z-scores over each row's available items (mask (B, N), bool or float32 0/1);
+    unavailable entries 0. out: where to write them (it may be `scores` itself); a new array when
+    None."""
     # in place where it can: this runs over every signal and every interest of every batch
-    mask = available.astype(np.float32)  # (B, N)
+    mask = available if available.dtype == np.float32 else available.astype(np.float32)  # (B, N)
     n = np.maximum(mask.sum(axis=-1), 1.0)  # (B,)
     mean = np.einsum("...bn,bn->...b", scores, mask) / n  # (..., B)
     centred = np.subtract(scores, mean[..., None], dtype=np.float32, out=out)  # (..., B, N)
@@ -104,9 +105,10 @@ def standardise(scores: F32, available: npt.NDArray[np.bool_], out: F32 | None =
 def stack(components: Mapping[str, F32], available: npt.NDArray[np.bool_]) -> F32:
     """(C, B, N) standardised components in COMPONENTS order; a missing one is all zeros."""
     z = np.zeros((len(COMPONENTS), *available.shape), np.float32)  # (C, B, N)
+    mask = available.astype(np.float32)  # (B, N) once for every signal
     for n, name in enumerate(COMPONENTS):
         if name in components:  # straight into its row: no (P, B, N) copy of the raw signals
-            standardise(components[name], available, out=z[n])
+            standardise(components[name], mask, out=z[n])
     return z
 
 

@@ -280,8 +280,10 @@ class NeighbourIndex:
         newest = float(at.max())
         user = np.exp2(np.clip((newest - np.asarray(now_ms, np.float64)) / h_ms, -1000.0, 1000.0))  # (B,)
         item = np.exp2(np.maximum((at - newest) / h_ms, -1000.0))  # (N,) <= 1
-        factor = np.minimum(np.outer(user, item), 1.0)  # (B, N)
-        return (factor * value[None, :]).astype(np.float32)
+        factor = np.outer(user, item)  # (B, N)
+        np.minimum(factor, 1.0, out=factor)
+        factor *= value[None, :]
+        return factor.astype(np.float32)
 
 
 def batch_deltas(histories: Mapping[str, Sequence[str]],

@@ -126,7 +126,7 @@ class HybridScorer:
         out["cooc"] = self.neighbours.cooc_scores(self.catalog, [s.history for s in states], cols,
                                                   recent_rows=history)
         popularity = self.neighbours.popularity(self.catalog, [s.updated_ms for s in states], cols)
-        out["popularity"] = np.log1p(popularity).astype(np.float32)  # (B, N)
+        out["popularity"] = np.log1p(popularity, out=popularity)  # (B, N) float32, in place
         items = self.sequence_items()
         h = self.sequence_vectors(history) if seq is None else seq  # (B, d)
         if items is not None and h is not None:
