@@ -5,7 +5,7 @@ import struct
 import numpy as np
 import pytest
 
-from cf.state import Interest, UserState
+from cf.state import Interest, UserState, sum_rows
 
 
 def test_bytes_round_trip() -> None:
@@ -100,3 +100,16 @@ def test_unknown_format_is_refused() -> None:
     raw[0] = 99
     with pytest.raises(ValueError, match="format"):
         UserState.from_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_the_rows_sum_adds_whole_rows_in_order_as_a_running_total(k: int) -> None:
+    """`sum_rows` (one numpy reduction) is the running total u = ((e_1 + e_2) + e_3) + ... that
+    older states were decoded with, bit for bit: elementwise float32 adds in one order, no BLAS."""
+    rows = np.random.default_rng(k).normal(scale=[[10.0 ** (n - 2)] for n in range(k)], size=(k, 384))
+    rows = rows.astype(np.float32)  # (K, D) of different magnitudes: the order of the adds shows
+    total = np.zeros(384, np.float32)
+    for row in rows:
+        total += row
+    np.testing.assert_array_equal(sum_rows(rows), total)
+    assert sum_rows(np.zeros((0, 384), np.float32)).shape == (384,)
