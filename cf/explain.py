@@ -28,8 +28,8 @@ class Because(NamedTuple):  # a tuple: a batch's lists make hundreds of these
     history: tuple[str, ...]  # up to three of the user's items that speak for it, strongest first
     components: dict[str, float]  # each signal's standardised score (z), as published: 4 decimals
 
-    def to_json(self) -> dict[str, object]:
-        return {"interest": self.interest, "history": list(self.history), "components": self.components}
+    def to_json(self) -> dict[str, object]:  # the history stays a tuple: JSON writes it as an array
+        return {"interest": self.interest, "history": self.history, "components": self.components}
 
 
 def speaking_items(items: F32, history: F32, history_ids: Sequence[Sequence[str]], recency_decay: float,

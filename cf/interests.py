@@ -310,11 +310,17 @@ def _closest_pair(rows: F32) -> tuple[int, int]:
     return max(((a, b) for a in range(n) for b in range(a + 1, n)), key=lambda p: cos[p[0]][p[1]])
 
 
+def _shares(interests: tuple[Interest, ...]) -> list[float]:
+    """`activity_shares` in Python floats: K is a handful, and the worker asks for every user of
+    every batch."""
+    activity = [k.activity if k.weight_sum > 0 else 0.0 for k in interests]  # (K,)
+    total = sum(activity)
+    return [a / total for a in activity] if total > 0 else activity
+
+
 def activity_shares(interests: tuple[Interest, ...]) -> np.ndarray:
     """(K,) each live interest's (s_k > 0) share of the live interests' activity; 0 elsewhere."""
-    a = np.array([k.activity if k.weight_sum > 0 else 0.0 for k in interests], dtype=np.float64)
-    total = a.sum()
-    return a / total if total > 0 else a
+    return np.array(_shares(interests), dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -340,14 +346,12 @@ def interest_rows(states: list[UserState], beta: float) -> list[InterestRow]:
     rows: list[InterestRow] = []
     for b, state in enumerate(states):
         interests = state.as_interests()
-        # `activity_shares` in Python floats: K is a handful, and this runs for every user of a batch
-        activity = [k.activity if k.weight_sum > 0 else 0.0 for k in interests]  # (K,)
-        total = sum(activity)
-        live = [n for n, a in enumerate(activity) if a > 0] if total > 0 else []
+        shares = _shares(interests)  # (K,)
+        live = [n for n, a in enumerate(shares) if a > 0]
         if not live:
             rows.append(InterestRow(b, 0, state.vector, state.weight_sum, 0.0))
-        rows += [InterestRow(b, n, interests[n].vector, interests[n].weight_sum,
-                             beta * math.log(activity[n] / total)) for n in live]
+        rows += [InterestRow(b, n, interests[n].vector, interests[n].weight_sum, beta * math.log(shares[n]))
+                 for n in live]
     return rows
 
 

@@ -60,17 +60,6 @@ class Interest(NamedTuple):  # a tuple: every state read, fold and rounding make
     items: tuple[str, ...] = ()  # its most representative items, closest first
     activity: float = 0.0  # sum over its events of r^(events of the user since), how current it is
 
-    def rounded(self) -> Interest:
-        return self._replace(vector=_float16(self.vector).astype(np.float32))
-
-
-def _sum(interests: tuple[Interest, ...], dim: int) -> FloatVec:
-    """(D,) float32, the interests' vectors added in order: the user's single vector."""
-    total = np.zeros(dim, np.float32)
-    for k in interests:
-        total += k.vector
-    return total
-
 
 def stored_precision(rows: FloatVec) -> FloatVec:
     """(K, D) float32 interest rows as they come back from their stored float16."""
@@ -78,8 +67,8 @@ def stored_precision(rows: FloatVec) -> FloatVec:
 
 
 def sum_rows(rows: FloatVec) -> FloatVec:
-    """(D,) float32 sum of the (K, D) rows, in row order as `_sum` adds them: a reduction over
-    the outer axis adds whole rows one after another, so the two agree bit for bit."""
+    """(D,) float32 sum of the (K, D) interest rows, the user's single vector: a reduction over the
+    outer axis adds whole rows one after another, the running total u = (e_1 + e_2) + ... bit for bit."""
     return rows.sum(axis=0, dtype=np.float32) if rows.shape[0] else np.zeros(rows.shape[1], np.float32)
 
 
@@ -187,7 +176,7 @@ class UserState:
             items, offset = _texts(data, offset, n_items)
             interests.append(Interest(k_vector, k_sum, tuple(items), activity))
         if version == 4:
-            vector = _sum(tuple(interests), dim)  # (D,)
+            vector = sum_rows(np.array([k.vector for k in interests], np.float32).reshape(-1, dim))  # (D,)
         else:
             stored = "<f2" if version == 3 else "<f4"
             vector = np.frombuffer(data, dtype=stored, count=dim, offset=offset).astype(np.float32)  # (D,)

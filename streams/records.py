@@ -11,8 +11,6 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from cf.explain import Because
-from cf.scoring import Scored
 from cf.serving import Ranked
 from cf.weights import EVENT_TYPES
 
@@ -248,17 +246,12 @@ def recommendation(
 
 
 def ranked_recommendation(user_id: str, ts_ms: int, event_id: str, ranked: Ranked, model: str) -> bytes:
-    """`recommendation` of a user's `cf.serving.Ranked` lists, with why each item is there: the
-    same bytes, each entry's object built straight from its `Because` (the worker writes one per
-    user of every batch)."""
-    def entries(items: list[Scored], because: list[Because]) -> list[dict[str, object]]:
-        return [{"item_id": s.item_id, "score": round(s.score, 6),
-                 "because": {"interest": w.interest, "history": w.history, "components": w.components}}
-                for s, w in zip(items, because, strict=True)]
-
-    return dumps({"user_id": user_id, "ts": ts_ms, "event_id": event_id,
-                  "items": entries(ranked.items, ranked.because),
-                  "new_items": entries(ranked.new_items, ranked.new_because), "model": model})
+    """`recommendation` of a user's `cf.serving.Ranked` lists, with why each item is there."""
+    items: list[Listed] = [(s.item_id, s.score, w.to_json())
+                           for s, w in zip(ranked.items, ranked.because, strict=True)]
+    new: list[Listed] = [(s.item_id, s.score, w.to_json())
+                         for s, w in zip(ranked.new_items, ranked.new_because, strict=True)]
+    return recommendation(user_id, ts_ms, event_id, items, model, new_items=new)
 
 
 def dead_letter(
