@@ -100,6 +100,7 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
         metrics.offset_holes.labels(source.get_topic_name())
         metrics.refetched_records.labels(source.get_topic_name())
     stage = InterestStage(settings, topics, tables, catalog, encoder, executor, metrics, scorer, publisher)
+    faust_consumer.before_commit(app, stage.stored)  # what a committed offset caused is stored
 
     @app.agent(topics.items, name="catalog")
     async def catalog_agent(stream: Any) -> None:

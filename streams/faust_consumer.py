@@ -9,6 +9,12 @@ On every broker:
   waited up to 1.5 s for its event to be fetched. We set it (`INTERESTS_FETCH_MAX_WAIT_MS`).
 - The group session timeout and heartbeat (`INTERESTS_SESSION_TIMEOUT_S`): a worker that dies
   keeps its partitions, and its users get no list, until its session expires.
+- Every commit of input offsets first waits for what the app registered with `before_commit`:
+  the acknowledgements of the outputs and changelog records its agents sent, which they no
+  longer wait for batch by batch. So an offset is committed only once what its event caused is
+  stored (at least once), as Kafka Streams flushes its producer before it commits; a failed
+  record crashes the consumer, as Faust does for its own attached messages, and nothing is
+  committed past it.
 
 On the embedded Tansu broker only:
 - Tansu answers a fetch only when `fetch_max_wait_ms` runs out, even with data waiting.
@@ -24,7 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -89,12 +96,33 @@ def _new_consumer_thread(self: Any) -> driver.AIOKafkaConsumerThread:
     return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
+_BEFORE_COMMIT: weakref.WeakKeyDictionary[Any, Callable[[], Awaitable[None]]] = weakref.WeakKeyDictionary()
+_FAUST_COMMIT_OFFSETS = driver.Consumer._commit_offsets  # Faust's own, wrapped below
+
+
+def before_commit(app: Any, stored: Callable[[], Awaitable[None]]) -> None:
+    """`stored()` is awaited before every commit of `app`'s input offsets."""
+    _BEFORE_COMMIT[app] = stored
+
+
+async def _commit_offsets(self: Any, offsets: Mapping[Any, int], start_new_transaction: bool = True) -> bool:
+    stored = _BEFORE_COMMIT.get(self.app)
+    if stored is not None and offsets:
+        try:
+            await stored()
+        except Exception as exc:  # an output the broker never took: commit nothing, ever again
+            await self.crash(exc)
+            return False
+    return bool(await _FAUST_COMMIT_OFFSETS(self, offsets, start_new_transaction=start_new_transaction))
+
+
 def apply(settings: Settings) -> None:
     _ConsumerThread.fetch_max_wait_ms = settings.fetch_max_wait_ms
     _ConsumerThread.bootstrap = settings.bootstrap
     _ConsumerThread.client_options = client_options(settings)
     _ConsumerThread.correct_highwaters = settings.broker_profile == "tansu"
     driver.Consumer._new_consumer_thread = _new_consumer_thread  # type: ignore[method-assign]
+    driver.Consumer._commit_offsets = _commit_offsets  # type: ignore[method-assign]
 
 
 def faust_options(settings: Settings) -> dict[str, Any]:

@@ -129,9 +129,11 @@ class InterestStage:
                 self.tables.users[event.message.key] = replace(state, shown=shown).to_bytes()
             value = ranked_recommendation(user_id, int(now * 1000), parsed.event_id, r, model)
             await self.publisher.send(out_topic, event.message.key, value)
-        # outputs and states stored before the batch's offsets can be committed
+        # the states' changelog records go out with the lists; the batch does not wait for their
+        # acknowledgements: every commit does (`stored`), so no offset is committed before what
+        # its event caused is stored, and the next batch is read meanwhile
         computed = time.perf_counter()
-        await asyncio.gather(self.publisher.flush(), self.tables.users.stored())
+        await self.tables.users.send_queued()
         self.metrics.batch_store_seconds.observe(time.perf_counter() - computed)
         self.metrics.recommendations.inc(len(after))
         for event, _ in valid:
@@ -152,9 +154,14 @@ class InterestStage:
             with event_context(event):  # the tombstone goes to this user's changelog partition
                 del self.tables.users[event.message.key]
         await self.publisher.send(self.topics.recommendations.get_topic_name(), event.message.key, None)
-        await asyncio.gather(self.publisher.flush(), self.tables.users.stored())
+        await self.stored()
         self.metrics.events.labels(DELETE_USER, "erased").inc()
         self.metrics.users_erased.labels(reason).inc()
+
+    async def stored(self) -> None:
+        """Wait until every list, state change and co-occurrence delta sent so far is acknowledged
+        by the broker (awaited before every commit of input offsets); raises if one failed."""
+        await asyncio.gather(self.publisher.flush(), self.tables.users.stored())
 
     def expired_users(self, now_ms: int) -> Iterator[tuple[bytes, bytes]]:
         """(key, delete_user event) for each user of this worker's partitions whose newest

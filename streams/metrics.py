@@ -80,8 +80,8 @@ class Metrics:
                 "interests_batch_seconds", "Wall time to process one batch of events, "
                 "validate to publish", registry=r, buckets=LATENCY_BUCKETS),
             batch_store_seconds=Histogram(
-                "interests_batch_store_seconds", "Of a batch's wall time, the wait for the broker to "
-                "acknowledge its recommendations, state changes and co-occurrence deltas",
+                "interests_batch_store_seconds", "Of a batch's wall time, handing its state changes to "
+                "the producer (their acknowledgements are awaited by each commit, not the batch)",
                 registry=r, buckets=LATENCY_BUCKETS),
             neighbours_flush=Histogram(
                 "interests_neighbours_flush_seconds", "Wall time to merge, store and republish one "

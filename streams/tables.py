@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from aiokafka.structs import RecordMetadata
 from faust.types import TP, FutureMessage
 
 from streams.publisher import Publisher
@@ -21,11 +22,13 @@ class StoredTable(faust.Table):
     Faust commits an input offset after `producer.flush()`, but that flush gives up after 0.1 s
     per record still waiting in Faust's send buffer (`ProducerBuffer.flush_atmost`): under load
     an offset was committed while the state it caused was not yet in the changelog, and a worker
-    killed then lost the event. An agent awaits `stored()` before it takes its next batch, so
-    every offset Faust acks has its state stored first.
+    killed then lost the event. Every commit awaits `stored()` first
+    (`streams.faust_consumer.before_commit`), so every offset Faust commits has its state
+    stored first.
 
-    With a `publisher` (the agent's own batching producer) a write queues its changelog record
-    and `stored()` sends the batch's records together, then records each partition's newest
+    With a `publisher` (the agent's own batching producer) a write queues its changelog record,
+    `send_queued()` (at the end of a batch) sends the batch's records together, and `stored()`
+    waits for their acknowledgements, then records each partition's newest
     changelog offset in the store as Faust does per record (`Table._on_changelog_sent`: where
     recovery resumes). Faust's own path sends records one at a time from its buffer, and while
     that buffer holds over 100 records it stops delivering messages to every stream."""
@@ -35,6 +38,8 @@ class StoredTable(faust.Table):
         super().__init__(*args, **kwargs)
         self._unstored: list[FutureMessage] = []
         self._queued: list[tuple[int, bytes, bytes | None]] = []  # (partition, key, value) to send
+        self._sent: list[asyncio.Future[RecordMetadata]] = []  # changelog records sent, not known stored
+        self._persisted: dict[int, int] = {}  # partition -> newest changelog offset recorded as stored
         self.publisher: Publisher | None = None
 
     def send_changelog(self, *args: Any, **kwargs: Any) -> FutureMessage:
@@ -83,21 +88,33 @@ class StoredTable(faust.Table):
         `interests_rocksdb_bytes` labels; empty for a store that is not RocksDB."""
         return self.data.memory_bytes() if isinstance(self.data, SharedStore) else {}
 
-    async def stored(self) -> None:
-        """Wait until every write so far is acknowledged by the broker; raises if one failed."""
+    async def send_queued(self) -> None:
+        """Send the changelog records of the writes so far; `stored()` awaits their acknowledgements."""
         queued, self._queued = self._queued, []
         if queued:
             assert self.publisher is not None
             topic = self.changelog_topic.get_topic_name()
-            sent = [await self.publisher.send(topic, key, value, partition=p) for p, key, value in queued]
-            newest: dict[int, int] = {}
+            for p, key, value in queued:
+                self._sent.append(await self.publisher.send(topic, key, value, partition=p))
+
+    async def stored(self) -> None:
+        """Wait until every write so far is acknowledged by the broker; raises if one failed. Each
+        partition's newest acknowledged changelog offset is then recorded in the store (two calls
+        at once record the larger)."""
+        await self.send_queued()
+        sent, unstored = list(self._sent), list(self._unstored)
+        if sent:
+            topic = self.changelog_topic.get_topic_name()
             for metadata in await asyncio.gather(*sent):
-                newest[metadata.partition] = max(newest.get(metadata.partition, -1), metadata.offset)
-            for partition, offset in newest.items():
-                self.data.set_persisted_offset(TP(topic, partition), offset)
-        pending, self._unstored = self._unstored, []
-        if pending:
-            await asyncio.gather(*pending)
+                if metadata.offset > self._persisted.get(metadata.partition, -1):
+                    self._persisted[metadata.partition] = metadata.offset
+                    self.data.set_persisted_offset(TP(topic, metadata.partition), metadata.offset)
+            done = set(sent)
+            self._sent = [f for f in self._sent if f not in done]
+        if unstored:
+            await asyncio.gather(*unstored)
+            done = set(unstored)
+            self._unstored = [f for f in self._unstored if f not in done]
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,8 @@ async def test_events_update_interests_and_publish_top_k(engine: Engine, changel
             await ctx.put(key=b"u1", value=event(event_id="e3", item_id="4", ts=2_000))
             await ctx.put(key=b"u1", value=event(event_id="e3", item_id="4", ts=2_000))  # again
             await until(lambda: len(recs.records) >= 3)
+            assert not persisted  # a batch does not wait for its acknowledgements...
+            await engine.stage.stored()  # ...a commit does, and records where recovery resumes
     first = {r["user_id"]: r for r in recs.json()[:2]}
     assert set(first) == {"u1", "u2"}
     horror = [i["item_id"] for i in first["u1"]["items"]]
