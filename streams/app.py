@@ -100,7 +100,13 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
         metrics.offset_holes.labels(source.get_topic_name())
         metrics.refetched_records.labels(source.get_topic_name())
     stage = InterestStage(settings, topics, tables, catalog, encoder, executor, metrics, scorer, publisher)
-    faust_consumer.before_commit(app, stage.stored)  # what a committed offset caused is stored
+
+    async def stored_before_commit() -> None:  # what a committed offset caused is stored first
+        started = time.perf_counter()
+        await stage.stored()
+        metrics.commit_wait_seconds.observe(time.perf_counter() - started)
+
+    faust_consumer.before_commit(app, stored_before_commit)
 
     @app.agent(topics.items, name="catalog")
     async def catalog_agent(stream: Any) -> None:

@@ -105,8 +105,13 @@ def before_commit(app: Any, stored: Callable[[], Awaitable[None]]) -> None:
     _BEFORE_COMMIT[app] = stored
 
 
+def awaited_before_commit(app: Any) -> Callable[[], Awaitable[None]] | None:
+    """What `before_commit` registered for `app`, if anything."""
+    return _BEFORE_COMMIT.get(app)
+
+
 async def _commit_offsets(self: Any, offsets: Mapping[Any, int], start_new_transaction: bool = True) -> bool:
-    stored = _BEFORE_COMMIT.get(self.app)
+    stored = awaited_before_commit(self.app)
     if stored is not None and offsets:
         try:
             await stored()

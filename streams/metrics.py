@@ -29,6 +29,7 @@ class Metrics:
     encoder_cache: Gauge
     batch_seconds: Histogram
     batch_store_seconds: Histogram
+    commit_wait_seconds: Histogram
     neighbours_flush: Histogram
     end_to_end: Histogram
     recommendations: Counter
@@ -82,6 +83,10 @@ class Metrics:
             batch_store_seconds=Histogram(
                 "interests_batch_store_seconds", "Of a batch's wall time, handing its state changes to "
                 "the producer (their acknowledgements are awaited by each commit, not the batch)",
+                registry=r, buckets=LATENCY_BUCKETS),
+            commit_wait_seconds=Histogram(
+                "interests_commit_wait_seconds", "At each commit of input offsets, the wait for the "
+                "broker to acknowledge the lists, state changes and co-occurrence deltas sent so far",
                 registry=r, buckets=LATENCY_BUCKETS),
             neighbours_flush=Histogram(
                 "interests_neighbours_flush_seconds", "Wall time to merge, store and republish one "

@@ -14,6 +14,7 @@ from aiokafka.structs import RecordMetadata
 
 from cf.state import UserState
 from encoders.transformer import TransformerEncoder
+from streams import faust_consumer
 from streams.app import Engine, create_app, unstall
 from streams.cooccurrence_agent import row_partition
 from streams.metrics import Metrics
@@ -132,7 +133,9 @@ async def test_events_update_interests_and_publish_top_k(engine: Engine, changel
             await ctx.put(key=b"u1", value=event(event_id="e3", item_id="4", ts=2_000))  # again
             await until(lambda: len(recs.records) >= 3)
             assert not persisted  # a batch does not wait for its acknowledgements...
-            await engine.stage.stored()  # ...a commit does, and records where recovery resumes
+            before_commit = faust_consumer.awaited_before_commit(engine.app)
+            assert before_commit is not None
+            await before_commit()  # ...a commit does, and records where recovery resumes
     first = {r["user_id"]: r for r in recs.json()[:2]}
     assert set(first) == {"u1", "u2"}
     horror = [i["item_id"] for i in first["u1"]["items"]]
@@ -159,6 +162,7 @@ async def test_events_update_interests_and_publish_top_k(engine: Engine, changel
     assert m.get_sample_value("interests_events_total", {"type": "click", "outcome": "ok"}) == 2
     assert m.get_sample_value("interests_events_total", {"type": "search", "outcome": "ok"}) == 1
     assert m.get_sample_value("interests_embed_batch_size_count") >= 1
+    assert m.get_sample_value("interests_commit_wait_seconds_count") == 1  # the commit above
     assert engine.tables.users[b"u1"] is not None
     stored = out.topic("agent-test-users-changelog").records  # sent with the batch's outputs
     assert {k for k, _ in stored} == {b"u1", b"u2"}  # every state the agent wrote, acknowledged
