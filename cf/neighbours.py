@@ -253,7 +253,9 @@ class NeighbourIndex:
             at = position[at]  # (sum L,) columns, -1 outside
             inside = at >= 0
             flat, w = flat[inside] + at[inside], w[inside]
-        out = np.bincount(flat, weights=w, minlength=b_n * m).reshape(b_n, m)  # (B, M) float64
+        # numpy's bincount of an empty input is int64 even with weights: ask for float64 outright
+        out = np.bincount(flat, weights=w, minlength=b_n * m).astype(np.float64, copy=False)  # (B M,)
+        out = out.reshape(b_n, m)  # (B, M) float64
         out *= inv[None, :] if cols is None else inv[cols][None, :]
         return out.astype(np.float32)
 

@@ -85,6 +85,26 @@ def test_sparse_rows_score_like_the_dense_matrix(batch: int, window: int) -> Non
     np.testing.assert_allclose(index.popularity(catalog, [0])[0], value, rtol=1e-6)
 
 
+def test_recent_items_whose_rows_pair_nothing_scored_score_zero() -> None:
+    # a seen item with no pairs yet (its first event), or pairs only outside the scored columns:
+    # nothing to sum, and the scores are float zeros, not an error
+    ids, vectors, _ = _world(3)
+    catalog = ItemCatalog(D)
+    for item_id, v in zip(ids, vectors, strict=True):
+        catalog.upsert(item_id, v)
+    config = CoocConfig()
+    index = NeighbourIndex(config)
+    index.apply(ids[0], merge_row(None, RowDelta(1.0, 1000, {}, 1.0), config))
+    index.apply(ids[1], merge_row(None, RowDelta(1.0, 1000, {ids[2]: 1.0}, 1.0), config))
+    index.apply(ids[2], merge_row(None, RowDelta(1.0, 1000, {ids[1]: 1.0}, 1.0), config))
+    alone = index.cooc_scores(catalog, [[ids[0]]])  # (1, N)
+    assert alone.dtype == np.float32 and not alone.any()
+    elsewhere = index.cooc_scores(catalog, [[ids[1]]], cols=np.array([0, 3, 4], np.intp))  # (1, 3)
+    assert elsewhere.shape == (1, 3) and elsewhere.dtype == np.float32 and not elsewhere.any()
+    scored = index.cooc_scores(catalog, [[ids[1]]], cols=np.array([2], np.intp))  # (1, 1)
+    assert scored[0, 0] > 0
+
+
 def test_a_row_keeps_its_heaviest_pairs_and_a_late_delta_is_discounted() -> None:
     config = CoocConfig(row_size=2, half_life_s=1.0)
     row = merge_row(None, RowDelta(1.0, 2000, {"a": 3.0, "b": 1.0, "c": 2.0}, 1.0), config)
