@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from cf.decay import DecayConfig
-from cf.interests import InterestConfig, Interests, merge_events, merge_interest
+from cf.interests import InterestConfig, Interests, fold_users, merge_interest
 from cf.state import FloatVec, UserState
 
 
@@ -63,16 +63,15 @@ def apply_interactions(
 ) -> dict[str, UserState]:
     """Fold each user's interactions into their state, in the order given (per-user order is
     the partition's order). Users absent from `states` (or None) start empty; a state of another
-    vector space is re-based with `vector_of` first. `interests`: K and the join threshold (its
+    vector space is re-based with `vector_of` first; every user's events are folded together
+    (`cf.interests.fold_users`). `interests`: K and the join threshold (its
     half-life is the decay's). stored: each new state as it will be stored and read back
     (`UserState.rounded`), what the worker ranks."""
     interest_config = replace(interests or InterestConfig(), half_life_s=config.half_life_s)
     by_user: dict[str, list[Interaction]] = {}
     for x in interactions:
         by_user.setdefault(x.user_id, []).append(x)
-    out: dict[str, UserState] = {}
-    for user_id, xs in by_user.items():
-        state = states.get(user_id) or UserState.empty(dim, space)
-        out[user_id] = merge_events(rebase(state, space, vector_of, interest_config), xs, config,
-                                    interest_config, vector_of, stored)
-    return out
+    before = [rebase(states.get(u) or UserState.empty(dim, space), space, vector_of, interest_config)
+              for u in by_user]
+    after = fold_users(before, list(by_user.values()), config, interest_config, vector_of, stored)
+    return dict(zip(by_user, after, strict=True))

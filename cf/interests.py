@@ -27,7 +27,7 @@ import numpy.typing as npt
 from cf.catalog import ItemCatalog
 from cf.decay import DecayConfig, decay_factor
 from cf.scoring import cosine_scores
-from cf.state import FloatVec, Interest, UserState, stored_precision, sum_rows
+from cf.state import FloatVec, Interest, UserState, stored_precision
 
 VectorOf = Callable[[str], "FloatVec | None"]
 F32 = npt.NDArray[np.float32]
@@ -178,10 +178,39 @@ def merge_event(state: UserState, vector: FloatVec | None, weight: float, ts_ms:
 
 def merge_events(state: UserState, events: Sequence[Merge], decay: DecayConfig, config: InterestConfig,
                  vector_of: VectorOf = lambda item_id: None, stored: bool = False) -> UserState:
-    """Fold a user's events, in order, into their state: `cf.decay.decay_merge` and
-    `merge_interest` per event, with the interests held as one (K, D) matrix from the first event
-    to the last (the worker folds each user's events of a batch at once). Folding [a, b] equals
-    folding [a] then [b], bit for bit: each step reads only the state the previous one left.
+    """Fold a user's events, in order, into their state (`fold_users` for one user)."""
+    return fold_users([state], [events], decay, config, vector_of, stored)[0]
+
+
+@dataclass
+class _Fold:
+    """One user's scalars while their events are folded; their vectors are rows of the batch's arrays."""
+
+    state: UserState
+    events: Sequence[Merge]
+    seen_ids: set[str]
+    s: float
+    updated_ms: int
+    count: int
+    k: int  # interests held: rows 0..k-1 of the user's (cap, D) block
+    sums: list[float]
+    items: list[tuple[str, ...]]
+    activity: list[float]
+    history: list[str]
+    seen: list[str]
+    consumed: set[str] | None = None  # the history as a set, built when first needed
+
+
+def fold_users(states: Sequence[UserState], events: Sequence[Sequence[Merge]], decay: DecayConfig,
+               config: InterestConfig, vector_of: VectorOf = lambda item_id: None,
+               stored: bool = False) -> list[UserState]:
+    """Fold each user's events, in order, into their state: `cf.decay.decay_merge` and
+    `merge_interest` per event, every user of a batch at once. The users' interests are one
+    (B, cap, D) array and each step is one array operation for all users with an event at that
+    step (their r-th), so a batch of many users costs a few dozen numpy calls per step, not per
+    user. Folding [a, b] equals folding [a] then [b], bit for bit, and a user's state does not
+    depend on who else is in the batch: every value is elementwise or a reduction over one
+    user's own (D,) rows.
 
     Per event (factor f = 2^(-(t - T)/h) for t >= T, else 1 and the weight is discounted to T):
         u <- f u + w e,  s <- f s + w;   U (K, D) <- f U,  s_k <- f s_k,  a_k <- r a_k
@@ -189,98 +218,169 @@ def merge_events(state: UserState, events: Sequence[Merge], decay: DecayConfig, 
         cos_k* >= tau:  U_k* += w e, s_k* += w, a_k* += 1
         otherwise:      a new row w e (a = 1); past K rows, the two rows of largest cosine add up
 
-    stored: the new state as it will be stored and read back (`UserState.rounded`, done here on
-    the (K, D) rows at hand): the interests at float16 precision, the vector their sum."""
-    seen_ids = set(state.seen)
-    if all(x.event_id is not None and x.event_id in seen_ids for x in events):
-        return state.rounded() if stored else state  # only redeliveries: the very same state
-    half_life_s, activity_decay = config.half_life_s, config.activity_decay
-    u = state.vector.astype(np.float32, copy=True)  # (D,)
-    s, updated_ms, count = state.weight_sum, state.updated_ms, state.events
-    old = state.as_interests()
-    rows = np.array([k.vector for k in old], dtype=np.float32) if old else None  # (K, D)
-    sums = [k.weight_sum for k in old]
-    items = [k.items for k in old]
-    activity = [k.activity for k in old]
-    history, seen = list(state.history), list(state.seen)
-    consumed: set[str] | None = None  # the history as a set, built when first needed
-    for x in events:
-        if x.event_id is not None and x.event_id in seen_ids:
-            continue  # a redelivery, or the same event twice in the batch
-        if count == 0:
-            factor, contribution, updated_ms = 1.0, x.weight, x.ts_ms
-            u[:] = 0.0
-            s = 0.0
-        elif x.ts_ms >= updated_ms:
-            factor, contribution = decay_factor(x.ts_ms - updated_ms, half_life_s), x.weight
-            updated_ms = x.ts_ms
-        else:  # late: everything stays at T, the event is discounted to it
-            factor, contribution = 1.0, x.weight * decay_factor(updated_ms - x.ts_ms, half_life_s)
-        if factor != 1.0:
-            f32 = np.float32(factor)
-            u *= f32
-            s *= factor
-            if rows is not None:
-                rows *= f32
-                sums = [w * factor for w in sums]
-        activity = [a * activity_decay for a in activity]
-        count += 1
-        if x.item_id is not None:
-            if consumed is None:
-                consumed = set(history)
-            if x.item_id in consumed:
-                history.remove(x.item_id)  # ids in the history are distinct
-            history.append(x.item_id)
-            consumed.add(x.item_id)
-            if len(history) > decay.history_size:
-                consumed.difference_update(history[: len(history) - decay.history_size])
-                del history[: len(history) - decay.history_size]
-        if x.event_id is not None:
-            seen.append(x.event_id)
-            seen_ids.add(x.event_id)
-            if len(seen) > decay.seen_size:
-                for gone in seen[: len(seen) - decay.seen_size]:
-                    seen_ids.discard(gone)
-                del seen[: len(seen) - decay.seen_size]
-        if x.vector is None:
+    stored: each new state as it will be stored and read back (`UserState.rounded`, done here on
+    the rows at hand): the interests at float16 precision, the vector their sum. A user whose
+    events are all redeliveries (ids in `seen`) keeps the very same state."""
+    out: list[UserState | None] = [None] * len(states)
+    folds: list[_Fold] = []
+    at: list[int] = []  # each fold's place in `out`
+    for n, (state, xs) in enumerate(zip(states, events, strict=True)):
+        seen_ids = set(state.seen)
+        if all(x.event_id is not None and x.event_id in seen_ids for x in xs):
+            out[n] = state.rounded() if stored else state  # only redeliveries: the very same state
             continue
-        add = np.float32(contribution) * x.vector  # (D,) float32
-        u += add
-        s += contribution
-        named = (x.item_id,) if x.item_id else ()
-        if rows is None:
-            rows, sums, items, activity = add[None, :].copy(), [contribution], [named], [1.0]
-            continue
-        best, cos_best = _nearest(rows, x.vector)
-        if cos_best >= config.join_cosine:
-            rows[best] += add
-            sums[best] += contribution
-            items[best] = _closest_items(rows[best], items[best] + named, _with(x, vector_of),
-                                         config.representatives)
-            activity[best] += 1.0
-            continue
-        rows = np.vstack([rows, add[None, :]])  # (K + 1, D)
-        sums, items, activity = [*sums, contribution], [*items, named], [*activity, 1.0]
-        if len(sums) > config.max_interests:
-            a, b = _closest_pair(rows)
-            merged = rows[a] + rows[b]  # (D,)
-            keep = [n for n in range(len(sums)) if n not in (a, b)]
-            merged_items = _closest_items(merged, items[a] + items[b], _with(x, vector_of),
-                                          config.representatives)
-            rows = np.vstack([rows[keep], merged[None, :]])
-            sums = [*(sums[n] for n in keep), sums[a] + sums[b]]
-            items = [*(items[n] for n in keep), merged_items]
-            activity = [*(activity[n] for n in keep), activity[a] + activity[b]]
+        old = state.as_interests()
+        folds.append(_Fold(state, xs, seen_ids, state.weight_sum, state.updated_ms, state.events, len(old),
+                           [k.weight_sum for k in old], [k.items for k in old], [k.activity for k in old],
+                           list(state.history), list(state.seen)))
+        at.append(n)
+    if folds:
+        for n, state in zip(at, _fold(folds, decay, config, vector_of, stored), strict=True):
+            out[n] = state
+    return out  # type: ignore[return-value]
+
+
+def _fold(folds: list[_Fold], decay: DecayConfig, config: InterestConfig, vector_of: VectorOf,
+          stored: bool) -> list[UserState]:
+    dim = folds[0].state.vector.shape[0]
+    cap = max(config.max_interests, max(f.k for f in folds)) + 1  # rows a user may hold mid-event
+    u = np.array([f.state.vector for f in folds], np.float32).reshape(len(folds), dim)  # (B, D)
+    rows = np.zeros((len(folds), cap, dim), np.float32)  # (B, cap, D) interest rows, zero past k
+    held = [k.vector for f in folds for k in f.state.as_interests()]
+    if held:
+        users = np.repeat(np.arange(len(folds)), [f.k for f in folds])  # (sum K,)
+        slots = np.concatenate([np.arange(f.k) for f in folds])  # (sum K,)
+        rows[users, slots] = np.array(held, np.float32)
+    for step in range(max(len(f.events) for f in folds)):
+        _step(folds, step, u, rows, decay, config, vector_of)
+    ks = np.array([f.k for f in folds], np.intp)  # (B,)
+    live = np.arange(cap)[None, :] < ks[:, None]  # (B, cap)
     if stored:
-        if rows is None:
-            u = np.zeros_like(u)
-        else:
-            rows = stored_precision(rows)  # (K, D)
-            u = sum_rows(rows)  # (D,)
-    interests = () if rows is None else tuple(
-        Interest(row, sums[n], items[n], activity[n]) for n, row in enumerate(rows))  # rows of a fresh (K, D)
-    return replace(state, vector=u, updated_ms=updated_ms, events=count, weight_sum=s,
-                   history=tuple(history), seen=tuple(seen), interests=interests)
+        rows = stored_precision(rows)  # (B, cap, D); zero rows stay zero
+        u = rows.sum(axis=1, dtype=np.float32)  # (B, D) each user's rows added one after another (`sum_rows`)
+    kept = rows[live]  # (sum K, D) a fresh array: states never share rows with the fold
+    first = np.r_[0, np.cumsum(ks)[:-1]]  # (B,)
+    out = []
+    for b, f in enumerate(folds):
+        interests = tuple(Interest(kept[first[b] + n], f.sums[n], f.items[n], f.activity[n])
+                          for n in range(f.k))
+        out.append(replace(f.state, vector=u[b].copy(), updated_ms=f.updated_ms, events=f.count,
+                           weight_sum=f.s, history=tuple(f.history), seen=tuple(f.seen), interests=interests))
+    return out
+
+
+def _step(folds: list[_Fold], step: int, u: F32, rows: F32, decay: DecayConfig, config: InterestConfig,
+          vector_of: VectorOf) -> None:
+    """Every user's `step`-th event (those who have one), in place on u (B, D) and rows (B, cap, D)."""
+    half_life_s, activity_decay = config.half_life_s, config.activity_decay
+    zeroed: list[int] = []  # users folding their first event: u starts from zero
+    scaled: list[int] = []  # users whose vectors decay, by `factors`
+    factors: list[float] = []
+    adding: list[int] = []  # users whose event has a vector, `contributions` times `vectors`
+    contributions: list[float] = []
+    vectors: list[FloatVec] = []
+    added: list[Merge] = []
+    for b, f in enumerate(folds):
+        if step >= len(f.events):
+            continue
+        x = f.events[step]
+        if x.event_id is not None and x.event_id in f.seen_ids:
+            continue  # a redelivery, or the same event twice in the batch
+        if f.count == 0:
+            factor, contribution, f.updated_ms, f.s = 1.0, x.weight, x.ts_ms, 0.0
+            zeroed.append(b)
+        elif x.ts_ms >= f.updated_ms:
+            factor, contribution = decay_factor(x.ts_ms - f.updated_ms, half_life_s), x.weight
+            f.updated_ms = x.ts_ms
+        else:  # late: everything stays at T, the event is discounted to it
+            factor, contribution = 1.0, x.weight * decay_factor(f.updated_ms - x.ts_ms, half_life_s)
+        if factor != 1.0:
+            scaled.append(b)
+            factors.append(factor)
+            f.s *= factor
+            f.sums = [w * factor for w in f.sums]
+        f.activity = [a * activity_decay for a in f.activity]
+        f.count += 1
+        _remember(f, x, decay)
+        if x.vector is not None:
+            adding.append(b)
+            contributions.append(contribution)
+            vectors.append(x.vector)
+            added.append(x)
+    if zeroed:
+        u[zeroed] = 0.0
+    if scaled:
+        at = np.array(scaled, np.intp)  # (S,)
+        f32 = np.array(factors, np.float32)  # (S,)
+        u[at] *= f32[:, None]
+        rows[at] *= f32[:, None, None]
+    if not adding:
+        return
+    at = np.array(adding, np.intp)  # (A,)
+    e = np.array(vectors, np.float32)  # (A, D) unit
+    add = np.array(contributions, np.float32)[:, None] * e  # (A, D) w e
+    u[at] += add
+    block = rows[at]  # (A, cap, D)
+    dots = (block * e[:, None, :]).sum(axis=2).tolist()  # (A, cap) U_k . e
+    squares = (block * block).sum(axis=2).tolist()  # (A, cap) |U_k|^2
+    norms = (e * e).sum(axis=1).tolist()  # (A,) |e|^2
+    for a, (b, x, contribution) in enumerate(zip(adding, added, contributions, strict=True)):
+        f = folds[b]
+        f.s += contribution
+        named = (x.item_id,) if x.item_id else ()
+        if f.k == 0:
+            rows[b, 0] = add[a]
+            f.k, f.sums, f.items, f.activity = 1, [contribution], [named], [1.0]
+            continue
+        best, cos_best = _nearest(dots[a][: f.k], squares[a][: f.k], math.sqrt(norms[a]))
+        if cos_best >= config.join_cosine:
+            rows[b, best] += add[a]
+            f.sums[best] += contribution
+            f.items[best] = _closest_items(rows[b, best], f.items[best] + named, _with(x, vector_of),
+                                           config.representatives)
+            f.activity[best] += 1.0
+            continue
+        rows[b, f.k] = add[a]
+        f.k += 1
+        f.sums, f.items, f.activity = [*f.sums, contribution], [*f.items, named], [*f.activity, 1.0]
+        if f.k > config.max_interests:
+            _merge_pair(f, rows[b], _with(x, vector_of), config.representatives)
+
+
+def _remember(f: _Fold, x: Merge, decay: DecayConfig) -> None:
+    """The event's item at the end of the user's history and its id in `seen`, both bounded."""
+    if x.item_id is not None:
+        if f.consumed is None:
+            f.consumed = set(f.history)
+        if x.item_id in f.consumed:
+            f.history.remove(x.item_id)  # ids in the history are distinct
+        f.history.append(x.item_id)
+        f.consumed.add(x.item_id)
+        if len(f.history) > decay.history_size:
+            f.consumed.difference_update(f.history[: len(f.history) - decay.history_size])
+            del f.history[: len(f.history) - decay.history_size]
+    if x.event_id is not None:
+        f.seen.append(x.event_id)
+        f.seen_ids.add(x.event_id)
+        if len(f.seen) > decay.seen_size:
+            for gone in f.seen[: len(f.seen) - decay.seen_size]:
+                f.seen_ids.discard(gone)
+            del f.seen[: len(f.seen) - decay.seen_size]
+
+
+def _merge_pair(f: _Fold, rows: F32, vector_of: VectorOf, keep: int) -> None:
+    """The two of the user's k rows (rows: (cap, D), in place) of largest cosine added up, the
+    merged row last."""
+    a, b = _closest_pair(rows[: f.k])
+    merged = rows[a] + rows[b]  # (D,)
+    others = [n for n in range(f.k) if n not in (a, b)]
+    merged_items = _closest_items(merged, f.items[a] + f.items[b], vector_of, keep)
+    rows[: f.k - 1] = np.vstack([rows[others], merged[None, :]])
+    rows[f.k - 1] = 0.0
+    f.sums = [*(f.sums[n] for n in others), f.sums[a] + f.sums[b]]
+    f.items = [*(f.items[n] for n in others), merged_items]
+    f.activity = [*(f.activity[n] for n in others), f.activity[a] + f.activity[b]]
+    f.k -= 1
 
 
 def _with(x: Merge, vector_of: VectorOf) -> VectorOf:
@@ -288,12 +388,9 @@ def _with(x: Merge, vector_of: VectorOf) -> VectorOf:
     return lambda i: x.vector if i == x.item_id else vector_of(i)
 
 
-def _nearest(rows: F32, vector: FloatVec) -> tuple[int, float]:
-    """(k, cos(U_k, e)) of the row closest to `vector`; the first on ties; -1 for a zero row.
-    Two numpy calls; the K <= a handful of cosines in Python (cheaper than more calls)."""
-    dots = (rows @ vector).tolist()  # (K,)
-    squares = np.einsum("kd,kd->k", rows, rows).tolist()  # (K,) |U_k|^2
-    e = math.sqrt(float(vector @ vector))
+def _nearest(dots: list[float], squares: list[float], e: float) -> tuple[int, float]:
+    """(k, cos(U_k, e)) of the row closest to the event, from its (K,) dots U_k . e, squared
+    norms |U_k|^2 and |e|; the first on ties; -1 for a zero row."""
     best, cos_best = 0, -2.0
     for k, (dot, square) in enumerate(zip(dots, squares, strict=True)):
         norm = math.sqrt(square) * e

@@ -273,25 +273,25 @@ class HybridScorer:
         history_vectors[history_rows < 0] = 0.0  # padding: zero rows never speak
         speaking = speaking_items(matrix.take(rows_listed, axis=0), history_vectors, history_ids,
                                   self.neighbours.config.recency_decay)
-        # what is published is rounded: z to 4 decimals; one call for the whole batch
-        rounded = np.round(signals, 4).tolist()  # (B, L, C)
-        from_interest = interest.tolist()  # (B, L)
-        scores = values.tolist()  # (B, L)
+        # what is published is rounded: z to 4 decimals; one call for the whole batch. Every
+        # entry of every list is made in flat passes over the (B L,) entries (builtins mapped over
+        # them: no Python frame per item), then each user's lists are slices of them.
+        rounded = np.round(signals, 4).reshape(-1, signals.shape[2]).tolist()  # (B L, C)
         catalog_ids = self.catalog.ids
         listed_ids = [catalog_ids[r] for r in rows_listed.ravel().tolist()]  # (B L,)
+        scored = list(map(Scored, listed_ids, values.ravel().tolist()))  # (B L,)
+        components = map(dict, map(zip, itertools.repeat(COMPONENTS), rounded))  # (B L,) z per signal
+        because = list(map(Because, interest.ravel().tolist(), itertools.chain.from_iterable(speaking),
+                           components))  # (B L,)
         length = listed.shape[1]
         valid = listed >= 0  # (B, L): a prefix of the top-k, then a prefix of the picks
         n_top = valid[:, :k].sum(axis=1).tolist()  # (B,)
         n_new = valid[:, k:].sum(axis=1).tolist()  # (B,)
         out = []
         for b in range(b_n):
-            first, score, z = b * length, scores[b], rounded[b]
-            why = list(zip(from_interest[b], speaking[b], strict=True))  # (L,) (interest, history)
-            top, new = range(n_top[b]), range(k, k + n_new[b])
-            out.append(Ranked([Scored(listed_ids[first + n], score[n]) for n in top],
-                              [Scored(listed_ids[first + n], score[n]) for n in new],
-                              [Because(*why[n], dict(zip(COMPONENTS, z[n], strict=True))) for n in top],
-                              [Because(*why[n], dict(zip(COMPONENTS, z[n], strict=True))) for n in new]))
+            first = b * length
+            top, new = slice(first, first + n_top[b]), slice(first + k, first + k + n_new[b])
+            out.append(Ranked(scored[top], scored[new], because[top], because[new]))
         return out
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -13,6 +15,7 @@ from cf.interests import (
     InterestConfig,
     Interests,
     activity_shares,
+    fold_users,
     interest_text,
     interest_weights,
     merge_event,
@@ -201,6 +204,38 @@ def test_a_batch_folds_to_the_same_state_bit_for_bit_as_its_events_one_by_one() 
     for got, want in zip(batched.interests, one_by_one.interests, strict=True):
         np.testing.assert_array_equal(got.vector, want.vector)
         assert (got.weight_sum, got.items, got.activity) == (want.weight_sum, want.items, want.activity)
+
+
+def test_users_folded_together_get_the_states_each_gets_folded_alone() -> None:
+    """The worker folds a whole batch's users at once (`fold_users`): a user's state must not
+    depend on who else is in the batch, or on how many events the others bring."""
+    rng = np.random.default_rng(14)
+    config = InterestConfig(max_interests=3, join_cosine=0.6, half_life_s=H)
+    decay = DecayConfig(half_life_s=H, history_size=40, seen_size=8)
+    per_user = {f"u{n}": [replace(x, user_id=f"u{n}") for x in _mixed(rng, size)]
+                for n, size in enumerate((120, 7, 1, 60, 33))}
+    per_user["u5"] = [replace(x, user_id="u5", vector=None) for x in _mixed(rng, 5)]  # no vectors at all
+    vectors = {x.item_id: x.vector for xs in per_user.values() for x in xs if x.vector is not None}
+    start = {u: merge_events(UserState.empty(16), xs[: len(xs) // 2], decay, config, vectors.get)
+             for u, xs in per_user.items()}
+    start["u2"] = UserState.empty(16)  # a new user
+    mine = {u: xs[len(xs) // 2 :] for u, xs in per_user.items()}
+    mine["u1"] = [*mine["u1"], mine["u1"][0]]  # the same event twice in the batch
+    for stored in (False, True):
+        together = fold_users([start[u] for u in per_user], [mine[u] for u in per_user], decay, config,
+                              vectors.get, stored)
+        for u, got in zip(per_user, together, strict=True):
+            want = merge_events(start[u], mine[u], decay, config, vectors.get, stored)
+            np.testing.assert_array_equal(got.vector, want.vector)
+            assert (got.weight_sum, got.events, got.updated_ms, got.history, got.seen) == (
+                want.weight_sum, want.events, want.updated_ms, want.history, want.seen)
+            assert len(got.interests) == len(want.interests)
+            for k, w in zip(got.interests, want.interests, strict=True):
+                np.testing.assert_array_equal(k.vector, w.vector)
+                assert (k.weight_sum, k.items, k.activity) == (w.weight_sum, w.items, w.activity)
+    redelivered = fold_users([start["u1"]], [per_user["u1"][: len(per_user["u1"]) // 2][-2:]], decay, config,
+                             vectors.get)[0]
+    assert redelivered is start["u1"]  # only redeliveries: the very same state
 
 
 def test_the_fold_matches_the_step_by_step_transitions() -> None:
