@@ -32,11 +32,12 @@ class Because(NamedTuple):  # a tuple: a batch's lists make hundreds of these
         return {"interest": self.interest, "history": self.history, "components": self.components}
 
 
-def speaking_items(items: F32, history: F32, history_ids: Sequence[Sequence[str]], recency_decay: float,
-                   top: int = EXPLAIN_ITEMS) -> list[list[tuple[str, ...]]]:
+def speaking_items(items: F32, history: F32, history_ids: Sequence[Sequence[str]] | npt.NDArray[np.object_],
+                   recency_decay: float, top: int = EXPLAIN_ITEMS) -> list[list[tuple[str, ...]]]:
     """For B users' K listed items each, up to `top` of the user's history ids by c(h, j) > 0,
     strongest first. items: (B, K, D) unit vectors; history: (B, H, D) unit vectors, each user's
-    newest last, zero rows where a user has fewer (they never speak); history_ids: (B, H)."""
+    newest last, zero rows where a user has fewer (they never speak); history_ids: (B, H), lists
+    or an object array."""
     b, _, _ = items.shape
     h = history.shape[1]
     if h == 0:
@@ -46,8 +47,11 @@ def speaking_items(items: F32, history: F32, history_ids: Sequence[Sequence[str]
     order = np.argsort(-c, axis=2, kind="stable")[:, :, :top]  # (B, K, top)
     # best first, so the positive ones are a prefix of each row
     positives = (np.take_along_axis(c, order, axis=2) > 0).sum(axis=2).tolist()  # (B, K)
-    named = np.empty((b, h), dtype=object)  # (B, H) ids
-    named[:] = [list(ids) for ids in history_ids]
+    if isinstance(history_ids, np.ndarray):
+        named = history_ids  # (B, H) ids
+    else:
+        named = np.empty((b, h), dtype=object)
+        named[:] = [list(ids) for ids in history_ids]
     picked = named[np.arange(b)[:, None, None], order].tolist()  # (B, K, top) ids
     return [[tuple(row[:n]) for row, n in zip(user_rows, user_n, strict=True)]
             for user_rows, user_n in zip(picked, positives, strict=True)]

@@ -27,7 +27,7 @@ import numpy.typing as npt
 from cf.catalog import ItemCatalog
 from cf.decay import DecayConfig, decay_factor
 from cf.scoring import cosine_scores
-from cf.state import FloatVec, Interest, UserState, stored_precision
+from cf.state import FloatVec, Interest, UserState, float16_of
 
 VectorOf = Callable[[str], "FloatVec | None"]
 F32 = npt.NDArray[np.float32]
@@ -255,17 +255,21 @@ def _fold(folds: list[_Fold], decay: DecayConfig, config: InterestConfig, vector
         _step(folds, step, u, rows, decay, config, vector_of)
     ks = np.array([f.k for f in folds], np.intp)  # (B,)
     live = np.arange(cap)[None, :] < ks[:, None]  # (B, cap)
+    halves = None
     if stored:
-        rows = stored_precision(rows)  # (B, cap, D); zero rows stay zero
+        halves = float16_of(rows[live])  # (sum K, D) as stored
+        rows = np.zeros_like(rows)
+        rows[live] = halves  # (B, cap, D) read back; zero past k
         u = rows.sum(axis=1, dtype=np.float32)  # (B, D) each user's rows added one after another (`sum_rows`)
     kept = rows[live]  # (sum K, D) a fresh array: states never share rows with the fold
-    first = np.r_[0, np.cumsum(ks)[:-1]]  # (B,)
+    first = np.r_[0, np.cumsum(ks)[:-1]].tolist()  # (B,)
     out = []
     for b, f in enumerate(folds):
-        interests = tuple(Interest(kept[first[b] + n], f.sums[n], f.items[n], f.activity[n])
-                          for n in range(f.k))
+        interests = tuple(map(Interest, kept[first[b] : first[b] + f.k], f.sums, f.items, f.activity))
         out.append(replace(f.state, vector=u[b].copy(), updated_ms=f.updated_ms, events=f.count,
-                           weight_sum=f.s, history=tuple(f.history), seen=tuple(f.seen), interests=interests))
+                           weight_sum=f.s, history=tuple(f.history), seen=tuple(f.seen), interests=interests,
+                           stored_rows=None if halves is None else
+                           (interests, halves[first[b] : first[b] + f.k].tobytes())))
     return out
 
 

@@ -251,6 +251,29 @@ class HybridScorer:
             out[:, new_cols] = blend.chosen_values(new_cols, z_text)  # (B, M)
         return out
 
+    def _explained_history(self, states: list[UserState], history: Rows,
+                           window: int) -> tuple[Ints, npt.NDArray[np.object_]]:
+        """(B, H) the catalog rows and (B, H) the ids of each user's items among their newest H
+        that are in the catalog, newest last, right-aligned: -1 and "" before them. Every user
+        at once: their tails laid into one (B, H) array, then the known ones moved right by a
+        stable sort on known."""
+        b_n = len(states)
+        tails = [rows[-window:] for rows in history]
+        lengths = np.array([t.size for t in tails], np.intp)  # (B,)
+        total = int(lengths.sum())
+        rows = np.full((b_n, window), -1, np.intp)  # (B, H)
+        ids = np.full((b_n, window), "", dtype=object)  # (B, H)
+        if total:
+            user = np.repeat(np.arange(b_n), lengths)  # (T,)
+            col = np.arange(total) - np.repeat(np.cumsum(lengths) - window, lengths)  # (T,) right-aligned
+            rows[user, col] = np.concatenate(tails)
+            ids[user, col] = np.fromiter(itertools.chain.from_iterable(s.history[-window:] for s in states),
+                                         object, total)
+        known = rows >= 0  # (B, H)
+        ids[~known] = ""
+        order = np.argsort(known, axis=1, kind="stable")  # (B, H) unknown first, each part in order
+        return np.take_along_axis(rows, order, axis=1), np.take_along_axis(ids, order, axis=1)
+
     def _ranked(self, states: list[UserState], history: Rows, values: F32, signals: F32, interest: Ints,
                 listed: npt.NDArray[np.intp], k: int, cols: Cols) -> list[Ranked]:
         """Each user's lists with their explanations (`cf.explain`). listed: (B, L) columns of the
@@ -258,15 +281,7 @@ class HybridScorer:
         signals: (B, L, C) their standardised signals; interest: (B, L) the interest each came from."""
         b_n, window = len(states), EXPLAIN_WINDOW
         at = np.maximum(listed, 0)  # (B, L) padding read as column 0, dropped below
-        history_rows = np.full((b_n, window), -1, np.intp)  # (B, H) catalog rows, newest last
-        history_ids = [[""] * window for _ in range(b_n)]
-        for b, (rows, state) in enumerate(zip(history, states, strict=True)):
-            ids = state.history[-window:]
-            rows = rows[-window:]
-            known = [(i, int(r)) for i, r in zip(ids, rows.tolist(), strict=True) if r >= 0]
-            offset = window - len(known)
-            history_rows[b, offset:] = [r for _, r in known]
-            history_ids[b][offset:] = [i for i, _ in known]
+        history_rows, history_ids = self._explained_history(states, history, window)  # (B, H), (B, H)
         matrix = self.catalog.matrix
         rows_listed = at if cols is None else cols[at]  # (B, L) catalog rows
         history_vectors = matrix.take(np.maximum(history_rows, 0), axis=0)  # (B, H, D)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -48,7 +48,8 @@ def vector_bytes(dim: int) -> int:
     return 2 * dim
 
 
-def _float16(vector: FloatVec) -> npt.NDArray[np.float16]:
+def float16_of(vector: FloatVec) -> npt.NDArray[np.float16]:
+    """Vectors as stored: float16, little-endian, clipped to its range."""
     return np.clip(vector, -_FLOAT16_MAX, _FLOAT16_MAX).astype("<f2")
 
 
@@ -63,7 +64,7 @@ class Interest(NamedTuple):  # a tuple: every state read, fold and rounding make
 
 def stored_precision(rows: FloatVec) -> FloatVec:
     """(K, D) float32 interest rows as they come back from their stored float16."""
-    return _float16(rows).astype(np.float32)
+    return float16_of(rows).astype(np.float32)
 
 
 def sum_rows(rows: FloatVec) -> FloatVec:
@@ -97,6 +98,10 @@ class UserState:
     space: str = ""
     shown: tuple[str, ...] = ()
     interests: tuple[Interest, ...] = ()
+    # the interests' rows as stored ((K, D) float16 bytes), when whoever made them had them at
+    # hand (the fold rounds them): valid for this very `interests` tuple only, so a state with
+    # other interests (`replace`) encodes its own
+    stored_rows: tuple[tuple[Interest, ...], bytes] | None = field(default=None, compare=False, repr=False)
 
     def as_interests(self) -> tuple[Interest, ...]:
         """The user's interests; a state made from one vector alone is its own only interest."""
@@ -119,8 +124,12 @@ class UserState:
         if text.count(_SEPARATOR) != len(ids) - 1:  # an id holds a NUL: the one-id-at-a-time layout
             return self._format_4(interests)
         raw = text.encode("utf-8")
-        rows = np.array([k.vector for k in interests], np.float32)  # (K, D)
-        vectors = _float16(rows) if interests else b""
+        cached = self.stored_rows
+        if cached is not None and cached[0] is interests:
+            vectors: bytes | npt.NDArray[np.float16] = cached[1]
+        else:
+            rows = np.array([k.vector for k in interests], np.float32)  # (K, D)
+            vectors = float16_of(rows) if interests else b""
         return b"".join([header, *(_INTEREST.pack(k.weight_sum, k.activity, len(k.items)) for k in interests),
                          bytes(vectors), _TEXT_LENGTH.pack(len(raw)), raw])
 
@@ -129,7 +138,7 @@ class UserState:
                               len(self.seen), len(self.shown), self.weight_sum, len(interests))]
         for k in interests:
             parts.append(_INTEREST.pack(k.weight_sum, k.activity, len(k.items)))
-            parts.append(_float16(k.vector).tobytes())
+            parts.append(float16_of(k.vector).tobytes())
             parts.extend(_text(t) for t in k.items)
         parts.extend(_text(t) for t in (*self.history, *self.seen, *self.shown, self.space))
         return b"".join(parts)

@@ -300,6 +300,7 @@ def test_a_fold_rounded_as_stored_is_the_state_read_back_from_its_bytes() -> Non
         plain = folded.rounded()
         stored = apply_interactions(start, batch, decay, 16, "", vectors.get, config, stored=True)["u"]
         back = UserState.from_bytes(stored.to_bytes())
+        assert stored.to_bytes() == replace(stored, stored_rows=None).to_bytes()  # the fold's rows as stored
         for got in (stored, back):
             np.testing.assert_array_equal(got.vector, plain.vector)
             assert len(got.interests) == len(plain.interests)

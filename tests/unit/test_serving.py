@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,7 @@ from cf.batch import Interaction, apply_interactions
 from cf.catalog import ItemCatalog
 from cf.cooccurrence import SequentialCooccurrence
 from cf.decay import DecayConfig, decay_merge
+from cf.explain import EXPLAIN_WINDOW, speaking_items
 from cf.factors import ALSParams, train_model
 from cf.hybrid import BlendPolicy, BlendWeights
 from cf.interests import InterestConfig
@@ -191,6 +194,34 @@ def test_a_new_item_on_the_users_topic_is_offered_beside_the_top_k() -> None:
     assert [s.item_id for s in ranked.new_items] == ["new"]
     none = HybridScorer(catalog, index, None, policy, new_item_slots=0).top_k({"u": state}, 3)["u"]
     assert none.new_items == []
+
+
+def test_each_listed_item_is_explained_by_the_users_own_newest_catalog_items() -> None:
+    """A batch's explanations, made for every user at once, are each user's alone: their newest
+    `EXPLAIN_WINDOW` history items, those no longer in the catalog left out."""
+    ids, vectors, _ = _world(4)
+    catalog = ItemCatalog(D)
+    for item_id, v in zip(ids, vectors, strict=True):
+        catalog.upsert(item_id, v)
+    rng = np.random.default_rng(4)
+    decay = DecayConfig(half_life_s=3600.0)
+    states = {}
+    for u, size in enumerate((1, 5, 26, 12)):  # 26 > EXPLAIN_WINDOW: only the newest count
+        history = [str(h) for h in rng.choice(ids, size=size, replace=False)]
+        history = [h if n % 4 != 2 else f"gone{n}" for n, h in enumerate(history)]  # removed items
+        first = vectors[ids.index(history[0])]
+        state = decay_merge(UserState.empty(D), first, 1.0, 0, decay, item_id=history[0])
+        states[f"u{u}"] = replace(state, history=tuple(history))
+    config = CoocConfig()
+    ranked = HybridScorer(catalog, NeighbourIndex(config)).top_k(states, 5)
+    for u, state in states.items():
+        known = [h for h in state.history[-EXPLAIN_WINDOW:] if h in catalog]
+        history = np.array([catalog.vector(h) for h in known], np.float32).reshape(1, len(known), D)
+        listed = np.array([catalog.vector(s.item_id) for s in ranked[u].items], np.float32)[None]
+        [want] = speaking_items(listed, history, [known], config.recency_decay)
+        assert [b.history for b in ranked[u].because] == want
+        assert all(h in known for b in ranked[u].because for h in b.history)
+    assert any(b.history for r in ranked.values() for b in r.because)
 
 
 def test_rows_applied_after_scoring_update_the_arrays_in_place() -> None:
