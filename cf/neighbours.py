@@ -158,7 +158,10 @@ class NeighbourIndex:
     def __init__(self, config: CoocConfig) -> None:
         self.config = config
         self.rows: dict[str, HeldRow] = {}
-        self._compiled: dict[str, tuple[npt.NDArray[np.intp], F32]] = {}
+        # per catalog row, its item's row compiled to (catalog rows, weights), None until first
+        # used and after a change; (N,) their lengths, -1 for None
+        self._compiled: list[tuple[npt.NDArray[np.intp], F32] | None] = []
+        self._lengths = np.zeros(0, np.intp)
         self._catalog: ItemCatalog | None = None  # the catalog the arrays are aligned to ...
         self._catalog_version = -1  # ... at this version
         self._counts = np.zeros(0, np.float32)  # (N,) c_n
@@ -171,31 +174,40 @@ class NeighbourIndex:
             self.rows.pop(item_id, None)
         else:
             self.rows[item_id] = held
-        self._compiled.pop(item_id, None)
         n = self._catalog.row_of(item_id) if self._catalog is not None else None
         if n is not None and self._catalog_version == self._catalog.version:  # type: ignore[union-attr]
             self._counts[n], self._value[n], self._at[n] = ((held.count, held.popularity, held.at_ms)
                                                             if held is not None else (0.0, 0.0, 0))
+            self._compiled[n], self._lengths[n] = None, -1
 
     def _row(self, catalog: ItemCatalog, item_id: str) -> tuple[npt.NDArray[np.intp], F32]:
         """(catalog rows, pair weights) of an item's row, items outside the catalog dropped."""
-        compiled = self._compiled.get(item_id)
-        if compiled is None:
-            row = self.rows.get(item_id)
-            if row is None:
-                compiled = (np.zeros(0, np.intp), np.zeros(0, np.float32))
-            else:
-                at = catalog.rows_or_missing(row.ids, len(row.ids))  # (L,) -1: not in the catalog
-                keep = at >= 0  # (L,)
-                compiled = (at, row.weights) if keep.all() else (at[keep], row.weights[keep])
-            self._compiled[item_id] = compiled
+        n = catalog.row_of(item_id)
+        if n is None:
+            return self._compile(catalog, item_id)
+        self.arrays(catalog)
+        return self._compiled[n] or self._compile_row(catalog, n)
+
+    def _compile(self, catalog: ItemCatalog, item_id: str) -> tuple[npt.NDArray[np.intp], F32]:
+        row = self.rows.get(item_id)
+        if row is None:
+            return np.zeros(0, np.intp), np.zeros(0, np.float32)
+        at = catalog.rows_or_missing(row.ids, len(row.ids))  # (L,) -1: not in the catalog
+        keep = at >= 0  # (L,)
+        return (at, row.weights) if keep.all() else (at[keep], row.weights[keep])
+
+    def _compile_row(self, catalog: ItemCatalog, n: int) -> tuple[npt.NDArray[np.intp], F32]:
+        """`_compile` of catalog row n's item, kept until its row or the catalog's rows change."""
+        compiled = self._compiled[n] = self._compile(catalog, catalog.ids[n])
+        self._lengths[n] = compiled[0].size
         return compiled
 
     def arrays(self, catalog: ItemCatalog) -> tuple[F32, npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """(N,) counts c_n, (N,) popularity values v_n and (N,) their times a_n (ms), in catalog
         row order."""
         if self._catalog is not catalog or self._catalog_version != catalog.version:
-            self._compiled.clear()  # rows moved: every compiled row is stale
+            self._compiled = [None] * len(catalog)  # rows moved: every compiled row is stale
+            self._lengths = np.full(len(catalog), -1, np.intp)
             self._counts = np.zeros(len(catalog), np.float32)
             self._value = np.zeros(len(catalog), np.float64)
             self._at = np.zeros(len(catalog), np.float64)
@@ -235,12 +247,14 @@ class NeighbourIndex:
         r = np.concatenate([recency[window - n :] for n in lengths]) if lengths else np.zeros(0)  # (P,) r_j
         keep = (js >= 0)
         keep[keep] = inv[js[keep]] > 0
-        ids = [j for last in lasts for j in last]
-        compiled = [self._row(catalog, ids[p]) for p in np.flatnonzero(keep).tolist()]
-        if not compiled:
+        kept = js[keep]  # (P',) catalog rows j with a count
+        if not kept.size:
             return np.zeros((b_n, m), np.float32)
-        factors = r[keep] * inv[js[keep]]  # (P',) float64 r_j inv_j
-        lengths_kept = np.array([rows.size for rows, _ in compiled], np.intp)  # (P',) pairs per row
+        for n in set(kept[self._lengths[kept] < 0].tolist()):  # rows not compiled since they changed
+            self._compile_row(catalog, n)
+        compiled = [self._compiled[n] for n in kept.tolist()]  # each row's arrays, by catalog row
+        factors = r[keep] * inv[kept]  # (P',) float64 r_j inv_j
+        lengths_kept = self._lengths[kept]  # (P',) pairs per row
         at = np.concatenate([rows for rows, _ in compiled])  # (sum L,) catalog rows n
         w = np.repeat(factors, lengths_kept)  # (sum L,) float64 r_j inv_j
         w *= np.concatenate([weights for _, weights in compiled])  # w_jn
