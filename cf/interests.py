@@ -242,6 +242,7 @@ def fold_users(states: Sequence[UserState], events: Sequence[Sequence[Merge]], d
 
 def _fold(folds: list[_Fold], decay: DecayConfig, config: InterestConfig, vector_of: VectorOf,
           stored: bool) -> list[UserState]:
+    """The new states of users with at least one event that is not a redelivery."""
     dim = folds[0].state.vector.shape[0]
     cap = max(config.max_interests, max(f.k for f in folds)) + 1  # rows a user may hold mid-event
     u = np.array([f.state.vector for f in folds], np.float32).reshape(len(folds), dim)  # (B, D)
