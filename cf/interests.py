@@ -182,6 +182,9 @@ def merge_events(state: UserState, events: Sequence[Merge], decay: DecayConfig, 
     return fold_users([state], [events], decay, config, vector_of, stored)[0]
 
 
+STEP_USERS = 4  # fewer users with an event at a step: each folds their own (a step's arrays cost more)
+
+
 @dataclass
 class _Fold:
     """One user's scalars while their events are folded; their vectors are rows of the batch's arrays."""
@@ -252,8 +255,15 @@ def _fold(folds: list[_Fold], decay: DecayConfig, config: InterestConfig, vector
         users = np.repeat(np.arange(len(folds)), [f.k for f in folds])  # (sum K,)
         slots = np.concatenate([np.arange(f.k) for f in folds])  # (sum K,)
         rows[users, slots] = np.array(held, np.float32)
-    for step in range(max(len(f.events) for f in folds)):
-        _step(folds, step, u, rows, decay, config, vector_of)
+    # steps while enough users have an event at them; the rest of each user's events one by one
+    lengths = sorted((len(f.events) for f in folds), reverse=True)
+    steps = lengths[STEP_USERS - 1] if len(lengths) >= STEP_USERS else 0
+    for step in range(steps):
+        having = [b for b, f in enumerate(folds) if len(f.events) > step]
+        _step(folds, having, step, u, rows, decay, config, vector_of)
+    for b, f in enumerate(folds):
+        for x in f.events[steps:]:
+            _event(f, b, x, u, rows, decay, config, vector_of)
     ks = np.array([f.k for f in folds], np.intp)  # (B,)
     live = np.arange(cap)[None, :] < ks[:, None]  # (B, cap)
     halves = None
@@ -274,10 +284,34 @@ def _fold(folds: list[_Fold], decay: DecayConfig, config: InterestConfig, vector
     return out
 
 
-def _step(folds: list[_Fold], step: int, u: F32, rows: F32, decay: DecayConfig, config: InterestConfig,
-          vector_of: VectorOf) -> None:
-    """Every user's `step`-th event (those who have one), in place on u (B, D) and rows (B, cap, D)."""
-    half_life_s, activity_decay = config.half_life_s, config.activity_decay
+def _advance(f: _Fold, x: Merge, decay: DecayConfig,
+             config: InterestConfig) -> tuple[bool, float, float] | None:
+    """An event's scalars folded into the user's (time, weights, activity, history, seen): whether
+    it is the user's first (their vectors start from zero), the factor their vectors decay by and
+    the event's weight w at the user's time. None for a redelivery or the same event twice."""
+    if x.event_id is not None and x.event_id in f.seen_ids:
+        return None
+    first = f.count == 0
+    if first:
+        factor, contribution, f.updated_ms, f.s = 1.0, x.weight, x.ts_ms, 0.0
+    elif x.ts_ms >= f.updated_ms:
+        factor, contribution = decay_factor(x.ts_ms - f.updated_ms, config.half_life_s), x.weight
+        f.updated_ms = x.ts_ms
+    else:  # late: everything stays at T, the event is discounted to it
+        factor, contribution = 1.0, x.weight * decay_factor(f.updated_ms - x.ts_ms, config.half_life_s)
+    if factor != 1.0:
+        f.s *= factor
+        f.sums = [w * factor for w in f.sums]
+    f.activity = [a * config.activity_decay for a in f.activity]
+    f.count += 1
+    _remember(f, x, decay)
+    return first, factor, contribution
+
+
+def _step(folds: list[_Fold], users: Sequence[int], step: int, u: F32, rows: F32, decay: DecayConfig,
+          config: InterestConfig, vector_of: VectorOf) -> None:
+    """The `step`-th event of each of `users` (each has one), in place on u (B, D) and rows
+    (B, cap, D): each vector operation once for them all."""
     zeroed: list[int] = []  # users folding their first event: u starts from zero
     scaled: list[int] = []  # users whose vectors decay, by `factors`
     factors: list[float] = []
@@ -285,28 +319,17 @@ def _step(folds: list[_Fold], step: int, u: F32, rows: F32, decay: DecayConfig, 
     contributions: list[float] = []
     vectors: list[FloatVec] = []
     added: list[Merge] = []
-    for b, f in enumerate(folds):
-        if step >= len(f.events):
+    for b in users:
+        x = folds[b].events[step]
+        advanced = _advance(folds[b], x, decay, config)
+        if advanced is None:
             continue
-        x = f.events[step]
-        if x.event_id is not None and x.event_id in f.seen_ids:
-            continue  # a redelivery, or the same event twice in the batch
-        if f.count == 0:
-            factor, contribution, f.updated_ms, f.s = 1.0, x.weight, x.ts_ms, 0.0
+        first, factor, contribution = advanced
+        if first:
             zeroed.append(b)
-        elif x.ts_ms >= f.updated_ms:
-            factor, contribution = decay_factor(x.ts_ms - f.updated_ms, half_life_s), x.weight
-            f.updated_ms = x.ts_ms
-        else:  # late: everything stays at T, the event is discounted to it
-            factor, contribution = 1.0, x.weight * decay_factor(f.updated_ms - x.ts_ms, half_life_s)
-        if factor != 1.0:
+        elif factor != 1.0:
             scaled.append(b)
             factors.append(factor)
-            f.s *= factor
-            f.sums = [w * factor for w in f.sums]
-        f.activity = [a * activity_decay for a in f.activity]
-        f.count += 1
-        _remember(f, x, decay)
         if x.vector is not None:
             adding.append(b)
             contributions.append(contribution)
@@ -330,26 +353,58 @@ def _step(folds: list[_Fold], step: int, u: F32, rows: F32, decay: DecayConfig, 
     squares = (block * block).sum(axis=2).tolist()  # (A, cap) |U_k|^2
     norms = (e * e).sum(axis=1).tolist()  # (A,) |e|^2
     for a, (b, x, contribution) in enumerate(zip(adding, added, contributions, strict=True)):
-        f = folds[b]
-        f.s += contribution
-        named = (x.item_id,) if x.item_id else ()
-        if f.k == 0:
-            rows[b, 0] = add[a]
-            f.k, f.sums, f.items, f.activity = 1, [contribution], [named], [1.0]
-            continue
-        best, cos_best = _nearest(dots[a][: f.k], squares[a][: f.k], math.sqrt(norms[a]))
-        if cos_best >= config.join_cosine:
-            rows[b, best] += add[a]
-            f.sums[best] += contribution
-            f.items[best] = _closest_items(rows[b, best], f.items[best] + named, _with(x, vector_of),
-                                           config.representatives)
-            f.activity[best] += 1.0
-            continue
-        rows[b, f.k] = add[a]
-        f.k += 1
-        f.sums, f.items, f.activity = [*f.sums, contribution], [*f.items, named], [*f.activity, 1.0]
-        if f.k > config.max_interests:
-            _merge_pair(f, rows[b], _with(x, vector_of), config.representatives)
+        _place(folds[b], x, contribution, add[a], dots[a], squares[a], norms[a], rows[b], config, vector_of)
+
+
+def _event(f: _Fold, b: int, x: Merge, u: F32, rows: F32, decay: DecayConfig, config: InterestConfig,
+           vector_of: VectorOf) -> None:
+    """`_step` for one user: the same arithmetic, bit for bit (elementwise, or the same reduction
+    over each (D,) row), on views of the user's rows instead of gathered copies."""
+    advanced = _advance(f, x, decay, config)
+    if advanced is None:
+        return
+    first, factor, contribution = advanced
+    vector, held = u[b], rows[b, : f.k]  # (D,), (K, D) views; the rows past K are zero
+    if first:
+        vector[:] = 0.0
+    elif factor != 1.0:
+        f32 = np.float32(factor)
+        vector *= f32
+        held *= f32
+    if x.vector is None:
+        return
+    e = np.asarray(x.vector, np.float32)  # (D,) unit
+    add = np.float32(contribution) * e  # (D,) w e
+    vector += add
+    dots = (held * e).sum(axis=1).tolist()  # (K,) U_k . e
+    squares = (held * held).sum(axis=1).tolist()  # (K,) |U_k|^2
+    _place(f, x, contribution, add, dots, squares, float((e * e).sum(axis=-1)), rows[b], config, vector_of)
+
+
+def _place(f: _Fold, x: Merge, contribution: float, add: F32, dots: list[float], squares: list[float],
+           norm2: float, rows: F32, config: InterestConfig, vector_of: VectorOf) -> None:
+    """The event's vector w e (add, (D,)) into the user's rows ((cap, D), in place): the nearest
+    interest joined, or a new one, past K the closest pair merged. dots, squares: (cap,) its dot
+    with each row and their squared norms; norm2: |e|^2."""
+    f.s += contribution
+    named = (x.item_id,) if x.item_id else ()
+    if f.k == 0:
+        rows[0] = add
+        f.k, f.sums, f.items, f.activity = 1, [contribution], [named], [1.0]
+        return
+    best, cos_best = _nearest(dots[: f.k], squares[: f.k], math.sqrt(norm2))
+    if cos_best >= config.join_cosine:
+        rows[best] += add
+        f.sums[best] += contribution
+        f.items[best] = _closest_items(rows[best], f.items[best] + named, _with(x, vector_of),
+                                       config.representatives)
+        f.activity[best] += 1.0
+        return
+    rows[f.k] = add
+    f.k += 1
+    f.sums, f.items, f.activity = [*f.sums, contribution], [*f.items, named], [*f.activity, 1.0]
+    if f.k > config.max_interests:
+        _merge_pair(f, rows, _with(x, vector_of), config.representatives)
 
 
 def _remember(f: _Fold, x: Merge, decay: DecayConfig) -> None:
