@@ -246,18 +246,12 @@ def recommendation(
 
 
 def ranked_recommendation(user_id: str, ts_ms: int, event_id: str, ranked: Ranked, model: str) -> bytes:
-    """`recommendation` of a user's `cf.serving.Ranked` lists, with why each item is there (the
-    same JSON, its entries made here directly: this runs for every user of every batch)."""
-    return dumps({
-        "user_id": user_id,
-        "ts": ts_ms,
-        "event_id": event_id,
-        "items": [{"item_id": s.item_id, "score": round(s.score, 6), "because": w.to_json()}
-                  for s, w in zip(ranked.items, ranked.because, strict=True)],
-        "new_items": [{"item_id": s.item_id, "score": round(s.score, 6), "because": w.to_json()}
-                      for s, w in zip(ranked.new_items, ranked.new_because, strict=True)],
-        "model": model,
-    })
+    """`recommendation` of a user's `cf.serving.Ranked` lists, with why each item is there."""
+    items: list[Listed] = [(s.item_id, s.score, w.to_json())
+                           for s, w in zip(ranked.items, ranked.because, strict=True)]
+    new: list[Listed] = [(s.item_id, s.score, w.to_json())
+                         for s, w in zip(ranked.new_items, ranked.new_because, strict=True)]
+    return recommendation(user_id, ts_ms, event_id, items, model, new_items=new)
 
 
 def dead_letter(
