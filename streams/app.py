@@ -180,7 +180,7 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
     @app.timer(10.0)
     async def count_keys() -> None:
         for name, table in (("users", tables.users), ("item_rows", tables.item_rows)):
-            metrics.table_keys.labels(name).set(sum(1 for _ in table))
+            metrics.table_keys.labels(name).set(table.key_count())
             for kind, size in table.rocksdb_bytes().items():
                 metrics.rocksdb_bytes.labels(name, kind).set(size)
 

@@ -88,6 +88,10 @@ class StoredTable(faust.Table):
         `interests_rocksdb_bytes` labels; empty for a store that is not RocksDB."""
         return self.data.memory_bytes() if isinstance(self.data, SharedStore) else {}
 
+    def key_count(self) -> int:
+        """Keys of this worker's active partitions; on RocksDB without filling its read cache."""
+        return self.data.key_count() if isinstance(self.data, SharedStore) else sum(1 for _ in self)
+
     async def send_queued(self) -> None:
         """Send the changelog records of the writes so far; `stored()` awaits their acknowledgements."""
         queued, self._queued = self._queued, []

@@ -72,6 +72,7 @@ class Sample:
     rebalances: float = float("nan")  # the worker's partition assignments so far
     lag: float = float("nan")  # records of the events topic the worker has not read yet
     rocksdb_mb: float = float("nan")  # memory the worker's RocksDB holds, all tables and kinds
+    rocksdb_parts: tuple[tuple[str, float], ...] = ()  # ("table/kind", MB) of that
 
 
 def _sampling(consumer: ProcessClock, broker: ProcessClock, samples: list[Sample], every_s: float,
@@ -79,28 +80,31 @@ def _sampling(consumer: ProcessClock, broker: ProcessClock, samples: list[Sample
     def sample() -> None:
         while not stop.wait(every_s):
             nan = float("nan")
-            rebalances, lag, rocksdb_mb = worker_progress(metrics_url) if metrics_url else (nan, nan, nan)
+            rebalances, lag, rocksdb_mb, parts = (worker_progress(metrics_url) if metrics_url
+                                                  else (nan, nan, nan, ()))
             samples.append(Sample(time.monotonic(), consumer.rss_mb(), consumer.cpu_s(), broker.rss_mb(),
-                                  broker.cpu_s(), time.process_time(), rebalances, lag, rocksdb_mb))
+                                  broker.cpu_s(), time.process_time(), rebalances, lag, rocksdb_mb, parts))
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
     return thread
 
 
-def worker_progress(metrics_url: str) -> tuple[float, float, float]:
-    """(partition assignments so far, events-topic records not yet read, MB RocksDB holds) from
-    the worker's metrics; nan while it does not answer."""
+def worker_progress(metrics_url: str) -> tuple[float, float, float, tuple[tuple[str, float], ...]]:
+    """(partition assignments so far, events-topic records not yet read, MB RocksDB holds, and
+    that by "table/kind") from the worker's metrics; nan while it does not answer."""
     from streams.ops.metrics_scrape import scrape, total
 
     try:
         samples = scrape(metrics_url, timeout_s=2.0)
     except OSError:
-        return float("nan"), float("nan"), float("nan")
+        return float("nan"), float("nan"), float("nan"), ()
     lag = sum(v for labels, v in samples.get("interests_consumer_lag", {}).items()
               if dict(labels).get("topic", "").endswith("events"))
     rocksdb_mb = total(samples, "interests_rocksdb_bytes") / 2**20
-    return total(samples, "interests_rebalances_total"), lag, rocksdb_mb
+    parts = tuple(sorted((f"{dict(labels).get('table')}/{dict(labels).get('kind')}", round(v / 2**20, 2))
+                         for labels, v in samples.get("interests_rocksdb_bytes", {}).items()))
+    return total(samples, "interests_rebalances_total"), lag, rocksdb_mb, parts
 
 
 def cores(samples: list[Sample], lo: float, hi: float, cpu: Callable[[Sample], float]) -> float:
@@ -144,6 +148,8 @@ def windowed(cov: Any, started: float, samples: list[Sample], window_s: float,
             "rebalances": _largest(x.rebalances for x in inside_samples),
             "lag": _largest(x.lag for x in inside_samples),
             "rocksdb_mb": _largest(x.rocksdb_mb for x in inside_samples),
+            "rocksdb_parts_mb": dict(next((x.rocksdb_parts for x in reversed(inside_samples)
+                                           if x.rocksdb_parts), ())),  # the window's last reading
         })
     warm = [w for w in windows[1:] if w["t_s"] + window_s <= minutes * 60]
     times = [w["t_s"] for w in warm]

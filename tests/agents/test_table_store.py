@@ -8,7 +8,7 @@ from pathlib import Path
 import faust
 
 from streams.settings import Settings
-from streams.table_store import MB, SharedStore
+from streams.table_store import MB, SharedStore, count_keys
 from streams.tables import declare_tables
 
 SLACK = 1.25  # RocksDB's own accounting: a cache's capacity is a target a pinned block may pass
@@ -48,3 +48,23 @@ def test_the_memory_store_has_no_rocksdb_figures(tmp_path: Path) -> None:
     app = faust.App("table-store-memory", broker="memory://", store="memory://", datadir=str(tmp_path))
     tables = declare_tables(app, Settings(data_dir=tmp_path, store="memory://"))
     assert tables.users.rocksdb_bytes() == {} and not isinstance(tables.users.data, SharedStore)
+
+
+def test_counting_a_tables_keys_leaves_its_read_cache_as_it_was(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, partitions=2, rocksdb_block_cache_mb=16)
+    app = faust.App("table-count", broker="memory://", store="rocksdb://", datadir=str(tmp_path))
+    tables = declare_tables(app, settings)
+    store = tables.users.data
+    assert isinstance(store, SharedStore)
+    dbs = [store._db_for_partition(p) for p in range(settings.partitions)]
+    value = bytes(range(256)) * 8  # 2 KB
+    for n in range(3000):  # 6 MB of files once flushed
+        dbs[n % 2][f"user-{n}".encode()] = value
+    dbs[0][store.offset_key] = b"41"  # Faust's own record is not a key of the table
+    for db in dbs:
+        db.flush()
+    before = tables.users.rocksdb_bytes()["block_cache"]
+    assert count_keys(dbs, store.offset_key) == 3000
+    assert tables.users.rocksdb_bytes()["block_cache"] - before < MB  # a cached scan: 6 MB
+    assert sum(1 for db in dbs for _ in db.keys()) == 3001  # the scan through the cache ...
+    assert tables.users.rocksdb_bytes()["block_cache"] - before > 4 * MB  # ... fills it
