@@ -192,6 +192,18 @@ def _tail(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def stop_on_signals() -> None:
+    """SIGTERM (and SIGINT, even where a parent shell ignored it) raise KeyboardInterrupt: a
+    command that started a broker or workers (each in its own session, out of reach of the
+    signal) stops them on `kill` as on Ctrl-C, through its `finally` blocks."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
+
+
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from streams.ops.demo import DemoOptions, run_demo
 
@@ -199,11 +211,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
                           summary_json=args.summary_json, show_users=args.users,
                           report_dir=args.report or None, broker=args.broker)
 
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)  # `kill` cleans up like Ctrl-C
-    signal.signal(signal.SIGINT, interrupt)  # even where a parent shell ignored SIGINT
+    stop_on_signals()
     try:
         run_demo(options, settings)
     except KeyboardInterrupt:
@@ -339,6 +347,15 @@ def _install_encoder(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    stop_on_signals()  # pipeline, soak and profile start a broker and workers of their own
+    try:
+        return _run_bench(args, settings)
+    except KeyboardInterrupt:
+        print("\nstopped; its broker and workers shut down", file=sys.stderr)
+        return 130
+
+
+def _run_bench(args: argparse.Namespace, settings: Settings) -> int:
     if args.documents != "titles" and args.what != "encoder":
         raise SystemExit("--documents applies to `bench encoder`; the other benchmarks replay titles")
     if args.what == "encoder":

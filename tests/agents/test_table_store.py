@@ -66,5 +66,5 @@ def test_counting_a_tables_keys_leaves_its_read_cache_as_it_was(tmp_path: Path) 
     before = tables.users.rocksdb_bytes()["block_cache"]
     assert count_keys(dbs, store.offset_key) == 3000
     assert tables.users.rocksdb_bytes()["block_cache"] - before < MB  # a cached scan: 6 MB
-    assert sum(1 for db in dbs for _ in db.keys()) == 3001  # the scan through the cache ...
+    assert sum(1 for db in dbs for _ in db.items()) == 3001  # a scan through the cache ...
     assert tables.users.rocksdb_bytes()["block_cache"] - before > 4 * MB  # ... fills it
