@@ -126,7 +126,7 @@ def windowed(cov: Any, started: float, samples: list[Sample], window_s: float,
     cores the consumer, the broker and this load generator used (which of them falls behind when
     latency climbs); and the slopes over the windows in the steady part (the first includes
     start-up, the last the drain)."""
-    windows = []
+    windows: list[dict[str, Any]] = []
     edges = np.arange(started, max(cov.covered_at, default=started) + window_s, window_s)
     at = np.array(cov.covered_at)  # (E,) monotonic s
     lat = np.array(cov.latencies_s)  # (E,) s
