@@ -39,7 +39,9 @@ class Settings:
     data_dir: Path = Path("var/data")
     rocksdb_write_buffer_mb: int = 4  # RocksDB memtable per table partition (two of them at most)
     rocksdb_memtables_mb: int = 16  # all memtables of a table on this worker (its partitions together)
-    rocksdb_block_cache_mb: int = 32  # RocksDB read cache of a table on this worker (its partitions share it)
+    # RocksDB read cache of a table on this worker (its partitions share it), index and filter blocks
+    # included: raise it where a worker's table files run to gigabytes (docs/operations.md)
+    rocksdb_block_cache_mb: int = 8
     encoder: str = ""  # "" = packaged all-MiniLM-L6-v2, else a local model folder
     encoder_backend: str = "onnx-int8"  # torch-fp32 | onnx-fp32 | onnx-int8 (see `interests bench encoder`)
     encoder_threads: int = 0  # intra-op threads of torch or ONNX Runtime; 0 = their default
