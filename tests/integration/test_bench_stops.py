@@ -11,39 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import alive, descendants
+
 pytestmark = pytest.mark.integration
-
-
-def children(pid: int) -> dict[int, str]:
-    """Live descendants of `pid`: pid -> command line."""
-    parents: dict[int, int] = {}
-    commands: dict[int, str] = {}
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-                command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if stat[0] != "Z":
-                parents[int(proc.name)], commands[int(proc.name)] = int(stat[1]), command
-    found: dict[int, str] = {}
-    frontier = [pid]
-    while frontier:
-        parent = frontier.pop()
-        for child, its_parent in parents.items():
-            if its_parent == parent and child not in found:
-                found[child] = commands[child]
-                frontier.append(child)
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_a_killed_soak_leaves_no_broker_or_worker_behind(tmp_path: Path) -> None:
@@ -53,13 +23,13 @@ def test_a_killed_soak_leaves_no_broker_or_worker_behind(tmp_path: Path) -> None
     deadline = time.monotonic() + 120
     started: dict[int, str] = {}
     while time.monotonic() < deadline and bench.poll() is None:
-        started = children(bench.pid)
+        started = descendants(bench.pid)
         if any("streams.cli worker" in c for c in started.values()):
             break
         time.sleep(0.5)
     assert any("streams.cli worker" in c for c in started.values()), f"no worker started: {started}"
     time.sleep(3)  # the worker under load, the broker serving it
-    started = children(bench.pid)
+    started = descendants(bench.pid)
     bench.send_signal(signal.SIGTERM)
     _, err = bench.communicate(timeout=90)
     assert bench.returncode == 130, err[-2000:]

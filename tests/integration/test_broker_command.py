@@ -13,23 +13,9 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from streams.ops.broker import free_port, wait_for_port
+from tests.processes import processes_naming
 
 pytestmark = pytest.mark.integration
-
-
-def processes_naming(marker: str) -> list[int]:
-    """Pids of live processes whose command line holds `marker` (a unique port or folder)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            except OSError:
-                continue
-            if marker in cmdline and state != "Z":
-                found.append(int(proc.name))
-    return found
 
 
 def start(kind: str, port: int, data_dir: Path) -> subprocess.Popen[str]:
