@@ -58,7 +58,11 @@ class HybridScorer:
     index: CatalogIndex | None = None  # above its `min_items`, users are ranked over candidates
     candidates_text: int = 200  # text candidates per user from the index
     candidates_popular: int = 100  # most interacted items, candidates for every user
-    index_chunk: int = 64  # users ranked together over their union of candidates
+    # users ranked in one pass (over their union of candidates when the index is on): a pass's
+    # arrays take about 0.14 MB per user over 1,682 items, so a batch of any size works in the
+    # memory of this many users (a process keeps the peak: a backlog's batch of 900 users would
+    # hold 128 MB), and 64-128 users a pass is also the fastest per user (`interests bench batch`)
+    users_per_pass: int = 64
     interests: InterestConfig = field(default_factory=InterestConfig)  # its share_beta
     sequence: SequenceModel | None = None  # the `seq` signal; none: it stays 0
     candidates_seq: int = 100  # sequence-model candidates per user, above the index's `min_items`
@@ -210,13 +214,13 @@ class HybridScorer:
         """Each user's k best items, best first, ties by catalog row, and beside them up to
         `new_item_slots` new items that match the user's text interest (for an app's
         exploration slot). A user with no events yet gets empty lists. Every step is done for
-        the whole batch of users at once (`index_chunk` users at a time over candidates)."""
+        the whole batch of users at once, `users_per_pass` users at a time."""
         users = [u for u in states if states[u].events > 0]
         out = {u: Ranked([], [], [], []) for u in states}
         if not users or len(self.catalog) == 0 or k <= 0:
             return out
         indexed = self.index is not None and self.index.active
-        chunk = self.index_chunk if indexed else len(users)
+        chunk = max(self.users_per_pass, 1)
         is_new = self.neighbours.arrays(self.catalog)[0] < self.new_item_max  # (N,)
         for start in range(0, len(users), chunk):
             group = users[start : start + chunk]

@@ -136,6 +136,7 @@ class InterestStage:
         await self.tables.users.send_queued()
         self.metrics.batch_store_seconds.observe(time.perf_counter() - computed)
         self.metrics.recommendations.inc(len(after))
+        self.metrics.batch_users.observe(len(after))
         for event, _ in valid:
             self.metrics.end_to_end.observe(max(0.0, now - event.message.timestamp))
         self.metrics.batch_seconds.observe(time.perf_counter() - started)

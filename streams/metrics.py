@@ -28,6 +28,7 @@ class Metrics:
     embed_seconds: Histogram
     encoder_cache: Gauge
     batch_seconds: Histogram
+    batch_users: Histogram
     batch_store_seconds: Histogram
     commit_wait_seconds: Histogram
     neighbours_flush: Histogram
@@ -80,6 +81,9 @@ class Metrics:
             batch_seconds=Histogram(
                 "interests_batch_seconds", "Wall time to process one batch of events, "
                 "validate to publish", registry=r, buckets=LATENCY_BUCKETS),
+            batch_users=Histogram(
+                "interests_batch_users", "Users in one batch of events, each ranked afresh (a backlog "
+                "makes batches of hundreds)", registry=r, buckets=BATCH_BUCKETS),
             batch_store_seconds=Histogram(
                 "interests_batch_store_seconds", "Of a batch's wall time, handing its state changes to "
                 "the producer (their acknowledgements are awaited by each commit, not the batch)",

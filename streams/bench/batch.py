@@ -46,7 +46,7 @@ from streams.records import ranked_recommendation
 from streams.settings import Settings
 
 WARM_SHARE = 0.8  # of the events, in time order, that build the states and rows first
-USERS_PER_CALL = (1, 5, 20)
+USERS_PER_CALL = (1, 5, 20, 80, 320)
 STEPS = ("state", "fold", "pairs", "top_k", "list")
 
 
@@ -120,7 +120,7 @@ def run_batch_bench(settings: Settings, dataset_name: str = "ml-100k", events_pe
         users = list(states)
         per_call = []
         for b in USERS_PER_CALL:
-            calls = [{u: states[u] for u in users[i : i + b]} for i in range(0, min(len(users), 400), b)]
+            calls = [{u: states[u] for u in users[i : i + b]} for i in range(0, min(len(users), 640), b)]
             times = []
             for group in calls:
                 t0 = time.perf_counter()

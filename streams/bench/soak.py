@@ -73,38 +73,61 @@ class Sample:
     lag: float = float("nan")  # records of the events topic the worker has not read yet
     rocksdb_mb: float = float("nan")  # memory the worker's RocksDB holds, all tables and kinds
     rocksdb_parts: tuple[tuple[str, float], ...] = ()  # ("table/kind", MB) of that
+    batch_users: tuple[tuple[float, float], ...] = ()  # (le, batches so far) of `interests_batch_users`
+
+
+@dataclass(frozen=True)
+class WorkerReading:
+    """What a soak reads from the worker's metrics; nan and () while it does not answer."""
+
+    rebalances: float = float("nan")
+    lag: float = float("nan")
+    rocksdb_mb: float = float("nan")
+    rocksdb_parts: tuple[tuple[str, float], ...] = ()
+    batch_users: tuple[tuple[float, float], ...] = ()
 
 
 def _sampling(consumer: ProcessClock, broker: ProcessClock, samples: list[Sample], every_s: float,
               stop: threading.Event, metrics_url: str | None = None) -> threading.Thread:
     def sample() -> None:
         while not stop.wait(every_s):
-            nan = float("nan")
-            rebalances, lag, rocksdb_mb, parts = (worker_progress(metrics_url) if metrics_url
-                                                  else (nan, nan, nan, ()))
+            w = worker_progress(metrics_url) if metrics_url else WorkerReading()
             samples.append(Sample(time.monotonic(), consumer.rss_mb(), consumer.cpu_s(), broker.rss_mb(),
-                                  broker.cpu_s(), time.process_time(), rebalances, lag, rocksdb_mb, parts))
+                                  broker.cpu_s(), time.process_time(), w.rebalances, w.lag, w.rocksdb_mb,
+                                  w.rocksdb_parts, w.batch_users))
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
     return thread
 
 
-def worker_progress(metrics_url: str) -> tuple[float, float, float, tuple[tuple[str, float], ...]]:
-    """(partition assignments so far, events-topic records not yet read, MB RocksDB holds, and
-    that by "table/kind") from the worker's metrics; nan while it does not answer."""
+def worker_progress(metrics_url: str) -> WorkerReading:
+    """Partition assignments so far, events-topic records not yet read, MB RocksDB holds (and
+    that by "table/kind") and the histogram of users per batch, from the worker's metrics."""
     from streams.ops.metrics_scrape import scrape, total
 
     try:
         samples = scrape(metrics_url, timeout_s=2.0)
     except OSError:
-        return float("nan"), float("nan"), float("nan"), ()
+        return WorkerReading()
     lag = sum(v for labels, v in samples.get("interests_consumer_lag", {}).items()
               if dict(labels).get("topic", "").endswith("events"))
     rocksdb_mb = total(samples, "interests_rocksdb_bytes") / 2**20
     parts = tuple(sorted((f"{dict(labels).get('table')}/{dict(labels).get('kind')}", round(v / 2**20, 2))
                          for labels, v in samples.get("interests_rocksdb_bytes", {}).items()))
-    return total(samples, "interests_rebalances_total"), lag, rocksdb_mb, parts
+    buckets = sorted((float(dict(labels)["le"]), v) for labels, v in
+                     samples.get("interests_batch_users_bucket", {}).items())
+    return WorkerReading(total(samples, "interests_rebalances_total"), lag, rocksdb_mb, parts, tuple(buckets))
+
+
+def largest_batch(first: Sample, last: Sample) -> float:
+    """The upper bound of the histogram bucket that holds the largest batch (users) between two
+    readings: the smallest `le` whose count grew as much as every bucket's; nan without batches."""
+    before = dict(first.batch_users)
+    grown = [(le, n - before.get(le, 0.0)) for le, n in last.batch_users]  # (le, batches since)
+    if not grown or grown[-1][1] <= 0:
+        return float("nan")
+    return next(le for le, n in grown if n >= grown[-1][1])
 
 
 def cores(samples: list[Sample], lo: float, hi: float, cpu: Callable[[Sample], float]) -> float:
@@ -150,6 +173,8 @@ def windowed(cov: Any, started: float, samples: list[Sample], window_s: float,
             "rocksdb_mb": _largest(x.rocksdb_mb for x in inside_samples),
             "rocksdb_parts_mb": dict(next((x.rocksdb_parts for x in reversed(inside_samples)
                                            if x.rocksdb_parts), ())),  # the window's last reading
+            "largest_batch_users_at_most": (largest_batch(inside_samples[0], inside_samples[-1])
+                                            if inside_samples else float("nan")),
         })
     warm = [w for w in windows[1:] if w["t_s"] + window_s <= minutes * 60]
     times = [w["t_s"] for w in warm]
@@ -259,12 +284,13 @@ def run_soak(settings: Settings, minutes: float = 10.0, rate: float = 500.0, tex
 def table(report: dict[str, Any]) -> str:
     lines = [f"{'t s':>7}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'rss MB':>8}{'cores':>7}"
              f"{'broker MB':>10}{'broker cores':>13}{'load cores':>11}{'lag':>8}{'rebal':>6}"
-             f"{'rocksdb MB':>11}"]
+             f"{'rocksdb MB':>11}{'batch users <=':>15}"]
     for w in report["windows"]:
         lines.append(f"{w['t_s']:>7.0f}{w['events_per_s']:>10.0f}{w['p50_ms']:>9.1f}{w['p99_ms']:>9.1f}"
                      f"{w['rss_mb']:>8.0f}{w['cpu_cores']:>7.2f}{w['broker_rss_mb']:>10.0f}"
                      f"{w['broker_cpu_cores']:>13.2f}{w['bench_cpu_cores']:>11.2f}{w['lag']:>8.0f}"
-                     f"{w['rebalances']:>6.0f}{w['rocksdb_mb']:>11.1f}")
+                     f"{w['rebalances']:>6.0f}{w['rocksdb_mb']:>11.1f}"
+                     f"{w.get('largest_batch_users_at_most', float('nan')):>15.0f}")
     lines.append(f"{report['covered']} of {report['events']} events covered; RSS slope "
                  f"{report['rss_slope_mb_per_min']:+.2f} MB/min ({report['rss_first_mb']} -> "
                  f"{report['rss_last_mb']} MB), p50 slope {report['p50_slope_ms_per_min']:+.1f} ms/min, "

@@ -18,7 +18,7 @@ from streams.bench.pipeline import (
     settle,
     worst_by_second,
 )
-from streams.bench.soak import Sample, cores, slope_per_min, windowed
+from streams.bench.soak import Sample, cores, largest_batch, slope_per_min, windowed
 
 
 def test_an_output_covers_its_event_and_every_earlier_one_of_that_user() -> None:
@@ -129,3 +129,12 @@ def test_a_phase_starts_once_the_workers_are_quiet_or_the_wait_runs_out() -> Non
     always_busy = iter(float(n) for n in range(10_000))
     assert settle(lambda: next(always_busy), every_s=0.01, timeout_s=0.05) >= 0.0
     assert next(always_busy) < 20  # gave up after about five intervals
+
+
+def test_a_window_names_the_bucket_of_its_largest_batch() -> None:
+    """Histogram readings (le, batches so far): between the two, 3 batches of at most 8 users and
+    one of 65-128; before them only small ones."""
+    first = Sample(at=0.0, rss_mb=1.0, cpu_s=0.0, batch_users=((8.0, 10.0), (128.0, 10.0), (math.inf, 10.0)))
+    last = Sample(at=15.0, rss_mb=1.0, cpu_s=0.0, batch_users=((8.0, 13.0), (128.0, 14.0), (math.inf, 14.0)))
+    assert largest_batch(first, last) == 128.0
+    assert math.isnan(largest_batch(last, last))  # no batch in between

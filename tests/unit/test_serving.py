@@ -281,7 +281,7 @@ def test_with_the_index_on_and_every_item_a_candidate_the_lists_are_the_exact_on
     scorer, states = _served_world()
     exact, exact_6 = scorer.top_k(states, 5), scorer.top_k(states, 6)
     scorer.index = CatalogIndex(scorer.catalog, min_items=10)  # 30 items: the index is on
-    scorer.candidates_text, scorer.index_chunk = N, 5  # ... and finds all of them, 5 users at a time
+    scorer.candidates_text, scorer.users_per_pass = N, 5  # ... and finds all of them, 5 users at a time
     assert np.array_equal(scorer.candidates([states[u] for u in states]), np.arange(N))
     indexed = scorer.top_k(states, 5)
     for u in states:
@@ -307,3 +307,36 @@ def test_above_the_index_threshold_the_sequential_model_brings_its_best_items() 
     assert h is not None and items is not None
     best = set(np.argsort(-(h @ items.T), axis=1)[:, :3].ravel().tolist())  # each user's 3 best by seq
     assert best <= set(scorer.candidates(group).tolist())
+
+
+def test_a_batch_of_many_users_is_ranked_in_the_memory_of_one_pass() -> None:
+    """A backlog's batch holds hundreds of users; a process keeps the peak of what it ever
+    allocated, so ranking them must not need arrays for all of them at once."""
+    import tracemalloc
+
+    rng = np.random.default_rng(5)
+    n_items, dim, n_users = 2_000, 16, 240
+    ids = [f"i{n}" for n in range(n_items)]
+    vectors = rng.normal(size=(n_items, dim)).astype(np.float32)  # (N, D)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    catalog = ItemCatalog(dim)
+    for item_id, v in zip(ids, vectors, strict=True):
+        catalog.upsert(item_id, v)
+    events = [Interaction(f"u{u}", f"e{u}-{t}", t * 60_000, 1.0, vectors[i], ids[i])
+              for u in range(n_users) for t, i in enumerate(rng.choice(n_items, size=6, replace=False))]
+    states = apply_interactions({}, events, DecayConfig(half_life_s=86_400.0), dim, "space", catalog.vector,
+                                stored=True)
+    scorer = HybridScorer(catalog, NeighbourIndex(CoocConfig()), users_per_pass=30)
+    users = sorted(states)
+
+    def peak(group: list[str]) -> int:
+        tracemalloc.start()
+        try:
+            scorer.top_k({u: states[u] for u in group}, 10)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    scorer.top_k({u: states[u] for u in users[:30]}, 10)  # first-call allocations out of the way
+    one_pass, eight_passes = peak(users[:30]), peak(users)
+    assert eight_passes < 2 * one_pass, (one_pass, eight_passes)
