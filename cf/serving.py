@@ -58,11 +58,12 @@ class HybridScorer:
     index: CatalogIndex | None = None  # above its `min_items`, users are ranked over candidates
     candidates_text: int = 200  # text candidates per user from the index
     candidates_popular: int = 100  # most interacted items, candidates for every user
-    # users ranked in one pass (over their union of candidates when the index is on): a pass's
-    # arrays take about 0.14 MB per user over 1,682 items, so a batch of any size works in the
-    # memory of this many users (a process keeps the peak: a backlog's batch of 900 users would
-    # hold 128 MB), and 64-128 users a pass is also the fastest per user (`interests bench batch`)
-    users_per_pass: int = 64
+    # most users ranked in one pass (over their union of candidates when the index is on): a
+    # pass's arrays take about 0.14 MB per user over 1,682 items, so a batch of any size works in
+    # the memory of this many users (a process keeps its peak: a backlog's batch of 900 users held
+    # 128 MB in one pass), and 64-128 users a pass is also the cheapest per user (`interests bench
+    # batch`, its users per call); a larger batch is cut into equal passes
+    users_per_pass: int = 128
     interests: InterestConfig = field(default_factory=InterestConfig)  # its share_beta
     sequence: SequenceModel | None = None  # the `seq` signal; none: it stays 0
     candidates_seq: int = 100  # sequence-model candidates per user, above the index's `min_items`
@@ -220,7 +221,8 @@ class HybridScorer:
         if not users or len(self.catalog) == 0 or k <= 0:
             return out
         indexed = self.index is not None and self.index.active
-        chunk = max(self.users_per_pass, 1)
+        passes = -(-len(users) // max(self.users_per_pass, 1))
+        chunk = -(-len(users) // passes)  # 130 users: two passes of 65, not 128 and 2
         is_new = self.neighbours.arrays(self.catalog)[0] < self.new_item_max  # (N,)
         for start in range(0, len(users), chunk):
             group = users[start : start + chunk]

@@ -13,9 +13,9 @@ same events round-robin over their users, as when many users are active at once)
 - `top_k`: the hybrid lists of the batch's users (`HybridScorer.top_k`);
 - `list`: each list as the JSON the worker publishes (`streams.records.ranked_recommendation`).
 With INTERESTS_CF_MODEL set, the scorer serves that artifact (factor model, sequential model,
-blend), as a worker would. Beside it, `top_k` alone for 1, 5 and 20 users per call: its cost per
-call and per user. The rows stay as they were at the split (a worker replicates new ones as they
-come). Medians over batches;
+blend), as a worker would. Beside it, `top_k` alone for 1 to 320 users per call: its cost per
+call and per user, and the most memory one call held (`tracemalloc`, untimed). The rows stay
+as they were at the split (a worker replicates new ones as they come). Medians over batches;
 BLAS on one thread and start-up frozen out of garbage collections, as in the worker. Every time
 is this machine's, so compare runs side by side.
 """
@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import statistics
 import time
+import tracemalloc
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +130,9 @@ def run_batch_bench(settings: Settings, dataset_name: str = "ml-100k", events_pe
                 scorer.top_k(group, settings.top_k)
                 times.append(time.perf_counter() - t0)
             ms = 1000 * statistics.median(times)
-            per_call.append({"users": b, "ms_per_call": round(ms, 3), "ms_per_user": round(ms / b, 3)})
+            peak = traced_peak_mb(partial(scorer.top_k, calls[0], settings.top_k))
+            per_call.append({"users": b, "ms_per_call": round(ms, 3), "ms_per_user": round(ms / b, 3),
+                             "peak_mb": round(peak, 1)})
     median_ms = {name: 1000 * statistics.median(ts) for name, ts in steps.items()}
     total = sum(median_ms.values())
     return {
@@ -146,6 +151,17 @@ def run_batch_bench(settings: Settings, dataset_name: str = "ml-100k", events_pe
     }
 
 
+def traced_peak_mb(call: Callable[[], object]) -> float:
+    """The most memory `call` held at once (Python objects and numpy arrays, as `tracemalloc`
+    sees them): what a process keeps after a batch, since freed memory stays with it."""
+    tracemalloc.start()
+    try:
+        call()
+        return tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+
+
 def table(report: dict[str, Any]) -> str:
     ms = report["ms"]
     lines = [f"{report['batches']} batches of {report['events_per_batch']} MovieLens events, "
@@ -153,7 +169,7 @@ def table(report: dict[str, Any]) -> str:
              f"{report['items']} items, model {report['model']}, medians:",
              "  " + "   ".join(f"{name} {ms[name]:.2f} ms" for name in STEPS)
              + f"   total {report['ms_total']:.2f} ms = {report['us_per_event']:.0f} us per event",
-             f"{'users per top_k call':>22}{'ms per call':>13}{'ms per user':>13}"]
-    lines += [f"{r['users']:>22}{r['ms_per_call']:>13.2f}{r['ms_per_user']:>13.3f}"
+             f"{'users per top_k call':>22}{'ms per call':>13}{'ms per user':>13}{'peak MB':>9}"]
+    lines += [f"{r['users']:>22}{r['ms_per_call']:>13.2f}{r['ms_per_user']:>13.3f}{r['peak_mb']:>9.1f}"
               for r in report["top_k_per_call"]]
     return "\n".join(lines)
