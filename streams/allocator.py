@@ -7,6 +7,12 @@ batch's arrays then come back as new pages, and every page is faulted in and zer
 batch of 80 users' lists that was half the time of the sequential model's forward pass
 (`interests bench batch`). Keeping freed memory for reuse holds the heap at its peak working set
 instead. MALLOC_TRIM_THRESHOLD_ / MALLOC_MMAP_THRESHOLD_ in the environment still take precedence.
+
+What is kept is not only the top of the heap: as long-lived allocations (RocksDB's blocks and
+memtables, replicated rows) land among a batch's short-lived ones, freed holes pile up inside
+the heap, and the RSS follows the history of peaks rather than the working set. Every
+`INTERESTS_MALLOC_TRIM_S` the worker hands the whole pages of those holes back
+(`release_freed_memory`, glibc's malloc_trim); between two calls batches still reuse freed memory.
 """
 
 from __future__ import annotations
@@ -23,20 +29,37 @@ TRIM_BYTES = 256 << 20  # free memory kept at the heap's top before it goes back
 MMAP_BYTES = 32 << 20  # arrays below this come from the heap (glibc's largest allowed on 64-bit)
 
 
+def _glibc() -> ctypes.CDLL | None:
+    """The C library when it is glibc on Linux (it has mallopt and malloc_trim); None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    path = ctypes.util.find_library("c")
+    if path is None:
+        return None
+    try:
+        libc = ctypes.CDLL(path)
+        libc.mallopt, libc.malloc_trim  # noqa: B018  (musl has neither)
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def release_freed_memory() -> bool:
+    """Free pages inside the heap go back to the kernel (malloc_trim(0): every arena, not only its
+    top); True when some did. A few ms for a worker's heap: call it off the event loop."""
+    libc = _glibc()
+    return bool(libc.malloc_trim(0)) if libc is not None else False
+
+
 def keep_freed_memory() -> bool:
     """Sets the thresholds on glibc (Linux); True when set. Elsewhere, or when the environment
     already sets them, it changes nothing."""
-    if not sys.platform.startswith("linux") or any(
-            name in os.environ for name in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")):
+    if any(name in os.environ for name in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")):
         return False
-    path = ctypes.util.find_library("c")
-    if path is None:
+    libc = _glibc()
+    if libc is None:
         return False
-    try:
-        libc = ctypes.CDLL(path)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
-        return False
-    done = bool(mallopt(M_TRIM_THRESHOLD, TRIM_BYTES)) and bool(mallopt(M_MMAP_THRESHOLD, MMAP_BYTES))
+    done = bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_BYTES))
+    done = bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_BYTES)) and done
     log.debug("allocator: keep freed memory up to %d MB: %s", TRIM_BYTES >> 20, done)
     return done

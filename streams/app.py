@@ -21,6 +21,7 @@ from cf.neighbours import NeighbourIndex
 from cf.serving import HybridScorer
 from encoders import Encoder
 from streams import connection, faust_consumer
+from streams.allocator import release_freed_memory
 from streams.catalog_agent import embed_items, reembed
 from streams.catalog_replica import CatalogReplica
 from streams.collector import freeze_start_up
@@ -183,6 +184,12 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
             metrics.table_keys.labels(name).set(table.key_count())
             for kind, size in table.rocksdb_bytes().items():
                 metrics.rocksdb_bytes.labels(name, kind).set(size)
+
+    if settings.malloc_trim_s > 0:
+        @app.timer(settings.malloc_trim_s)
+        async def release_memory() -> None:
+            # in a thread: a few ms over the heap, the event loop keeps going (streams/allocator.py)
+            await asyncio.to_thread(release_freed_memory)
 
     @app.timer(settings.user_ttl_check_s)
     async def expire_idle_users() -> None:

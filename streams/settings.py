@@ -51,6 +51,7 @@ class Settings:
     embed_batch: int = 32  # texts per forward pass
     batch_size: int = 2000  # events taken per stream batch (most a backlog gives at once)
     batch_wait_s: float = 0.02  # longest wait to fill a batch
+    malloc_trim_s: float = 15.0  # free pages inside the heap go back to the kernel this often; 0 = never
     event_loop: str = "uvloop"  # the worker's asyncio loop: uvloop (libuv) or asyncio (the standard one)
     half_life_s: float = 7 * 24 * 3600.0
     weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
