@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 import sys
@@ -29,6 +30,7 @@ TRIM_BYTES = 256 << 20  # free memory kept at the heap's top before it goes back
 MMAP_BYTES = 32 << 20  # arrays below this come from the heap (glibc's largest allowed on 64-bit)
 
 
+@functools.cache  # finding it runs ldconfig in a subprocess: once per process
 def _glibc() -> ctypes.CDLL | None:
     """The C library when it is glibc on Linux (it has mallopt and malloc_trim); None elsewhere."""
     if not sys.platform.startswith("linux"):
