@@ -59,16 +59,9 @@ def slope_per_min(t_s: list[float], values: list[float]) -> float:
 
 
 @dataclass(frozen=True)
-class Sample:
-    """One reading of the processes a soak watches: monotonic time, and for the consumer (the
-    worker or the pass-through), the broker and this process: RSS in MB and CPU seconds so far."""
+class WorkerReading:
+    """What a soak reads from the worker's metrics; nan and () while it does not answer."""
 
-    at: float
-    rss_mb: float
-    cpu_s: float
-    broker_rss_mb: float = float("nan")
-    broker_cpu_s: float = float("nan")
-    bench_cpu_s: float = float("nan")
     rebalances: float = float("nan")  # the worker's partition assignments so far
     lag: float = float("nan")  # records of the events topic the worker has not read yet
     rocksdb_mb: float = float("nan")  # memory the worker's RocksDB holds, all tables and kinds
@@ -77,14 +70,18 @@ class Sample:
 
 
 @dataclass(frozen=True)
-class WorkerReading:
-    """What a soak reads from the worker's metrics; nan and () while it does not answer."""
+class Sample:
+    """One reading of the processes a soak watches: monotonic time, and for the consumer (the
+    worker or the pass-through), the broker and this process: RSS in MB and CPU seconds so far;
+    and the worker's own metrics."""
 
-    rebalances: float = float("nan")
-    lag: float = float("nan")
-    rocksdb_mb: float = float("nan")
-    rocksdb_parts: tuple[tuple[str, float], ...] = ()
-    batch_users: tuple[tuple[float, float], ...] = ()
+    at: float
+    rss_mb: float
+    cpu_s: float
+    broker_rss_mb: float = float("nan")
+    broker_cpu_s: float = float("nan")
+    bench_cpu_s: float = float("nan")
+    worker: WorkerReading = WorkerReading()
 
 
 def _sampling(consumer: ProcessClock, broker: ProcessClock, samples: list[Sample], every_s: float,
@@ -93,8 +90,7 @@ def _sampling(consumer: ProcessClock, broker: ProcessClock, samples: list[Sample
         while not stop.wait(every_s):
             w = worker_progress(metrics_url) if metrics_url else WorkerReading()
             samples.append(Sample(time.monotonic(), consumer.rss_mb(), consumer.cpu_s(), broker.rss_mb(),
-                                  broker.cpu_s(), time.process_time(), w.rebalances, w.lag, w.rocksdb_mb,
-                                  w.rocksdb_parts, w.batch_users))
+                                  broker.cpu_s(), time.process_time(), w))
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
@@ -123,8 +119,8 @@ def worker_progress(metrics_url: str) -> WorkerReading:
 def largest_batch(first: Sample, last: Sample) -> float:
     """The upper bound of the histogram bucket that holds the largest batch (users) between two
     readings: the smallest `le` whose count grew as much as every bucket's; nan without batches."""
-    before = dict(first.batch_users)
-    grown = [(le, n - before.get(le, 0.0)) for le, n in last.batch_users]  # (le, batches since)
+    before = dict(first.worker.batch_users)
+    grown = [(le, n - before.get(le, 0.0)) for le, n in last.worker.batch_users]  # (le, batches since)
     if not grown or grown[-1][1] <= 0:
         return float("nan")
     return next(le for le, n in grown if n >= grown[-1][1])
@@ -168,11 +164,11 @@ def windowed(cov: Any, started: float, samples: list[Sample], window_s: float,
             "broker_rss_mb": round(float(np.median(broker_mem)), 1) if broker_mem else float("nan"),
             "broker_cpu_cores": round(cores(samples, lo, lo + window_s, lambda x: x.broker_cpu_s), 3),
             "bench_cpu_cores": round(cores(samples, lo, lo + window_s, lambda x: x.bench_cpu_s), 3),
-            "rebalances": _largest(x.rebalances for x in inside_samples),
-            "lag": _largest(x.lag for x in inside_samples),
-            "rocksdb_mb": _largest(x.rocksdb_mb for x in inside_samples),
-            "rocksdb_parts_mb": dict(next((x.rocksdb_parts for x in reversed(inside_samples)
-                                           if x.rocksdb_parts), ())),  # the window's last reading
+            "rebalances": _largest(x.worker.rebalances for x in inside_samples),
+            "lag": _largest(x.worker.lag for x in inside_samples),
+            "rocksdb_mb": _largest(x.worker.rocksdb_mb for x in inside_samples),
+            "rocksdb_parts_mb": dict(next((x.worker.rocksdb_parts for x in reversed(inside_samples)
+                                           if x.worker.rocksdb_parts), ())),  # the window's last reading
             "largest_batch_users_at_most": (largest_batch(inside_samples[0], inside_samples[-1])
                                             if inside_samples else float("nan")),
         })
@@ -290,7 +286,7 @@ def table(report: dict[str, Any]) -> str:
                      f"{w['rss_mb']:>8.0f}{w['cpu_cores']:>7.2f}{w['broker_rss_mb']:>10.0f}"
                      f"{w['broker_cpu_cores']:>13.2f}{w['bench_cpu_cores']:>11.2f}{w['lag']:>8.0f}"
                      f"{w['rebalances']:>6.0f}{w['rocksdb_mb']:>11.1f}"
-                     f"{w.get('largest_batch_users_at_most', float('nan')):>15.0f}")
+                     f"{w['largest_batch_users_at_most']:>15.0f}")
     lines.append(f"{report['covered']} of {report['events']} events covered; RSS slope "
                  f"{report['rss_slope_mb_per_min']:+.2f} MB/min ({report['rss_first_mb']} -> "
                  f"{report['rss_last_mb']} MB), p50 slope {report['p50_slope_ms_per_min']:+.1f} ms/min, "

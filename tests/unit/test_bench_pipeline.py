@@ -18,7 +18,7 @@ from streams.bench.pipeline import (
     settle,
     worst_by_second,
 )
-from streams.bench.soak import Sample, cores, largest_batch, slope_per_min, windowed
+from streams.bench.soak import Sample, WorkerReading, cores, largest_batch, slope_per_min, windowed
 
 
 def test_an_output_covers_its_event_and_every_earlier_one_of_that_user() -> None:
@@ -72,7 +72,7 @@ def test_each_soak_window_has_the_cores_of_the_worker_the_broker_and_the_load() 
     """Samples every 5 s over two 15 s windows; the broker's CPU doubles in the second."""
     samples = [Sample(at=t, rss_mb=500 + t, cpu_s=0.5 * t, broker_rss_mb=40 + 2 * t,
                       broker_cpu_s=0.25 * t if t < 15 else 3.75 + 0.5 * (t - 15), bench_cpu_s=0.1 * t,
-                      rebalances=1, lag=t) for t in range(0, 30, 5)]
+                      worker=WorkerReading(rebalances=1, lag=t)) for t in range(0, 30, 5)]
     assert cores(samples, 0, 15, lambda x: x.cpu_s) == pytest.approx(0.5)
     assert math.isnan(cores(samples, 0, 4, lambda x: x.cpu_s))  # one sample: no interval
 
@@ -102,7 +102,8 @@ def test_the_steady_slopes_leave_out_the_start_and_rocksdb_filling_its_budget() 
     def rss(t: float) -> float:
         return 200 + min(t, 120) / 2 + max(t - 120, 0) / 10
 
-    samples = [Sample(at=t, rss_mb=rss(t), cpu_s=0.5 * t, rocksdb_mb=max(t - 120, 0) / 10)
+    samples = [Sample(at=t, rss_mb=rss(t), cpu_s=0.5 * t,
+                      worker=WorkerReading(rocksdb_mb=max(t - 120, 0) / 10))
                for t in range(0, 300, 5)]
     at = [t + 0.5 for t in range(0, 300)]  # one event covered a second
     latencies = [0.5 if t == 30 else 0.02 + 0.0001 * (t % 7) for t in range(0, 300)]
@@ -134,7 +135,9 @@ def test_a_phase_starts_once_the_workers_are_quiet_or_the_wait_runs_out() -> Non
 def test_a_window_names_the_bucket_of_its_largest_batch() -> None:
     """Histogram readings (le, batches so far): between the two, 3 batches of at most 8 users and
     one of 65-128; before them only small ones."""
-    first = Sample(at=0.0, rss_mb=1.0, cpu_s=0.0, batch_users=((8.0, 10.0), (128.0, 10.0), (math.inf, 10.0)))
-    last = Sample(at=15.0, rss_mb=1.0, cpu_s=0.0, batch_users=((8.0, 13.0), (128.0, 14.0), (math.inf, 14.0)))
+    first = Sample(at=0.0, rss_mb=1.0, cpu_s=0.0,
+                   worker=WorkerReading(batch_users=((8.0, 10.0), (128.0, 10.0), (math.inf, 10.0))))
+    last = Sample(at=15.0, rss_mb=1.0, cpu_s=0.0,
+                  worker=WorkerReading(batch_users=((8.0, 13.0), (128.0, 14.0), (math.inf, 14.0))))
     assert largest_batch(first, last) == 128.0
     assert math.isnan(largest_batch(last, last))  # no batch in between
