@@ -312,16 +312,23 @@ def best_first_rows(scores: F32, k: int) -> npt.NDArray[np.intp]:
     """(B, k) each row's k best finite entries of (B, N) `scores`, best first, ties by index
     (`best_first` row by row), -1 padding where a row has fewer. One partition and one sort for
     all rows; a row with a tie at its cut, or fewer than k finite entries, goes through
-    `best_first`."""
+    `best_first`. The partition puts the (kk+1)-th best entry at column kk, every better one
+    before it: the cut is tied exactly when that entry equals the worst of the kk before it, so
+    no pass over the (B, N) scores checks for ties."""
     b_n, n = scores.shape
     kk = min(k, n)
     if kk <= 0 or b_n == 0:
         return np.full((b_n, max(k, 0)), -1, np.intp)
-    everything = np.tile(np.arange(n), (b_n, 1)) if n == kk else None  # (B, N)
-    part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk] if everything is None else everything  # (B, kk)
+    if n == kk:
+        part = np.tile(np.arange(n), (b_n, 1))  # (B, N)
+        below = np.full(b_n, -np.inf, np.float32)  # (B,) nothing outside the top
+    else:
+        split = np.argpartition(-scores, kk, axis=1)[:, : kk + 1]  # (B, kk + 1) the best kk, then the next
+        part = split[:, :kk]  # (B, kk)
+        below = np.take_along_axis(scores, split[:, kk:], axis=1)[:, 0]  # (B,) the (kk+1)-th best
     values = np.take_along_axis(scores, part, axis=1)  # (B, kk)
     cut = values.min(axis=1)  # (B,)
-    exact = np.isfinite(cut) & ((scores >= cut[:, None]).sum(axis=1) == kk)  # (B,) no tie at the cut
+    exact = np.isfinite(cut) & (below < cut)  # (B,) no tie at the cut
     order = np.lexsort((part, -values), axis=1)  # (B, kk) by score, then index
     out = np.full((b_n, k), -1, np.intp)
     out[:, :kk] = np.take_along_axis(part, order, axis=1)
