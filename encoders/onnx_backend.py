@@ -198,6 +198,11 @@ class OnnxEncoder:
         self.batch_size = batch_size
         self.max_length = max_length
 
+    @property
+    def threads(self) -> int:
+        """ONNX Runtime's intra-op threads as asked for (0: one per core)."""
+        return int(self.session.get_session_options().intra_op_num_threads)
+
     def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """(N,) texts -> (N, D) float32 unit rows, batched in order of length to cut padding."""
         return encode_sorted(texts, self.batch_size, self.dim, self._encode_batch)

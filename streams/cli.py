@@ -38,7 +38,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from streams.app import create_app
     from streams.collector import PauseWatch
     from streams.connection import describe
-    from streams.encoder_setup import open_encoder
+    from streams.encoder_setup import open_encoder, worker_encoder_threads
     from streams.metrics import Metrics
 
     # BLAS worker threads spin after each product: at one batch's matrix product every few ms
@@ -73,7 +73,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         log.error("stopping: the worker needs every topic it reads and writes; %s",
                   "; ".join(f"{t}: {why}" for t, why in report.failed.items()))
         return 2
-    encoder = open_encoder(settings)
+    encoder = open_encoder(settings, threads=worker_encoder_threads(settings))
     engine = create_app(settings, encoder, metrics)
     worker = faust.Worker(engine.app, loglevel=settings.log_level)
     PauseWatch(metrics.observe_gc).start()  # for the life of the process

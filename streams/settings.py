@@ -44,7 +44,9 @@ class Settings:
     rocksdb_block_cache_mb: int = 8
     encoder: str = ""  # "" = packaged all-MiniLM-L6-v2, else a local model folder
     encoder_backend: str = "onnx-int8"  # torch-fp32 | onnx-fp32 | onnx-int8 (see `interests bench encoder`)
-    encoder_threads: int = 0  # intra-op threads of torch or ONNX Runtime; 0 = their default
+    # intra-op threads of torch or ONNX Runtime; 0: one in a worker (`WORKER_ENCODER_THREADS`), the
+    # library's default (one per core) in the offline commands
+    encoder_threads: int = 0
     encoder_cache_texts: int = 10000  # LRU cache of recent texts' vectors; 0 = off
     onnx_cache: str = ""  # exported ONNX graphs; "" = ~/.cache/realtime-interests/onnx
     scoring_threads: int = 1  # BLAS threads of the worker's matrix products; idle BLAS threads spin

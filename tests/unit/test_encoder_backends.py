@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,8 @@ from encoders.model_folder import FastTokenizer, load_tokenizer
 from encoders.onnx_backend import OnnxEncoder, exported
 from encoders.text_cache import CachedEncoder
 from encoders.transformer import TransformerEncoder
+from streams.encoder_setup import open_encoder, worker_encoder_threads
+from streams.settings import Settings
 
 TEXTS = ["a", "a much longer text about science fiction films in space", "horror",
          "Toy Story (1995). Animation, Children's, Comedy", "baking bread and pastry at home"]
@@ -176,3 +179,15 @@ def test_a_worker_on_an_onnx_backend_never_loads_torch_or_transformers(encoder: 
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_workers_encoder_runs_in_one_thread_unless_told(onnx_cache: Path) -> None:
+    """An intra-op pool's threads spin after each call, and a worker calls its encoder for a few
+    texts at a time, milliseconds apart (docs/performance.md, "A worker's encoder on one
+    thread"); the offline commands keep the library's pool."""
+    settings = Settings(onnx_cache=str(onnx_cache), encoder_backend="onnx-int8")
+    worker = open_encoder(settings, cache_texts=0, threads=worker_encoder_threads(settings))
+    assert isinstance(worker, OnnxEncoder) and worker.threads == 1
+    told = replace(settings, encoder_threads=2)
+    assert open_encoder(told, cache_texts=0, threads=worker_encoder_threads(told)).threads == 2  # type: ignore[attr-defined]
+    assert open_encoder(settings, cache_texts=0).threads == 0  # type: ignore[attr-defined]
