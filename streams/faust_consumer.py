@@ -7,6 +7,8 @@ On every broker:
   buffered, so a fetch may ask only for idle partitions (the co-occurrence deltas, a quiet events
   partition) and the broker holds it for the whole wait while records pile up elsewhere: a list
   waited up to 1.5 s for its event to be fetched. We set it (`INTERESTS_FETCH_MAX_WAIT_MS`).
+  Its `fetch_min_bytes` too (`INTERESTS_FETCH_MIN_BYTES`, 1 by default: a fetch comes back as
+  soon as one record is there; a larger value means fewer fetches, each waiting longer).
 - The group session timeout and heartbeat (`INTERESTS_SESSION_TIMEOUT_S`): a worker that dies
   keeps its partitions, and its users get no list, until its session expires.
 - Every commit of input offsets first waits for what the app registered with `before_commit`:
@@ -43,13 +45,15 @@ from streams.settings import Settings
 
 class _ConsumerThread(driver.AIOKafkaConsumerThread):
     fetch_max_wait_ms = 1500
+    fetch_min_bytes = 1
     bootstrap = ""
     client_options: Mapping[str, Any] = {}
     correct_highwaters = False  # Tansu's ListOffsets
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = self.fetch_max_wait_ms  # read when the fetcher starts
+        consumer._fetch_max_wait_ms = self.fetch_max_wait_ms  # both read when the fetcher starts
+        consumer._fetch_min_bytes = self.fetch_min_bytes
         return consumer
 
     async def _highwaters(self, partitions: list[Any]) -> Mapping[Any, int]:
@@ -123,6 +127,7 @@ async def _commit_offsets(self: Any, offsets: Mapping[Any, int], start_new_trans
 
 def apply(settings: Settings) -> None:
     _ConsumerThread.fetch_max_wait_ms = settings.fetch_max_wait_ms
+    _ConsumerThread.fetch_min_bytes = settings.fetch_min_bytes
     _ConsumerThread.bootstrap = settings.bootstrap
     _ConsumerThread.client_options = client_options(settings)
     _ConsumerThread.correct_highwaters = settings.broker_profile == "tansu"

@@ -89,6 +89,7 @@ class Settings:
     log_level: str = "info"
     # the consumers (streams/faust_consumer.py)
     fetch_max_wait_ms: int = 20  # the agents' fetches: how long one of idle partitions may hold the others
+    fetch_min_bytes: int = 1  # the agents' fetches: held (up to the wait) until this much is there
     replica_fetch_wait_ms: int = 200  # the catalog and neighbour replicas' fetches (idle polling)
     session_timeout_s: float = 10.0  # consumer group session: how long a dead worker keeps its partitions
     # how every client connects (streams/connection.py, docs/operations.md "A secured cluster")
@@ -214,7 +215,7 @@ class Settings:
         for name in ("partitions", "scoring_threads", "embed_batch", "batch_size", "top_k", "history_size",
                      "cf_fold_in_items", "max_interests", "cooc_window", "cooc_row_size", "ann_min_items",
                      "ann_nprobe", "ann_candidates", "rocksdb_write_buffer_mb", "rocksdb_memtables_mb",
-                     "rocksdb_block_cache_mb"):
+                     "rocksdb_block_cache_mb", "fetch_min_bytes"):
             if cast(int, getattr(self, name)) < 1:
                 raise ValueError(f"INTERESTS_{name.upper()} must be >= 1")
         self.decay()
