@@ -37,7 +37,8 @@ def rebase(state: UserState, space: str, vector_of: VectorOf = lambda item_id: N
 
         v' = sum_{i in last R items with a vector in `space`} e'_i,   weight_sum' = their count
 
-    and the interests are rebuilt from the same items, oldest first."""
+    and the interests are rebuilt from the same items, oldest first; its searches' vectors are
+    of the other space and go."""
     if state.space == space:
         return state
     config = config or InterestConfig()
@@ -48,7 +49,7 @@ def rebase(state: UserState, space: str, vector_of: VectorOf = lambda item_id: N
         vector += v
         interests = merge_interest(interests, v, 1.0, state.updated_ms, config, item_id, vector_of)
     return replace(state, vector=vector, weight_sum=float(len(found)),
-                   events=len(found), space=space, interests=interests.interests)
+                   events=len(found), space=space, interests=interests.interests, searches=())
 
 
 def apply_interactions(

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from cf.searches import remember
 from cf.state import FloatVec, UserState
 
 
@@ -14,10 +15,14 @@ class DecayConfig:
     half_life_s: float  # seconds for an event's contribution to halve
     history_size: int = 500  # consumed items kept per user for filtering
     seen_size: int = 64  # event ids kept per user to skip redeliveries
+    search_size: int = 4  # latest free-text searches kept per user, as positions of their sequence
+    search_horizon: int = 50  # ... each until this many items came after it (the sequence's window)
 
     def __post_init__(self) -> None:
         if self.half_life_s <= 0:
             raise ValueError("half_life_s must be positive")
+        if not 0 <= self.search_size <= 255:
+            raise ValueError("search_size must be within 0..255")
 
 
 def decay_factor(dt_ms: int, half_life_s: float) -> float:
@@ -78,4 +83,5 @@ def decay_merge(
         weight_sum=s,
         history=history,
         seen=seen,
+        searches=remember(state.searches, item_id, vector, config.search_size, config.search_horizon),
     )

@@ -27,7 +27,8 @@ import numpy.typing as npt
 from cf.catalog import ItemCatalog
 from cf.decay import DecayConfig, decay_factor
 from cf.scoring import cosine_scores
-from cf.state import FloatVec, Interest, UserState, float16_of
+from cf.searches import remember
+from cf.state import FloatVec, Interest, Search, UserState, float16_of
 
 VectorOf = Callable[[str], "FloatVec | None"]
 F32 = npt.NDArray[np.float32]
@@ -201,6 +202,7 @@ class _Fold:
     activity: list[float]
     history: list[str]
     seen: list[str]
+    searches: tuple[Search, ...]
     consumed: set[str] | None = None  # the history as a set, built when first needed
 
 
@@ -235,7 +237,7 @@ def fold_users(states: Sequence[UserState], events: Sequence[Sequence[Merge]], d
         old = state.as_interests()
         folds.append(_Fold(state, xs, seen_ids, state.weight_sum, state.updated_ms, state.events, len(old),
                            [k.weight_sum for k in old], [k.items for k in old], [k.activity for k in old],
-                           list(state.history), list(state.seen)))
+                           list(state.history), list(state.seen), state.searches))
         at.append(n)
     if folds:
         for n, state in zip(at, _fold(folds, decay, config, vector_of, stored), strict=True):
@@ -279,6 +281,7 @@ def _fold(folds: list[_Fold], decay: DecayConfig, config: InterestConfig, vector
         interests = tuple(map(Interest, kept[first[b] : first[b] + f.k], f.sums, f.items, f.activity))
         out.append(replace(f.state, vector=u[b].copy(), updated_ms=f.updated_ms, events=f.count,
                            weight_sum=f.s, history=tuple(f.history), seen=tuple(f.seen), interests=interests,
+                           searches=f.searches,
                            stored_rows=None if halves is None else
                            (interests, halves[first[b] : first[b] + f.k].tobytes())))
     return out
@@ -408,7 +411,9 @@ def _place(f: _Fold, x: Merge, contribution: float, add: F32, dots: list[float],
 
 
 def _remember(f: _Fold, x: Merge, decay: DecayConfig) -> None:
-    """The event's item at the end of the user's history and its id in `seen`, both bounded."""
+    """The event's item at the end of the user's history, its id in `seen` and, a search, its text
+    among the user's searches (`cf.searches`), all bounded."""
+    f.searches = remember(f.searches, x.item_id, x.vector, decay.search_size, decay.search_horizon)
     if x.item_id is not None:
         if f.consumed is None:
             f.consumed = set(f.history)

@@ -89,7 +89,7 @@ class SequenceModel:
     def aligned(self, ids: Sequence[str], text: F32) -> F32:
         """(N, d) e_i for catalog rows `ids` with text vectors `text` (N, D): E_id[i] + P v_i where
         the model knows the item, P v_i where it does not."""
-        out = (text.astype(np.float32) @ self.arrays["projection"].T).astype(np.float32)  # (N, d)
+        out = self.project(text)  # (N, d)
         row = {item: m for m, item in enumerate(self.item_ids)}
         known = [(n, row[i]) for n, i in enumerate(ids) if i in row]
         if known:
@@ -97,27 +97,47 @@ class SequenceModel:
             out[at] += self.arrays["id_embeddings"][src]
         return out
 
-    def window(self, histories: Sequence[Ints]) -> Ints:
-        """(B, L) each user's latest L rows, oldest first, left-padded with -1; rows < 0 (items
-        not in the catalog) dropped first."""
+    def project(self, text: F32) -> F32:
+        """(N, d) P v for (N, D) text vectors: an item's input without its id row, or a search's."""
+        return (text.astype(np.float32) @ self.arrays["projection"].T).astype(np.float32)
+
+    def window(self, histories: Sequence[Ints],
+               searches_after: Sequence[Sequence[int]] | None = None) -> Ints:
+        """(B, L) each user's latest L entries, oldest first, left-padded with -1: catalog rows,
+        those < 0 (items not in the catalog) dropped first, and with `searches_after` (per user,
+        each of their searches' items consumed since, oldest first; `cf.searches`) the batch's
+        searches numbered in that order user after user, search j as -2 - j, each placed before
+        the last `after` rows of its user's history."""
         length = self.max_len
         out = np.full((len(histories), length), -1, np.intp)  # (B, L)
+        j = 0  # the batch's searches numbered so far
         for b, rows in enumerate(histories):
             rows = np.asarray(rows, np.intp)
-            rows = rows[rows >= 0][-length:]
+            after = searches_after[b] if searches_after is not None else ()
+            if after:
+                places = np.clip(rows.size - np.asarray(after, np.intp), 0, rows.size)  # (S_b,) ascending
+                rows = np.insert(rows, places, -2 - np.arange(j, j + len(after)))  # (H + S_b,) in order
+                j += len(after)
+            rows = rows[rows != -1][-length:]
             if rows.size:
                 out[b, length - rows.size :] = rows
         return out
 
-    def represent(self, items: F32, windows: Ints) -> F32:
-        """(B, d) h for each user's (L,) window of rows of `items` (N, d) (`aligned`); a user with
-        no item gets zeros. Only h at the last position is read, so the last block computes its
-        queries, attention output and feed-forward there alone (keys and values everywhere)."""
+    def represent(self, items: F32, windows: Ints, searches: F32 | None = None) -> F32:
+        """(B, d) h for each user's (L,) window (`window`) of rows of `items` (N, d) (`aligned`)
+        and of `searches` (S, d) (their `project`ed text, search j at -2 - j); a user with
+        nothing in their window gets zeros. Only h at the last position is read, so the last
+        block computes its queries, attention output and feed-forward there alone (keys and
+        values everywhere)."""
         a = self.arrays
         b_n, length = windows.shape
         width, heads = self.width, self.heads
-        present = windows >= 0  # (B, L)
-        x = items[np.maximum(windows, 0)] * np.float32(np.sqrt(width))  # (B, L, d)
+        present = windows != -1  # (B, L)
+        x = items[np.maximum(windows, 0)]  # (B, L, d)
+        if searches is not None:
+            asked = windows <= -2  # (B, L)
+            x[asked] = searches[-2 - windows[asked]]
+        x *= np.float32(np.sqrt(width))
         x += a["positions"][None]
         x *= present[:, :, None]
         allowed = attention_mask(present)[:, None]  # (B, 1, L, L)

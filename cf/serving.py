@@ -35,14 +35,15 @@ from cf.hybrid import (
 from cf.interests import InterestConfig, TextRows, interest_rows, text_rows
 from cf.neighbours import NeighbourIndex
 from cf.scoring import Scored, cosine_scores, normalise_rows
+from cf.searches import afters
 from cf.sequence import SequenceModel
-from cf.state import UserState
+from cf.state import Search, UserState
 
 F32 = npt.NDArray[np.float32]
 Cols = npt.NDArray[np.intp] | None  # (M,) catalog rows to score; None: every row
 Ints = npt.NDArray[np.intp]
 Rows = Sequence[Ints]  # per user, (H,) catalog rows of their history, -1: not in it
-SERVING_VERSION = "hybrid-zblend-seq/3"  # five signals: the sequential model joined
+SERVING_VERSION = "hybrid-zblend-seq/4"  # five signals; searches enter the sequence
 
 
 @dataclass
@@ -95,13 +96,19 @@ class HybridScorer:
             self._seq_version = self.catalog.version
         return self._seq_items
 
-    def sequence_vectors(self, history: Rows) -> F32 | None:
-        """(B, d) each user's sequence representation h_u from their `history_rows`; None without
-        the model."""
+    def sequence_vectors(self, history: Rows, searches: Sequence[tuple[Search, ...]] = ()) -> F32 | None:
+        """(B, d) each user's sequence representation h_u from their `history_rows` and their
+        states' `searches` (none: items only), each search in its place as P v_text; None
+        without the model."""
         items = self.sequence_items()
         if items is None or self.sequence is None:
             return None
-        return self.sequence.represent(items, self.sequence.window(history))
+        after = afters(searches)
+        queries = None
+        if after is not None:
+            text = np.array([s.vector for mine in searches for s in mine], np.float32)  # (S, D)
+            queries = self.sequence.project(text)  # (S, d) P v_text
+        return self.sequence.represent(items, self.sequence.window(history, after), queries)
 
     def history_rows(self, states: list[UserState]) -> list[npt.NDArray[np.intp]]:
         """Per user, the (H,) catalog rows of their history, oldest first, -1 for an item not in
@@ -133,7 +140,7 @@ class HybridScorer:
         popularity = self.neighbours.popularity(self.catalog, [s.updated_ms for s in states], cols)
         out["popularity"] = np.log1p(popularity, out=popularity)  # (B, N) float32, in place
         items = self.sequence_items()
-        h = self.sequence_vectors(history) if seq is None else seq  # (B, d)
+        h = self.sequence_vectors(history, [s.searches for s in states]) if seq is None else seq  # (B, d)
         if items is not None and h is not None:
             out["seq"] = h @ (items if cols is None else items[cols]).T  # (B, N)
         return out
@@ -200,7 +207,8 @@ class HybridScorer:
         parts += [self.neighbours.neighbours_of(self.catalog, s.history, 5) for s in states]
         items = self.sequence_items()
         if seq is None and items is not None:
-            seq = self.sequence_vectors(self.history_rows(states) if history is None else history)
+            seq = self.sequence_vectors(self.history_rows(states) if history is None else history,
+                                        [s.searches for s in states])
         if items is not None and seq is not None and self.candidates_seq > 0:
             scores = seq @ items.T  # (B, N)
             best = min(self.candidates_seq, scores.shape[1])
@@ -228,7 +236,7 @@ class HybridScorer:
             group = users[start : start + chunk]
             group_states = [states[u] for u in group]
             history = self.history_rows(group_states)
-            seq = self.sequence_vectors(history)  # (B, d) once, for the candidates and the scores
+            seq = self.sequence_vectors(history, [s.searches for s in group_states])  # (B, d) once, for both
             cols = self.candidates(group_states, history, seq) if indexed else None
             blend, z, z_text, rows = self.blended(group_states, cols, history, seq)  # N is M with cols
             scores = blend.scores  # (B, N)

@@ -11,7 +11,7 @@ import numpy.typing as npt
 
 FloatVec = npt.NDArray[np.float32]
 
-# Layout, little-endian (format 5; formats 1 to 4 are still read):
+# Layout, little-endian (format 5, or 7 with searches; formats 1 to 4 are still read):
 #   header    <B H q I H H H d B  format version, D, updated_ms, events, n_history, n_seen,
 #                                 n_shown, weight_sum, n_interests
 #   interests n_interests x <d f B  weight_sum, activity, n_items
@@ -26,6 +26,10 @@ FloatVec = npt.NDArray[np.float32]
 #   interests n_interests x (<d f B  weight_sum, activity, n_items;  D x float16 vector;
 #                                    n_items x (u16 length + UTF-8 item id))
 #   history, seen, shown, space: each id as u16 length + UTF-8
+# A user with recent searches (`searches`) has them after either layout, and the format byte says
+# so (7: format 5's layout, 6: format 4's):
+#   searches  <B n_searches, n_searches x <H after, then n_searches x D float16, one (S, D) block
+# so a state without searches keeps its bytes, and a reader of formats up to 5 refuses the rest.
 # The user's single vector is not stored: the interests partition it (`cf.interests`), so it is
 # their sum. Formats 1-3 stored that one vector (1-2 as float32, 3 as float16) and no interests:
 # it is read back as the user's only interest.
@@ -33,6 +37,7 @@ FloatVec = npt.NDArray[np.float32]
 # stored vector's cosine to the float32 one is >= 1 - 2^-23 per write; `interests bench state`
 # measures the drift over a user's whole history of writes (each merge re-rounds).
 _FORMAT_VERSION = 5
+_WITH_SEARCHES = 2  # added to the format byte when a searches block follows
 _SEPARATOR = "\x00"
 _TEXT_LENGTH = struct.Struct("<I")
 _HEADER = struct.Struct("<BHqIHHHdB")
@@ -40,6 +45,7 @@ _HEADER_V3 = struct.Struct("<BHqIHHHd")
 _INTEREST = struct.Struct("<dfB")
 _HEADER_V1 = struct.Struct("<BHqIHHd")
 _LEN = struct.Struct("<H")
+_SEARCHES = struct.Struct("<B")
 _FLOAT16_MAX = 65504.0
 
 
@@ -60,6 +66,14 @@ class Interest(NamedTuple):  # a tuple: every state read, fold and rounding make
     weight_sum: float  # the same sum of w_i 2^(-(T - t_i)/h)
     items: tuple[str, ...] = ()  # its most representative items, closest first
     activity: float = 0.0  # sum over its events of r^(events of the user since), how current it is
+
+
+class Search(NamedTuple):
+    """One of a user's recent free-text searches, kept as a position of their item sequence
+    (`cf.searches`): the sequential model reads it there as the projection of its text."""
+
+    vector: FloatVec  # (D,) float32 at stored (float16) precision: the search text's vector v_text
+    after: int  # items the user consumed since: the search came before the last `after` of history
 
 
 def stored_precision(rows: FloatVec) -> FloatVec:
@@ -87,6 +101,8 @@ class UserState:
     shown:      the item ids of the last list published to this user, best first (online quality:
                 did the user then take one of them?)
     interests:  up to K interests that partition `vector` and `weight_sum` (`cf.interests`)
+    searches:   the latest free-text searches, bounded, oldest first, each where it falls among
+                the history's items (`cf.searches`)
     """
 
     vector: FloatVec
@@ -98,6 +114,7 @@ class UserState:
     space: str = ""
     shown: tuple[str, ...] = ()
     interests: tuple[Interest, ...] = ()
+    searches: tuple[Search, ...] = ()
     # the interests' rows as stored ((K, D) float16 bytes), when whoever made them had them at
     # hand (the fold rounds them): valid for this very `interests` tuple only, so a state with
     # other interests (`replace`) encodes its own
@@ -115,14 +132,15 @@ class UserState:
 
     def to_bytes(self) -> bytes:
         interests = self.as_interests()
-        header = _HEADER.pack(_FORMAT_VERSION, self.vector.shape[0], self.updated_ms, self.events,
+        version = _FORMAT_VERSION + (_WITH_SEARCHES if self.searches else 0)
+        header = _HEADER.pack(version, self.vector.shape[0], self.updated_ms, self.events,
                               len(self.history), len(self.seen), len(self.shown), self.weight_sum,
                               len(interests))
         ids = [i for k in interests for i in k.items]
         ids += (*self.history, *self.seen, *self.shown, self.space)
         text = _SEPARATOR.join(ids)
         if text.count(_SEPARATOR) != len(ids) - 1:  # an id holds a NUL: the one-id-at-a-time layout
-            return self._format_4(interests)
+            return self._format_4(interests) + self._searches_bytes()
         raw = text.encode("utf-8")
         cached = self.stored_rows
         if cached is not None and cached[0] is interests:
@@ -131,10 +149,19 @@ class UserState:
             rows = np.array([k.vector for k in interests], np.float32)  # (K, D)
             vectors = float16_of(rows) if interests else b""
         return b"".join([header, *(_INTEREST.pack(k.weight_sum, k.activity, len(k.items)) for k in interests),
-                         bytes(vectors), _TEXT_LENGTH.pack(len(raw)), raw])
+                         bytes(vectors), _TEXT_LENGTH.pack(len(raw)), raw, self._searches_bytes()])
+
+    def _searches_bytes(self) -> bytes:
+        """The searches block (after either layout); empty without searches."""
+        if not self.searches:
+            return b""
+        vectors = float16_of(np.array([s.vector for s in self.searches], np.float32))  # (S, D)
+        after = (_LEN.pack(min(s.after, 0xFFFF)) for s in self.searches)
+        return b"".join([_SEARCHES.pack(len(self.searches)), *after, vectors.tobytes()])
 
     def _format_4(self, interests: tuple[Interest, ...]) -> bytes:
-        parts = [_HEADER.pack(4, self.vector.shape[0], self.updated_ms, self.events, len(self.history),
+        version = 4 + (_WITH_SEARCHES if self.searches else 0)
+        parts = [_HEADER.pack(version, self.vector.shape[0], self.updated_ms, self.events, len(self.history),
                               len(self.seen), len(self.shown), self.weight_sum, len(interests))]
         for k in interests:
             parts.append(_INTEREST.pack(k.weight_sum, k.activity, len(k.items)))
@@ -150,7 +177,8 @@ class UserState:
             return replace(self, vector=np.zeros_like(self.vector))
         rows = stored_precision(np.array([k.vector for k in interests], np.float32))  # (K, D)
         rounded = tuple(Interest(rows[n], k.weight_sum, k.items, k.activity) for n, k in enumerate(interests))
-        return replace(self, interests=rounded, vector=sum_rows(rows))
+        searches = tuple(Search(stored_precision(s.vector), s.after) for s in self.searches)
+        return replace(self, interests=rounded, vector=sum_rows(rows), searches=searches)
 
     @staticmethod
     def updated_ms_of(data: bytes) -> int:
@@ -160,8 +188,16 @@ class UserState:
     @classmethod
     def from_bytes(cls, data: bytes) -> UserState:
         version = data[0] if data else None
+        if version in (6, 7):  # format 4 or 5 with a searches block after it
+            state, end = cls._format_5(data) if version == 7 else cls._format_1_to_4(data, 4)
+            return replace(state, searches=_searches(data, end, state.vector.shape[0]))
         if version == 5:
-            return cls._format_5(data)
+            return cls._format_5(data)[0]
+        return cls._format_1_to_4(data, version)[0]
+
+    @classmethod
+    def _format_1_to_4(cls, data: bytes, version: int | None) -> tuple[UserState, int]:
+        """The state of a format 1-4 layout, and the offset after it."""
         n_interests = 0
         if version == 4:
             (_, dim, updated_ms, events, n_history, n_seen, n_shown, weight_sum,
@@ -202,10 +238,11 @@ class UserState:
             space=texts[-1],
             interests=tuple(interests),
         )
-        return state if version == 4 else replace(state, interests=state.as_interests())
+        return (state if version == 4 else replace(state, interests=state.as_interests())), offset
 
     @classmethod
-    def _format_5(cls, data: bytes) -> UserState:
+    def _format_5(cls, data: bytes) -> tuple[UserState, int]:
+        """The state of a format 5 layout, and the offset after it."""
         (_, dim, updated_ms, events, n_history, n_seen, n_shown, weight_sum,
          n_interests) = _HEADER.unpack_from(data, 0)
         offset = _HEADER.size
@@ -225,9 +262,21 @@ class UserState:
         history_end = at + n_history
         seen_end = history_end + n_seen
         interests_t = tuple(interests)
-        return cls(vector=sum_rows(rows), updated_ms=updated_ms, events=events, weight_sum=weight_sum,
-                   history=tuple(ids[at:history_end]), seen=tuple(ids[history_end:seen_end]),
-                   shown=tuple(ids[seen_end : seen_end + n_shown]), space=ids[-1], interests=interests_t)
+        state = cls(vector=sum_rows(rows), updated_ms=updated_ms, events=events, weight_sum=weight_sum,
+                    history=tuple(ids[at:history_end]), seen=tuple(ids[history_end:seen_end]),
+                    shown=tuple(ids[seen_end : seen_end + n_shown]), space=ids[-1], interests=interests_t)
+        return state, offset + length
+
+
+def _searches(data: bytes, offset: int, dim: int) -> tuple[Search, ...]:
+    """The searches block at `offset`."""
+    (n,) = _SEARCHES.unpack_from(data, offset)
+    offset += _SEARCHES.size
+    after = struct.unpack_from(f"<{n}H", data, offset)
+    offset += 2 * n
+    vectors = np.frombuffer(data, dtype="<f2", count=n * dim, offset=offset).astype(np.float32)  # (S D,)
+    vectors = vectors.reshape(n, dim)  # (S, D)
+    return tuple(Search(vectors[j], int(after[j])) for j in range(n))
 
 
 def _text(text: str) -> bytes:

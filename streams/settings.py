@@ -73,6 +73,7 @@ class Settings:
     new_item_slots: int = 1  # places in each list kept for new items (0 = none)
     new_item_max: int = 1  # an item with fewer interactions than this is new
     history_size: int = 500
+    search_size: int = 4  # a user's latest searches kept as positions of their sequence (0 = none)
     user_ttl_s: float = 365 * 86_400.0  # a user idle this long (event time) is forgotten; 0 = never
     user_ttl_check_s: float = 300.0  # how often each worker looks for idle users
     max_text_chars: int = 2000
@@ -116,7 +117,8 @@ class Settings:
         return f"{self.topic_prefix}{name}"
 
     def decay(self) -> DecayConfig:
-        return DecayConfig(half_life_s=self.half_life_s, history_size=self.history_size)
+        return DecayConfig(half_life_s=self.half_life_s, history_size=self.history_size,
+                           search_size=self.search_size)
 
     def interests(self) -> InterestConfig:
         return InterestConfig(max_interests=self.max_interests, join_cosine=self.interest_join_cosine,
@@ -218,6 +220,8 @@ class Settings:
                      "rocksdb_block_cache_mb", "fetch_min_bytes"):
             if cast(int, getattr(self, name)) < 1:
                 raise ValueError(f"INTERESTS_{name.upper()} must be >= 1")
+        if not 0 <= self.search_size <= 255:
+            raise ValueError("INTERESTS_SEARCH_SIZE must be within 0..255")
         self.decay()
         self.event_weights()
 

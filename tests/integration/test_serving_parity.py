@@ -58,7 +58,8 @@ def test_published_lists_are_the_in_process_scorers(stack: Stack) -> None:
     stack.wait_metric(second, "interests_neighbour_rows", lambda v: v == len(CATALOG))
     assert touched > 0
 
-    # searches move the text interest and add no co-occurrence: the shared rows stay as read
+    # searches move the text interest and enter the sequence (`cf.searches`), and add no
+    # co-occurrence: the shared rows stay as read
     probes = users[:8]
     for n, user in enumerate(probes):
         stack.send("events", user, {"event_id": f"{user}-q", "user_id": user, "type": "search",
@@ -79,6 +80,7 @@ def test_published_lists_are_the_in_process_scorers(stack: Stack) -> None:
     raw_states = latest_values(stack, f"{stack.settings.app_id}-users-changelog")
     states = {u: UserState.from_bytes(raw) for u in probes if (raw := raw_states[u.encode()])}
     assert all(f"{u}-q" in s.seen for u, s in states.items()) and set(states) == set(probes)
+    assert all([q.after for q in s.searches] == [0] for s in states.values())  # the newest position
 
     scorer = HybridScorer(catalog, index, model.model, model.policy,
                           fold_in_items=stack.settings.cf_fold_in_items, sequence=model.sequence)

@@ -171,13 +171,21 @@ def test_merge_event_keeps_the_interests_a_partition_of_the_single_vector_and_sk
 
 
 def _mixed(rng: np.random.Generator, n: int) -> list[Interaction]:
-    """Topic events with redeliveries, events of items with no vector, and a repeated item."""
+    """Topic events with redeliveries, events of items with no vector, a repeated item and searches
+    (a text's vector, no item)."""
     out = []
     for k, (item, e, w, t) in enumerate(topic_events(rng, n)):
         event_id = f"e{k - 3}" if k > 3 and rng.random() < 0.05 else f"e{k}"  # an earlier event again
         vector = None if rng.random() < 0.05 else e
-        out.append(Interaction("u", event_id, t, w, vector, "i7" if k % 17 == 0 else item))
+        item_id = None if k % 9 == 5 and vector is not None else "i7" if k % 17 == 0 else item
+        out.append(Interaction("u", event_id, t, w, vector, item_id))
     return out
+
+
+def _same_searches(got: UserState, want: UserState) -> None:
+    assert [s.after for s in got.searches] == [s.after for s in want.searches]
+    for mine, theirs in zip(got.searches, want.searches, strict=True):
+        np.testing.assert_array_equal(mine.vector, theirs.vector)
 
 
 def test_a_batch_folds_to_the_same_state_bit_for_bit_as_its_events_one_by_one() -> None:
@@ -200,6 +208,8 @@ def test_a_batch_folds_to_the_same_state_bit_for_bit_as_its_events_one_by_one() 
         one_by_one.weight_sum, one_by_one.events, one_by_one.updated_ms)
     assert batched.history == one_by_one.history and batched.seen == one_by_one.seen
     assert len(batched.history) == 40 and len(batched.seen) == 8
+    _same_searches(batched, one_by_one)
+    assert len(batched.searches) >= 2
     assert len(batched.interests) == len(one_by_one.interests) == 3
     for got, want in zip(batched.interests, one_by_one.interests, strict=True):
         np.testing.assert_array_equal(got.vector, want.vector)
@@ -229,6 +239,7 @@ def test_users_folded_together_get_the_states_each_gets_folded_alone() -> None:
             np.testing.assert_array_equal(got.vector, want.vector)
             assert (got.weight_sum, got.events, got.updated_ms, got.history, got.seen) == (
                 want.weight_sum, want.events, want.updated_ms, want.history, want.seen)
+            _same_searches(got, want)
             assert len(got.interests) == len(want.interests)
             for k, w in zip(got.interests, want.interests, strict=True):
                 np.testing.assert_array_equal(k.vector, w.vector)
@@ -257,6 +268,8 @@ def test_the_fold_matches_the_step_by_step_transitions() -> None:
     assert folded.weight_sum == pytest.approx(single.weight_sum, rel=1e-9, abs=1e-9)
     assert (folded.events, folded.updated_ms, folded.history, folded.seen) == (
         single.events, single.updated_ms, single.history, single.seen)
+    _same_searches(folded, single)
+    assert len(folded.searches) >= 2
     assert len(folded.interests) == len(interests.interests)
     for got, want in zip(folded.interests, interests.interests, strict=True):
         np.testing.assert_allclose(got.vector, want.vector, rtol=1e-5, atol=1e-5)

@@ -103,3 +103,43 @@ def test_a_folder_of_another_format_is_refused(tmp_path: Path) -> None:
     (tmp_path / "sequence.json").write_text('{"format": "other/9"}')
     with pytest.raises(ValueError, match="interests-seq/1"):
         SequenceModel.load(tmp_path)
+
+
+def _served_model(n: int = 12) -> tuple[SequenceModel, np.ndarray]:
+    torch.manual_seed(4)
+    text = _text(n, seed=1)
+    net = _Net(torch.from_numpy(text), SMALL).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return SequenceModel(tuple(f"i{k}" for k in range(n)), net.arrays(), SMALL.heads, "space", "v"), text
+
+
+def test_a_search_enters_the_window_where_it_happened() -> None:
+    model, _ = _served_model()
+    histories = [np.array([3, 1, 5]), np.array([2]), np.array([], np.intp), np.array([4, -1, 6])]
+    # user 0 searched before their last two items and after all of them; user 2 searched with no
+    # history; user 3's search is older than the history it still has
+    windows = model.window(histories, [[2, 0], [], [0], [9]])
+    assert windows[0].tolist() == [-1, 3, -2, 1, 5, -3]
+    assert windows[1].tolist() == [-1] * 5 + [2]
+    assert windows[2].tolist() == [-1] * 5 + [-4]
+    assert windows[3].tolist() == [-1] * 3 + [-5, 4, 6]
+    assert np.array_equal(model.window(histories, None), model.window(histories))
+
+
+def test_a_search_reads_as_the_item_of_its_text_where_the_id_row_is_zero() -> None:
+    """e_i = E_id[i] + P v_i and a search is P v_text: without id rows, searching an item's text
+    and consuming that item give the same representation; with them, not."""
+    model, text = _served_model()
+    items = model.aligned(model.item_ids, text)  # (N, d)
+    consumed = model.represent(items, model.window([np.array([3, 1, 5])]))  # (1, d)
+    searched = model.represent(items, model.window([np.array([3, 1])], [[0]]), model.project(text[5:6]))
+    assert not np.allclose(searched, consumed, atol=1e-4)
+    arrays = {**model.arrays, "id_embeddings": np.zeros_like(model.arrays["id_embeddings"])}
+    text_only = SequenceModel(model.item_ids, arrays, model.heads, model.space, model.version)
+    items = text_only.aligned(model.item_ids, text)
+    consumed = text_only.represent(items, text_only.window([np.array([3, 1, 5])]))
+    searched = text_only.represent(items, text_only.window([np.array([3, 1])], [[0]]),
+                                   text_only.project(text[5:6]))
+    np.testing.assert_allclose(searched, consumed, rtol=1e-5, atol=1e-5)

@@ -340,3 +340,34 @@ def test_a_batch_of_many_users_is_ranked_in_the_memory_of_one_pass() -> None:
     scorer.top_k({u: states[u] for u in users[:30]}, 10)  # first-call allocations out of the way
     one_pass, eight_passes = peak(users[:30]), peak(users)
     assert eight_passes < 2 * one_pass, (one_pass, eight_passes)
+
+
+def test_a_search_enters_the_sequence_of_the_next_list() -> None:
+    """Through the worker's fold a search becomes a position of the user's sequence, read as
+    P v_text: it moves the next list's `seq` signal, and with the model's id rows zeroed it
+    reads as consuming the item whose text it is."""
+    scorer, states = _served_world()
+    assert scorer.sequence is not None
+    user = sorted(states)[0]
+    state, catalog = states[user], scorer.catalog
+    target = next(i for i in catalog.ids if i not in state.history)
+    text = catalog.vector(target)
+    decay, ts = DecayConfig(half_life_s=3600.0 * 24), state.updated_ms + 1_000
+
+    def after(item_id: str | None) -> UserState:
+        event = Interaction(user, "new", ts, 1.0, text, item_id)
+        out = apply_interactions({user: state}, [event], decay, D, "space", catalog.vector, stored=True)
+        return out[user]
+
+    searched, consumed = after(None), after(target)
+    assert [s.after for s in searched.searches] == [0] and searched.history == state.history
+    assert consumed.searches == () and consumed.history[-1] == target
+    before, now = scorer.components([state])["seq"], scorer.components([searched])["seq"]  # (1, N) each
+    assert not np.allclose(before, now, atol=1e-3)
+    ids_zeroed = np.zeros_like(scorer.sequence.arrays["id_embeddings"])
+    arrays = {**scorer.sequence.arrays, "id_embeddings": ids_zeroed}
+    text_only = HybridScorer(catalog, scorer.neighbours, sequence=replace(scorer.sequence, arrays=arrays))
+    h_searched, h_consumed = (text_only.sequence_vectors(text_only.history_rows([s]), [s.searches])
+                              for s in (searched, consumed))
+    assert h_searched is not None and h_consumed is not None
+    np.testing.assert_allclose(h_searched, h_consumed, atol=2e-3)  # the search's text kept as float16

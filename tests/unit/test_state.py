@@ -113,3 +113,30 @@ def test_the_rows_sum_adds_whole_rows_in_order_as_a_running_total(k: int) -> Non
         total += row
     np.testing.assert_array_equal(sum_rows(rows), total)
     assert sum_rows(np.zeros((0, 384), np.float32)).shape == (384,)
+
+
+def test_searches_follow_either_layout_and_a_state_without_them_keeps_its_bytes() -> None:
+    from cf.state import Search
+
+    rng = np.random.default_rng(0)
+    searches = tuple(Search(rng.normal(size=4).astype(np.float32), after) for after in (3, 0))
+    plain = UserState(vector=np.ones(4, np.float32), updated_ms=5, events=2, weight_sum=1.0,
+                      history=("a", "b"), seen=("e",), space="enc",
+                      interests=(Interest(np.ones(4, np.float32), 1.0, ("a",), 1.0),))
+    with_nul = UserState(vector=np.ones(4, np.float32), updated_ms=5, events=2, weight_sum=1.0,
+                         history=("a\x00b",), space="enc")
+    for state, layout in ((plain, 5), (with_nul, 4)):
+        raw = state.to_bytes()
+        assert raw[0] == layout and UserState.from_bytes(raw).searches == ()
+        searched = UserState(**{**state.__dict__, "searches": searches})
+        raw = searched.to_bytes()
+        assert raw[0] == layout + 2
+        assert raw.startswith(bytes([layout + 2]) + state.to_bytes()[1:])  # the block comes after
+        back = UserState.from_bytes(raw)
+        assert back.history == state.history and [s.after for s in back.searches] == [3, 0]
+        for got, sent in zip(back.searches, searches, strict=True):
+            np.testing.assert_allclose(got.vector, sent.vector, rtol=2**-11)  # stored as float16
+        rounded = searched.rounded()
+        for got, kept in zip(back.searches, rounded.searches, strict=True):
+            np.testing.assert_array_equal(got.vector, kept.vector)  # `rounded` is what comes back
+        assert UserState.updated_ms_of(raw) == 5
