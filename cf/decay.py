@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from cf.searches import remember
+from cf.searches import SEARCH_HORIZON, remember
 from cf.state import FloatVec, UserState
 
 
@@ -16,7 +16,7 @@ class DecayConfig:
     history_size: int = 500  # consumed items kept per user for filtering
     seen_size: int = 64  # event ids kept per user to skip redeliveries
     search_size: int = 4  # latest free-text searches kept per user, as positions of their sequence
-    search_horizon: int = 50  # ... each until this many items came after it (the sequence's window)
+    search_horizon: int = SEARCH_HORIZON  # ... each until this many items came after it
 
     def __post_init__(self) -> None:
         if self.half_life_s <= 0:

@@ -18,12 +18,14 @@ from collections.abc import Sequence
 
 from cf.state import FloatVec, Search, stored_precision
 
+SEARCH_HORIZON = 50  # items after which a search is dropped: the sequential model's window L
+
 
 def remember(searches: tuple[Search, ...], item_id: str | None, vector: FloatVec | None,
-             size: int, horizon: int = 50) -> tuple[Search, ...]:
+             size: int, horizon: int = SEARCH_HORIZON) -> tuple[Search, ...]:
     """A user's searches after one of their events: an item's event puts one more item after
-    each, and a search with `horizon` items after it goes (past the sequential model's window of
-    L = 50 items it is never read); a text event with no item (a search; `vector` (D,) its
+    each, and a search with `horizon` items after it goes (past the sequential model's window it
+    is never read); a text event with no item (a search; `vector` (D,) its
     text's) joins them at stored precision, the oldest dropped past `size`; an event with
     neither changes nothing."""
     if item_id is not None:
