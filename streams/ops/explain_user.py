@@ -38,6 +38,7 @@ def explain(settings: Settings, user_id: str) -> dict[str, Any]:
         "updated_ms": state.updated_ms,
         "interests": interests(state, items, title),
         "recent": [{"item_id": i, "title": title.get(i, "")} for i in reversed(state.history[-5:])],
+        "searches": searches(state, items, title),
         "list": [] if raw_list is None else [
             {**entry, "title": title.get(entry["item_id"], ""),
              "because_titles": [title.get(h, h) for h in entry.get("because", {}).get("history", [])]}
@@ -53,6 +54,19 @@ def interests(state: UserState, items: dict[str, Any], title: dict[str, str]) ->
              "representative": [{"item_id": i, "title": title.get(i, "")}
                                 for i in k.items or representatives(k.vector, state.history, items)]}
             for n, k in enumerate(state.interests)]
+
+
+def searches(state: UserState, items: dict[str, Any], title: dict[str, str]) -> list[dict[str, Any]]:
+    """The searches the user's sequence holds, newest first: how many items came after each and
+    the catalog item its text reads most like (the text itself is not kept, its vector is)."""
+    if not state.searches or not items:
+        return []
+    ids = list(items)
+    vectors = normalise_rows(np.stack([items[i].vector for i in ids]).astype(np.float32))  # (N, D)
+    asked = normalise_rows(np.stack([s.vector for s in state.searches]).astype(np.float32))  # (S, D)
+    nearest = np.argmax(asked @ vectors.T, axis=1).tolist()  # (S,)
+    return [{"items_since": s.after, "reads_like": {"item_id": ids[n], "title": title.get(ids[n], "")}}
+            for s, n in reversed(list(zip(state.searches, nearest, strict=True)))]
 
 
 def representatives(vector: np.ndarray, history: tuple[str, ...], items: dict[str, Any]) -> list[str]:
@@ -77,6 +91,10 @@ def print_explanation(report: dict[str, Any]) -> None:
         print(f"  interest {interest['interest']} (weight {interest['weight']}, "
               f"{interest['share']:.0%} of recent activity): {names}")
     print("  recently: " + "; ".join(r["title"] or r["item_id"] for r in report["recent"]))
+    for search in report.get("searches", []):
+        like = search["reads_like"]
+        print(f"  a search {search['items_since']} items ago, read in the sequence; its text reads "
+              f"like {like['title'] or like['item_id']}")
     for n, entry in enumerate(report["list"], start=1):
         because = entry.get("because", {})
         z = ", ".join(f"{c} {v:+.2f}" for c, v in because.get("components", {}).items())

@@ -56,6 +56,12 @@ def test_every_listed_item_names_the_users_own_items_and_explain_reads_them_back
     text = subprocess.run([sys.executable, "-m", "streams.cli", "explain", "fan"],
                           capture_output=True, text=True, env=env, timeout=120).stdout
     assert "because of: " in text and CATALOG["h3"][0] in text
+    seeker = subprocess.run([sys.executable, "-m", "streams.cli", "explain", "seeker", "--json"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert seeker.returncode == 0, seeker.stderr[-2000:]
+    searched = json.loads(seeker.stdout)["searches"]  # kept as a position of the sequence
+    assert [s["items_since"] for s in searched] == [0]
+    assert searched[0]["reads_like"]["item_id"] in {"s1", "s2", "s3"}  # the space films
     gone = subprocess.run([sys.executable, "-m", "streams.cli", "explain", "nobody"],
                           capture_output=True, text=True, env=env, timeout=120)
     assert gone.returncode == 1 and "no state" in gone.stdout
