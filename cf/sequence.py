@@ -39,11 +39,15 @@ BLOCK_ARRAYS = ("ln1.weight", "ln1.bias", "qkv.weight", "qkv.bias", "out.weight"
 
 
 def layer_norm(x: F32, weight: F32, bias: F32) -> F32:
-    """(..., d) (x - mean) / sqrt(var + eps) * weight + bias over the last axis."""
-    mean = x.mean(axis=-1, keepdims=True)
-    centred = x - mean
-    var = (centred * centred).mean(axis=-1, keepdims=True)
-    return (centred / np.sqrt(var + LN_EPS) * weight + bias).astype(np.float32)
+    """(..., d) (x - mean) / sqrt(var + eps) * weight + bias over the last axis: the mean as one
+    product with a (d,) vector of 1/d, the variance as one row-wise dot, the rest in place."""
+    width = x.shape[-1]
+    centred = x - (x @ np.full(width, 1.0 / width, np.float32))[..., None]  # (..., d)
+    var = np.einsum("...i,...i->...", centred, centred) / np.float32(width)  # (...,)
+    centred *= (1.0 / np.sqrt(var + np.float32(LN_EPS)))[..., None]
+    centred *= weight
+    centred += bias
+    return centred
 
 
 def attention_mask(present: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
@@ -56,13 +60,24 @@ def attention_mask(present: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
 
 def _linear(x: F32, weight: F32, bias: F32) -> F32:
     """(..., k) x W^T + b for x (..., j), W (k, j): one matrix product over every leading index."""
-    flat = x.reshape(-1, x.shape[-1]) @ weight.T + bias  # (prod(...), k)
+    flat = x.reshape(-1, x.shape[-1]) @ weight.T  # (prod(...), k)
+    flat += bias
     return flat.reshape(*x.shape[:-1], weight.shape[0])
 
 
+def _spread(values: F32, at: Ints, b_n: int, length: int) -> F32:
+    """(B, L, c) with the (T, c) `values` at the flat positions `at` (b L + t) and zeros elsewhere."""
+    out = np.zeros((b_n * length, values.shape[1]), np.float32)  # (B L, c)
+    out[at] = values
+    return out.reshape(b_n, length, -1)
+
+
 def _heads(x: F32, heads: int) -> F32:
-    """(B, H, L, d/H) contiguous, from (B, L, d)."""
+    """(B, H, L, d/H) from (B, L, d): a view for one head (a product reads its strides), else a
+    contiguous copy."""
     b_n, length, width = x.shape
+    if heads == 1:
+        return x[:, None]
     return np.ascontiguousarray(x.reshape(b_n, length, heads, width // heads).transpose(0, 2, 1, 3))
 
 
@@ -126,42 +141,59 @@ class SequenceModel:
     def represent(self, items: F32, windows: Ints, searches: F32 | None = None) -> F32:
         """(B, d) h for each user's (L,) window (`window`) of rows of `items` (N, d) (`aligned`)
         and of `searches` (S, d) (their `project`ed text, search j at -2 - j); a user with
-        nothing in their window gets zeros. Only h at the last position is read, so the last
-        block computes its queries, attention output and feed-forward there alone (keys and
-        values everywhere)."""
+        nothing in their window gets zeros.
+
+        Every step but the attention is position-wise, so it runs on the T positions that hold
+        an entry only (flat, (T, d)), not on the padding (a padded key is never attended to,
+        so the present positions' values are the same). Only h at the last position is read,
+        so the last block computes its query, attention output and feed-forward there alone
+        (keys and values everywhere)."""
         a = self.arrays
         b_n, length = windows.shape
         width, heads = self.width, self.heads
         present = windows != -1  # (B, L)
-        x = items[np.maximum(windows, 0)]  # (B, L, d)
+        at = np.flatnonzero(present)  # (T,) flat b L + t of each present position, user by user
+        entries = windows.ravel()[at]  # (T,)
+        x = items[np.maximum(entries, 0)]  # (T, d)
         if searches is not None:
-            asked = windows <= -2  # (B, L)
-            x[asked] = searches[-2 - windows[asked]]
+            asked = entries <= -2  # (T,)
+            x[asked] = searches[-2 - entries[asked]]
         x *= np.float32(np.sqrt(width))
-        x += a["positions"][None]
-        x *= present[:, :, None]
-        allowed = attention_mask(present)[:, None]  # (B, 1, L, L)
+        x += a["positions"][at % length]  # (T, d)
+        hidden_keys = np.where(attention_mask(present), np.float32(0.0), np.float32(-np.inf))  # (B, L, L)
+        hidden_keys = hidden_keys[:, None]  # (B, 1, L, L) added to the logits: -inf where not allowed
+        users = np.flatnonzero(present[:, -1])  # (U,) users with an entry (the newest is at L - 1)
+        newest = np.searchsorted(at, users * length + length - 1)  # (U,) their last rows of x
+        scale = np.float32(1.0 / np.sqrt(width // heads))
         for n in range(self.blocks):
             p = {name: a[f"block{n}.{name}"] for name in BLOCK_ARRAYS}
-            at = slice(length - 1, length) if n == self.blocks - 1 else slice(0, length)  # query positions
-            h = layer_norm(x, p["ln1.weight"], p["ln1.bias"])  # (B, L, d)
-            qkv = _linear(h, p["qkv.weight"], p["qkv.bias"])  # (B, L, 3d)
-            q = _heads(qkv[:, at, :width], heads)  # (B, H, Q, dh)
-            k = _heads(qkv[:, :, width : 2 * width], heads)  # (B, H, L, dh)
-            v = _heads(qkv[:, :, 2 * width :], heads)  # (B, H, L, dh)
-            logits = q @ k.transpose(0, 1, 3, 2) / np.float32(np.sqrt(width // heads))  # (B, H, Q, L)
-            logits = np.where(allowed[:, :, at], logits, -np.inf)
+            last = n == self.blocks - 1
+            weight, bias = p["qkv.weight"], p["qkv.bias"]  # (3d, d), (3d,): q, k, v rows in turn
+            h = layer_norm(x, p["ln1.weight"], p["ln1.bias"])  # (T, d)
+            if last:  # queries at each user's newest position only: (U, L, 2d), (U, 1, 1, L), (U, d)
+                kv = _spread(_linear(h, weight[width:], bias[width:]), at, b_n, length)  # (B, L, 2d)
+                kv, mask, x = kv[users], hidden_keys[users][:, :, -1:], x[newest]
+                q = _linear(h[newest], weight[:width], bias[:width])[:, None]  # (U, 1, d)
+            else:
+                qkv = _spread(_linear(h, weight, bias), at, b_n, length)  # (B, L, 3d)
+                q, kv, mask = qkv[..., :width], qkv[..., width:], hidden_keys  # (B, L, d), (B, L, 2d)
+            q, k, v = (_heads(t, heads) for t in (q, kv[..., :width], kv[..., width:]))  # (., H, Q|L, dh)
+            logits = q @ k.transpose(0, 1, 3, 2)  # (., H, Q, L)
+            logits *= scale
+            logits += mask
             logits -= logits.max(axis=-1, keepdims=True)
-            weights = np.exp(logits)
-            weights /= weights.sum(axis=-1, keepdims=True)  # (B, H, Q, L) softmax over keys
-            mixed = (weights @ v).transpose(0, 2, 1, 3).reshape(b_n, -1, width)  # (B, Q, d)
-            x = x[:, at] + _linear(mixed, p["out.weight"], p["out.bias"])  # (B, Q, d)
+            weights = np.exp(logits, out=logits)
+            weights /= weights.sum(axis=-1, keepdims=True)  # (., H, Q, L) softmax over keys
+            mixed = (weights @ v).transpose(0, 2, 1, 3).reshape(-1, width)  # (., Q, d) -> (U | B L, d)
+            x += _linear(mixed if last else mixed[at], p["out.weight"], p["out.bias"])  # (U | T, d)
             h = layer_norm(x, p["ln2.weight"], p["ln2.bias"])
-            hidden = np.maximum(_linear(h, p["ff1.weight"], p["ff1.bias"]), 0.0)  # (B, Q, 4d) relu
-            x = x + _linear(hidden, p["ff2.weight"], p["ff2.bias"])
-            x *= present[:, at, None]
-        out = layer_norm(x[:, -1], a["norm.weight"], a["norm.bias"])  # (B, d)
-        return (out * present[:, -1:]).astype(np.float32)
+            hidden = _linear(h, p["ff1.weight"], p["ff1.bias"])  # (U | T, inner)
+            np.maximum(hidden, np.float32(0.0), out=hidden)  # relu
+            x += _linear(hidden, p["ff2.weight"], p["ff2.bias"])
+        out = np.zeros((b_n, width), np.float32)  # (B, d)
+        if users.size:
+            out[users] = layer_norm(x, a["norm.weight"], a["norm.bias"])  # (U, d)
+        return out
 
     def scores(self, items: F32, histories: Sequence[Ints], cols: Ints | None = None) -> F32:
         """(B, N) h_u . e_i of every user over the rows of `items` (N, d); (B, M) of `cols`."""

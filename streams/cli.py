@@ -447,6 +447,7 @@ def _sequence_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seq-width", type=int, default=64, help="embedding width (d)")
     g.add_argument("--seq-blocks", type=int, default=2, help="self-attention blocks")
     g.add_argument("--seq-heads", type=int, default=1, help="attention heads")
+    g.add_argument("--seq-inner", type=int, default=64, help="the feed-forward's hidden width")
     g.add_argument("--seq-dropout", type=float, default=0.1)
     g.add_argument("--seq-id-dropout", type=float, default=0.2,
                    help="share of items trained without their id embedding in each batch (text alone)")
@@ -460,8 +461,8 @@ def _seq_params(args: argparse.Namespace) -> SeqParams | None:
     if args.no_sequence:
         return None
     return SeqParams(max_len=args.seq_max_len, width=args.seq_width, blocks=args.seq_blocks,
-                     heads=args.seq_heads, dropout=args.seq_dropout, id_dropout=args.seq_id_dropout,
-                     max_epochs=args.seq_max_epochs, seed=args.seq_seed)
+                     heads=args.seq_heads, inner=args.seq_inner, dropout=args.seq_dropout,
+                     id_dropout=args.seq_id_dropout, max_epochs=args.seq_max_epochs, seed=args.seq_seed)
 
 
 def _encoder_options(p: argparse.ArgumentParser, backend: bool = True) -> None:
