@@ -28,15 +28,17 @@ def _cycles(users: int, n: int, length: int) -> dict[str, list[int]]:
     return {f"u{u}": [(u + t) % n for t in range(length)] for u in range(users)}
 
 
-def test_numpy_serving_equals_the_torch_network() -> None:
+@pytest.mark.parametrize(("blocks", "heads"), [(1, 1), (2, 2), (3, 1)])
+def test_numpy_serving_equals_the_torch_network(blocks: int, heads: int) -> None:
     torch.manual_seed(3)
     text = _text(12)
-    net = _Net(torch.from_numpy(text), SeqParams(**{**SMALL.__dict__, "inner": 24})).eval()
+    params = SeqParams(**{**SMALL.__dict__, "inner": 24, "blocks": blocks, "heads": heads})
+    net = _Net(torch.from_numpy(text), params).eval()
     with torch.no_grad():
         for p in net.parameters():  # away from the initialisation's near-zero biases and unit norms
             p.add_(torch.randn_like(p) * 0.1)
     ids = tuple(f"i{n}" for n in range(12))
-    model = SequenceModel(ids, net.arrays(), SMALL.heads, "space", "v")
+    model = SequenceModel(ids, net.arrays(), heads, "space", "v")
     histories = [np.array([3, 1, 5]), np.array([], np.intp), np.arange(12), np.array([-1, 2, -1, 7])]
     windows = model.window(histories)  # (B, L)
     assert windows[0].tolist() == [-1, -1, -1, 3, 1, 5] and (windows[1] == -1).all()
@@ -49,6 +51,9 @@ def test_numpy_serving_equals_the_torch_network() -> None:
     got = model.represent(items, windows)  # (B, d)
     np.testing.assert_allclose(got[[0, 2, 3]], expected[[0, 2, 3]], rtol=1e-4, atol=1e-4)
     assert not got[1].any()  # no item: no representation
+    for b in range(len(histories)):  # a user's representation does not depend on who shares the batch
+        alone = model.represent(items, windows[b : b + 1])[0]  # (d,)
+        np.testing.assert_allclose(alone, got[b], rtol=1e-5, atol=1e-5)
 
 
 def test_windows_cover_every_transition_of_a_long_history() -> None:
