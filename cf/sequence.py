@@ -66,7 +66,7 @@ def _linear(x: F32, weight: F32, bias: F32) -> F32:
 
 
 def _spread(values: F32, at: Ints, b_n: int, length: int) -> F32:
-    """(B, L, c) with the (T, c) `values` at the flat positions `at` (b L + t) and zeros elsewhere."""
+    """(B, L, c) with the (T, c) `values` at the flat positions `at` (b L + t), zeros elsewhere."""
     out = np.zeros((b_n * length, values.shape[1]), np.float32)  # (B L, c)
     out[at] = values
     return out.reshape(b_n, length, -1)
@@ -149,10 +149,15 @@ class SequenceModel:
         so the last block computes its query, attention output and feed-forward there alone
         (keys and values everywhere)."""
         a = self.arrays
-        b_n, length = windows.shape
         width, heads = self.width, self.heads
-        present = windows != -1  # (B, L)
-        at = np.flatnonzero(present)  # (T,) flat b L + t of each present position, user by user
+        out = np.zeros((windows.shape[0], width), np.float32)  # (B, d)
+        users = np.flatnonzero(windows[:, -1] != -1)  # (U,) users with an entry: the newest is at L - 1
+        if not users.size:
+            return out
+        windows = windows[users]  # (U, L)
+        u_n, length = windows.shape
+        present = windows != -1  # (U, L)
+        at = np.flatnonzero(present)  # (T,) flat u L + t of each present position, user by user
         entries = windows.ravel()[at]  # (T,)
         x = items[np.maximum(entries, 0)]  # (T, d)
         if searches is not None:
@@ -160,10 +165,9 @@ class SequenceModel:
             x[asked] = searches[-2 - entries[asked]]
         x *= np.float32(np.sqrt(width))
         x += a["positions"][at % length]  # (T, d)
-        hidden_keys = np.where(attention_mask(present), np.float32(0.0), np.float32(-np.inf))  # (B, L, L)
-        hidden_keys = hidden_keys[:, None]  # (B, 1, L, L) added to the logits: -inf where not allowed
-        users = np.flatnonzero(present[:, -1])  # (U,) users with an entry (the newest is at L - 1)
-        newest = np.searchsorted(at, users * length + length - 1)  # (U,) their last rows of x
+        hidden_keys = np.where(attention_mask(present), np.float32(0.0), np.float32(-np.inf))  # (U, L, L)
+        hidden_keys = hidden_keys[:, None]  # (U, 1, L, L) added to the logits: -inf where not allowed
+        newest = np.searchsorted(at, np.arange(u_n) * length + length - 1)  # (U,) each user's last row of x
         scale = np.float32(1.0 / np.sqrt(width // heads))
         for n in range(self.blocks):
             p = {name: a[f"block{n}.{name}"] for name in BLOCK_ARRAYS}
@@ -171,28 +175,26 @@ class SequenceModel:
             weight, bias = p["qkv.weight"], p["qkv.bias"]  # (3d, d), (3d,): q, k, v rows in turn
             h = layer_norm(x, p["ln1.weight"], p["ln1.bias"])  # (T, d)
             if last:  # queries at each user's newest position only: (U, L, 2d), (U, 1, 1, L), (U, d)
-                kv = _spread(_linear(h, weight[width:], bias[width:]), at, b_n, length)  # (B, L, 2d)
-                kv, mask, x = kv[users], hidden_keys[users][:, :, -1:], x[newest]
+                kv = _spread(_linear(h, weight[width:], bias[width:]), at, u_n, length)
+                mask, x = hidden_keys[:, :, -1:], x[newest]
                 q = _linear(h[newest], weight[:width], bias[:width])[:, None]  # (U, 1, d)
             else:
-                qkv = _spread(_linear(h, weight, bias), at, b_n, length)  # (B, L, 3d)
-                q, kv, mask = qkv[..., :width], qkv[..., width:], hidden_keys  # (B, L, d), (B, L, 2d)
-            q, k, v = (_heads(t, heads) for t in (q, kv[..., :width], kv[..., width:]))  # (., H, Q|L, dh)
-            logits = q @ k.transpose(0, 1, 3, 2)  # (., H, Q, L)
+                qkv = _spread(_linear(h, weight, bias), at, u_n, length)  # (U, L, 3d)
+                q, kv, mask = qkv[..., :width], qkv[..., width:], hidden_keys  # (U, L, d), (U, L, 2d)
+            q, k, v = (_heads(t, heads) for t in (q, kv[..., :width], kv[..., width:]))  # (U, H, Q|L, dh)
+            logits = q @ k.transpose(0, 1, 3, 2)  # (U, H, Q, L)
             logits *= scale
             logits += mask
             logits -= logits.max(axis=-1, keepdims=True)
             weights = np.exp(logits, out=logits)
-            weights /= weights.sum(axis=-1, keepdims=True)  # (., H, Q, L) softmax over keys
-            mixed = (weights @ v).transpose(0, 2, 1, 3).reshape(-1, width)  # (., Q, d) -> (U | B L, d)
+            weights /= weights.sum(axis=-1, keepdims=True)  # (U, H, Q, L) softmax over keys
+            mixed = (weights @ v).transpose(0, 2, 1, 3).reshape(-1, width)  # (U Q, d)
             x += _linear(mixed if last else mixed[at], p["out.weight"], p["out.bias"])  # (U | T, d)
             h = layer_norm(x, p["ln2.weight"], p["ln2.bias"])
             hidden = _linear(h, p["ff1.weight"], p["ff1.bias"])  # (U | T, inner)
             np.maximum(hidden, np.float32(0.0), out=hidden)  # relu
             x += _linear(hidden, p["ff2.weight"], p["ff2.bias"])
-        out = np.zeros((b_n, width), np.float32)  # (B, d)
-        if users.size:
-            out[users] = layer_norm(x, a["norm.weight"], a["norm.bias"])  # (U, d)
+        out[users] = layer_norm(x, a["norm.weight"], a["norm.bias"])  # (U, d)
         return out
 
     def scores(self, items: F32, histories: Sequence[Ints], cols: Ints | None = None) -> F32:
