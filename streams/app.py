@@ -31,6 +31,7 @@ from streams.metrics import Metrics
 from streams.neighbours_replica import NeighboursReplica
 from streams.offset_guard import OffsetGuard, stalled
 from streams.publisher import Publisher
+from streams.recovery_watch import RecoveryWatch, watch_recovery
 from streams.settings import Settings
 from streams.tables import Tables, declare_tables
 from streams.topics import Topics, declare_topics
@@ -158,9 +159,29 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
                 await merge_deltas(await pairs_guard.complete(batch), settings, topics, tables, metrics,
                                    rows_publisher)
 
+    async def broker_answers(partitions: list[tuple[str, int]]) -> bool:
+        try:
+            await asyncio.wait_for(events_guard.end_offsets(partitions), timeout=5.0)
+        except Exception:  # the broker away, or slow: either way, not the worker's fault
+            return False
+        return True
+
+    async def watch_recoveries() -> None:
+        watch = RecoveryWatch()
+        while True:
+            await asyncio.sleep(5.0)
+            try:
+                await watch_recovery(app, watch, metrics, time.monotonic(), broker_answers)
+            except Exception as exc:  # a safety net never takes the worker down by itself
+                log.warning("recovery watch: %r; looking again in 5 s", exc)
+
+    watching: list[asyncio.Future[None]] = []
+
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         assigned = args[0] if args else kwargs["assigned"]  # Set[TP], sent after each rebalance
+        if not watching:  # from the first assignment: Faust starts its timers after the first recovery
+            watching.append(app.add_future(watch_recoveries()))
         events_topic = topics.events.get_topic_name()
         metrics.assigned_partitions.set(sum(1 for tp in assigned if tp.topic == events_topic))
         metrics.rebalances.inc()

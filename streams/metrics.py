@@ -53,6 +53,7 @@ class Metrics:
     users_erased: Counter  # by reason
     offset_holes: Counter  # by topic
     refetched_records: Counter  # by topic
+    recovery_stalls: Counter
     topic_partitions: Gauge  # by topic
     topic_problems: Gauge  # by topic and problem
     gc_pause: Histogram  # by generation
@@ -162,6 +163,10 @@ class Metrics:
             refetched_records=Counter(
                 "interests_refetched_records", "Input records read back to fill those runs",
                 ["topic"], registry=r),
+            recovery_stalls=Counter(
+                "interests_recovery_stalls", "Table recoveries that read nothing of a changelog "
+                "partition with records left for 15 s, and were resumed and sought back "
+                "(streams/recovery_watch.py)", registry=r),
             topic_partitions=Gauge(
                 "interests_topic_partitions", "Partitions of each of the app's topics, as the broker "
                 "reported them when this worker started", ["topic"], registry=r),

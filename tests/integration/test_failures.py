@@ -22,6 +22,7 @@ from tests.integration.conftest import BROKER_KIND, CATALOG, Stack, latest_value
 
 pytestmark = pytest.mark.integration
 ITEMS = sorted(CATALOG)
+FAULTS = Path(__file__).parent / "faults"  # injected into worker processes (its sitecustomize.py)
 
 
 def stream_of(users: int, per_user: int, tag: str) -> list[tuple[str, str, str]]:
@@ -120,6 +121,34 @@ def test_a_second_worker_joining_mid_stream_takes_over_partitions_and_their_stat
     # the users the second worker now serves had history on the first: it came with the partitions
     assert total(stack.metrics(second), "interests_events_total", outcome="ok") > 0
     assert_every_event_once(stack, before + during + after)
+
+
+def test_a_table_recovery_that_reads_nothing_is_resumed_by_the_worker(
+        stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    # every rebalance after the first loses Faust's resume of the users table's changelog
+    # partitions (tests/integration/faults): left to Faust, both workers wait for those records
+    # for ever; the recovery watch resumes them after 15 s
+    path = [str(FAULTS), *filter(None, [os.environ.get("PYTHONPATH")])]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(path))
+    monkeypatch.setenv("INTERESTS_TEST_FAULT", "recovery_resume_lost")
+    publish_catalog(stack)
+    first = stack.start_worker()
+    stack.wait_metric(first, "interests_catalog_ready", lambda v: v == 1)
+    before = stream_of(users=20, per_user=5, tag="rs")
+    send(stack, before)
+    wait_for_last(stack, before)
+
+    second = stack.start_worker()
+    stack.wait_metric(second, "interests_assigned_partitions", lambda v: v > 0, timeout_s=90)
+    after = [(u, e.replace("-e", "-g"), i) for u, e, i in stream_of(users=20, per_user=5, tag="rs")]
+    send(stack, after, ts0=100_000)
+    wait_for_last(stack, after)
+
+    assert "fault: resume of" in stack.log(first)  # the fault was there
+    stalls = [total(stack.metrics(w), "interests_recovery_stalls_total") for w in (first, second)]
+    assert sum(stalls) >= 1, stalls
+    assert first.alive() and second.alive()
+    assert_every_event_once(stack, before + after)
 
 
 @pytest.fixture()
