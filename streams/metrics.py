@@ -164,8 +164,8 @@ class Metrics:
                 "interests_refetched_records", "Input records read back to fill those runs",
                 ["topic"], registry=r),
             recovery_stalls=Counter(
-                "interests_recovery_stalls", "Table recoveries that read nothing of a changelog "
-                "partition with records left for 15 s, and were resumed and sought back "
+                "interests_recovery_stalls", "Nudges of table recoveries that had read nothing of a "
+                "changelog partition with records left for 15 s: resumed and sought back "
                 "(streams/recovery_watch.py)", registry=r),
             topic_partitions=Gauge(
                 "interests_topic_partitions", "Partitions of each of the app's topics, as the broker "

@@ -41,7 +41,7 @@ Partition = tuple[str, int]  # (topic, partition)
 Action = Literal["wait", "nudge", "give_up"]
 
 
-def stalled(left: Mapping[Partition, int], last_read: Mapping[Partition, float], since: float,
+def quiet_partitions(left: Mapping[Partition, int], last_read: Mapping[Partition, float], since: float,
             now: float, stall_s: float = STALL_S) -> list[Partition]:
     """Active changelog partitions with records `left` to read and none read for `stall_s`
     seconds (`last_read`: monotonic time of each one's last record; `since`: the recovery's
@@ -69,7 +69,7 @@ class RecoveryWatch:
         if any(left.get(tp, 0) < n for tp, n in self.left_at_nudge.items()):
             self.unanswered, self.left_at_nudge = 0, {}  # a nudge was answered: records came
         since = started if self.nudged_at is None else max(started, self.nudged_at)
-        tps = stalled(left, last_read, since, now, self.stall_s)
+        tps = quiet_partitions(left, last_read, since, now, self.stall_s)
         if not tps:
             return "wait", []
         if self.unanswered >= self.max_nudges:

@@ -10,7 +10,7 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from streams.metrics import Metrics
-from streams.recovery_watch import RecoveryStalled, RecoveryWatch, stalled, watch_recovery
+from streams.recovery_watch import RecoveryStalled, RecoveryWatch, quiet_partitions, watch_recovery
 
 A, B = ("users-changelog", 2), ("users-changelog", 3)
 
@@ -18,8 +18,8 @@ A, B = ("users-changelog", 2), ("users-changelog", 3)
 def test_a_partition_with_records_left_and_none_read_for_the_stall_time_is_stalled() -> None:
     left = {A: 129, B: 81, ("users-changelog", 0): 0}
     # A: nothing read since the start 20 s ago; B: a record 3 s ago; 0: nothing left to read
-    assert stalled(left, {B: 97.0}, since=80.0, now=100.0, stall_s=15.0) == [A]
-    assert stalled(left, {}, since=90.0, now=100.0, stall_s=15.0) == []  # 10 s: not yet
+    assert quiet_partitions(left, {B: 97.0}, since=80.0, now=100.0, stall_s=15.0) == [A]
+    assert quiet_partitions(left, {}, since=90.0, now=100.0, stall_s=15.0) == []  # 10 s: not yet
 
 
 def test_a_new_recovery_starts_counting_afresh() -> None:
