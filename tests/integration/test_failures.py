@@ -121,6 +121,11 @@ def test_a_second_worker_joining_mid_stream_takes_over_partitions_and_their_stat
     # the users the second worker now serves had history on the first: it came with the partitions
     assert total(stack.metrics(second), "interests_events_total", outcome="ok") > 0
     assert_every_event_once(stack, before + during + after)
+    # the partitions the first worker kept had their changelog offsets recorded when the group
+    # rebalanced: Faust listed their ends again and found nothing to read back
+    log = first.log_path.read_text(errors="replace")
+    assert log.count("Highwater for active changelog partitions") >= 2  # both assignments listed
+    assert "Restoring state from changelog topics" not in log
 
 
 def test_a_table_recovery_that_reads_nothing_is_resumed_by_the_worker(
