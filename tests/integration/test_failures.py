@@ -121,6 +121,11 @@ def test_a_second_worker_joining_mid_stream_takes_over_partitions_and_their_stat
     # the users the second worker now serves had history on the first: it came with the partitions
     assert total(stack.metrics(second), "interests_events_total", outcome="ok") > 0
     assert_every_event_once(stack, before + during + after)
+    # what the first worker processed before the group rebalanced was committed then: no event
+    # was processed twice (Faust alone committed nothing there: 600 redelivered to each worker)
+    redelivered = [total(stack.metrics(w), "interests_events_total", outcome="duplicate")
+                   for w in (first, second)]
+    assert redelivered == [0, 0]
     # the partitions the first worker kept had their changelog offsets recorded when the group
     # rebalanced: Faust listed their ends again and found nothing to read back
     log = first.log_path.read_text(errors="replace")
