@@ -135,3 +135,64 @@ async def test_an_app_without_the_hook_commits_as_faust_does(faust_commit: list[
     consumer = Consumer(type("App", (), {})())
     assert await faust_consumer._commit_offsets(consumer, {"tp": 1}) is True
     assert consumer.log == ["commit {'tp': 1}"]
+
+
+@dataclass
+class Revoking:
+    """Faust's consumer as the revocation wrapper sees it: its flow steps and `wait_empty`."""
+
+    log: list[str] = field(default_factory=list)
+    assigned: set[str] = field(default_factory=lambda: {"events-0", "events-1"})
+    wait_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        log = self.log
+
+        class FlowControl:
+            def suspend(self) -> None:
+                log.append("suspend")
+
+            def clear(self) -> None:
+                log.append("clear")
+
+        self.app = type("App", (), {"flow_control": FlowControl()})()
+
+    def assignment(self) -> set[str]:
+        return self.assigned
+
+    def stop_flow(self) -> None:
+        self.log.append("stop_flow")
+
+    def pause_partitions(self, tps: set[str]) -> None:
+        self.log.append(f"pause {sorted(tps)}")
+
+    async def wait_empty(self) -> None:  # Faust's: waits for the agents, committing as they ack
+        await asyncio.sleep(self.wait_s)
+        self.log.append("wait_empty")
+
+
+@pytest.fixture()
+def faust_revoked(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def revoked(self: Revoking, tps: Any) -> None:  # Faust's: forgets the acked offsets first
+        self.log.append(f"faust revoked {sorted(tps)}")
+
+    monkeypatch.setattr(faust_consumer, "_FAUST_ON_REVOKED", revoked)
+
+
+async def test_a_revocation_finishes_and_commits_the_agents_work_before_faust_forgets_it(
+        faust_revoked: None) -> None:
+    consumer = Revoking()
+    await faust_consumer._on_partitions_revoked(consumer, {"events-0", "events-1"})
+    assert consumer.log == ["stop_flow", "suspend", "pause ['events-0', 'events-1']", "clear", "wait_empty",
+                            "faust revoked ['events-0', 'events-1']"]
+
+
+async def test_agents_that_take_too_long_are_left_to_faust_and_nothing_is_revoked_at_a_first_join(
+        faust_revoked: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(faust_consumer._Revoking, "wait_s", 0.01)
+    slow = Revoking(wait_s=1.0)
+    await faust_consumer._on_partitions_revoked(slow, {"events-0"})
+    assert "wait_empty" not in slow.log and slow.log[-1] == "faust revoked ['events-0']"
+    first = Revoking(assigned=set())
+    await faust_consumer._on_partitions_revoked(first, set())
+    assert first.log == ["faust revoked []"]
