@@ -18,6 +18,7 @@ from cf.state import UserState
 from streams.ops.broker import LocalBroker, free_port, local_broker
 from streams.ops.metrics_scrape import total
 from streams.ops.topic_reader import read_from_beginning
+from streams.ops.worker_process import WorkerProcess
 from tests.integration.conftest import BROKER_KIND, CATALOG, Stack, latest_values, publish_catalog, stack_on
 
 pytestmark = pytest.mark.integration
@@ -77,6 +78,16 @@ def assert_every_event_once(stack: Stack, events: list[tuple[str, str, str]]) ->
                                           f"not among its latest merged ids: {missing}")
 
 
+def serving(stack: Stack, events: list[tuple[str, str, str]]) -> WorkerProcess:
+    """A worker with the catalog loaded that has published the lists of `events`."""
+    publish_catalog(stack)
+    worker = stack.start_worker()
+    stack.wait_metric(worker, "interests_catalog_ready", lambda v: v == 1)
+    send(stack, events)
+    wait_for_last(stack, events)
+    return worker
+
+
 def test_a_worker_killed_mid_stream_loses_nothing(stack: Stack) -> None:
     publish_catalog(stack)
     first = stack.start_worker()
@@ -101,12 +112,8 @@ def test_a_worker_killed_mid_stream_loses_nothing(stack: Stack) -> None:
 
 
 def test_a_second_worker_joining_mid_stream_takes_over_partitions_and_their_state(stack: Stack) -> None:
-    publish_catalog(stack)
-    first = stack.start_worker()
-    stack.wait_metric(first, "interests_catalog_ready", lambda v: v == 1)
     before = stream_of(users=40, per_user=10, tag="rb")
-    send(stack, before)
-    wait_for_last(stack, before)
+    first = serving(stack, before)
 
     second = stack.start_worker()
     during = [(u, e.replace("-e", "-f"), i) for u, e, i in stream_of(users=40, per_user=20, tag="rb")]
@@ -141,12 +148,8 @@ def test_a_table_recovery_that_reads_nothing_is_resumed_by_the_worker(
     path = [str(FAULTS), *filter(None, [os.environ.get("PYTHONPATH")])]
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(path))
     monkeypatch.setenv("INTERESTS_TEST_FAULT", "recovery_resume_lost")
-    publish_catalog(stack)
-    first = stack.start_worker()
-    stack.wait_metric(first, "interests_catalog_ready", lambda v: v == 1)
     before = stream_of(users=20, per_user=5, tag="rs")
-    send(stack, before)
-    wait_for_last(stack, before)
+    first = serving(stack, before)
 
     second = stack.start_worker()
     stack.wait_metric(second, "interests_assigned_partitions", lambda v: v > 0, timeout_s=90)
@@ -154,7 +157,7 @@ def test_a_table_recovery_that_reads_nothing_is_resumed_by_the_worker(
     send(stack, after, ts0=100_000)
     wait_for_last(stack, after)
 
-    assert "fault: resume of" in stack.log(first)  # the fault was there
+    assert "fault: resume of" in first.log_path.read_text(errors="replace")  # the fault was there
     stalls = [total(stack.metrics(w), "interests_recovery_stalls_total") for w in (first, second)]
     assert sum(stalls) >= 1, stalls
     assert first.alive() and second.alive()
@@ -175,12 +178,8 @@ def own_stack(own_broker: LocalBroker, tmp_path: Path) -> Iterator[Stack]:
 
 def test_the_worker_reconnects_after_the_broker_froze(own_broker: LocalBroker, own_stack: Stack) -> None:
     stack, settings = own_stack, own_stack.settings
-    publish_catalog(stack)
-    worker = stack.start_worker()
-    stack.wait_metric(worker, "interests_catalog_ready", lambda v: v == 1)
     before = stream_of(users=10, per_user=5, tag="fz")
-    send(stack, before)
-    wait_for_last(stack, before)
+    worker = serving(stack, before)
 
     # every client connection stalls past the session timeout: requests time out, the group
     # membership expires, and the clients must find their way back
