@@ -190,19 +190,6 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
             # each partition starts again from the group's committed offset
             guard.reset((tp.topic, tp.partition) for tp in assigned if tp.topic == source.get_topic_name())
 
-    @app.on_partitions_revoked.connect
-    async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        # Faust has waited for the agents to finish what they held: their changelog records are
-        # awaited now and each partition's newest one recorded in its store, so a partition this
-        # worker keeps has nothing to recover after the rebalance (its changelog is only read
-        # where the store is behind: streams/recovery_watch.py). Best effort: a store left behind
-        # is read up to date by the recovery, as before.
-        try:
-            await asyncio.wait_for(asyncio.gather(stage.stored(), tables.item_rows.stored()),
-                                   timeout=settings.session_timeout_s / 4)
-        except Exception as exc:
-            log.warning("changelog offsets not recorded before the rebalance (%r): recovery reads them", exc)
-
     @app.on_before_shutdown.connect
     async def stop_publishers(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         # after the consumer stopped: no agent sends any more; what is queued is sent first
