@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from cf.blend_kernel import blend_lists
 from cf.catalog import ItemCatalog
 from cf.catalog_index import CatalogIndex
 from cf.explain import EXPLAIN_WINDOW, Because, speaking_items
@@ -26,9 +27,7 @@ from cf.hybrid import (
     TEXT,
     BlendPolicy,
     RowBlend,
-    best_first_rows,
     blend_rows,
-    new_item_picks_rows,
     stack,
     standardise,
 )
@@ -238,31 +237,16 @@ class HybridScorer:
             history = self.history_rows(group_states)
             seq = self.sequence_vectors(history, [s.searches for s in group_states])  # (B, d) once, for both
             cols = self.candidates(group_states, history, seq) if indexed else None
-            blend, z, z_text, rows = self.blended(group_states, cols, history, seq)  # N is M with cols
-            scores = blend.scores  # (B, N)
-            new = is_new if cols is None else is_new[cols]  # (N,) or (M,)
-            top = best_first_rows(scores, k)  # (B, k) columns, -1 padding
-            picks = new_item_picks_rows(scores, self._chosen_text(blend, z_text, new), new, top,
-                                        self.new_item_slots, self.new_item_min_z)  # (B, S)
-            listed = np.concatenate([top, picks], axis=1)  # (B, k + S)
-            at = np.maximum(listed, 0)  # (B, L) padding read as column 0, dropped later
-            chosen = blend.chosen(at)  # (B, L) the interest row each listed item came from
-            each = np.arange(len(group))[:, None]  # (B, 1)
-            signals = z[:, each, at]  # (C, B, L)
-            signals[TEXT] = z_text[chosen, at]
-            ranked = self._ranked(group_states, history, scores[each, at], signals.transpose(1, 2, 0),
-                                  rows.slot[chosen], listed, top.shape[1], cols)
+            available = self.available(group_states, cols, history)  # (B, N); N is M with cols
+            raw = self.components(group_states, cols, text=False, history=history, seq=seq)  # each (B, N)
+            rows = text_rows(self.catalog, group_states, self.interests.share_beta, cols)
+            weights = self.policy.matrix([len(s.history) for s in group_states])  # (B, C)
+            new = is_new if cols is None else is_new[cols]  # (N,)
+            lists = blend_lists(raw, rows.scores, rows.user, rows.log_share, weights, available, new, k,
+                                self.new_item_slots, self.new_item_min_z)
+            ranked = self._ranked(group_states, history, lists.values, lists.signals, rows.slot[lists.row],
+                                  lists.listed, k, cols)
             out.update(zip(group, ranked, strict=True))
-        return out
-
-    def _chosen_text(self, blend: RowBlend, z_text: F32, new: npt.NDArray[np.bool_]) -> F32:
-        """(B, N) the text z-score of the interest each new item came from; -inf elsewhere (what
-        `new_item_picks_rows` reads, only at new items)."""
-        b_n, n = blend.scores.shape
-        out = np.full((b_n, n), -np.inf, np.float32)  # (B, N)
-        new_cols = np.flatnonzero(new)  # (M,)
-        if self.new_item_slots > 0 and new_cols.size:
-            out[:, new_cols] = blend.chosen_values(new_cols, z_text)  # (B, M)
         return out
 
     def _explained_history(self, states: list[UserState], history: Rows,

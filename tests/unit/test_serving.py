@@ -174,9 +174,12 @@ def test_worker_scorer_equals_the_evaluators_hybrid() -> None:
                     False, np.zeros(N, bool))
         expected = score_cases([case], policy)[0][0, METHODS.index("hybrid")]  # (N,)
         np.testing.assert_allclose(served[b], expected, rtol=1e-4, atol=1e-4)
-    top = scorer.top_k({u: states[u] for u in users[:2]}, 5)
-    assert [s.item_id for s in top[users[0]].items] == [
-        ids[i] for i in np.argsort(-served[0], kind="stable")[:5]]
+    top = scorer.top_k({u: states[u] for u in users[:2]}, 5)[users[0]].items
+    # the lists are compiled apart from the blend's arrays (`cf.blend_kernel`): the same items up
+    # to float rounding, so two within it may swap
+    listed = [ids.index(s.item_id) for s in top]
+    np.testing.assert_allclose(served[0][listed], np.sort(served[0])[::-1][:5], atol=1e-5)
+    np.testing.assert_allclose([s.score for s in top], served[0][listed], atol=1e-5)
 
 
 def test_a_new_item_on_the_users_topic_is_offered_beside_the_top_k() -> None:
