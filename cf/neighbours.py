@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numba
 import numpy as np
 import numpy.typing as npt
 import orjson
@@ -229,7 +230,8 @@ class NeighbourIndex:
 
         with r_j the recency weight of j's place among b's last `window` items and w_jn j's row.
         Every user's recent items are gathered as arrays, each row's (columns, weights) fetched
-        once per (user, item), and the sum over all users is one weighted bincount."""
+        once per (user, item), and the sum over all users is one compiled pass over their pairs
+        (`_scatter_pairs`)."""
         counts = self.arrays(catalog)[0]  # (N,)
         inv = np.divide(1.0, np.sqrt(counts), out=np.zeros_like(counts), where=counts > 0)  # (N,)
         m = len(catalog) if cols is None else cols.size  # M: columns scored
@@ -253,23 +255,16 @@ class NeighbourIndex:
         for n in set(kept[self._lengths[kept] < 0].tolist()):  # rows not compiled since they changed
             self._compile_row(catalog, n)
         compiled = [self._compiled[n] for n in kept.tolist()]  # each row's arrays, by catalog row
-        factors = r[keep] * inv[kept]  # (P',) float64 r_j inv_j
-        lengths_kept = self._lengths[kept]  # (P',) pairs per row
-        at = np.concatenate([rows for rows, _ in compiled])  # (sum L,) catalog rows n
-        w = np.repeat(factors, lengths_kept)  # (sum L,) float64 r_j inv_j
-        w *= np.concatenate([weights for _, weights in compiled])  # w_jn
-        flat = np.repeat(users[keep] * m, lengths_kept)  # (sum L,) b M
-        if cols is None:
-            flat += at  # b M + n
-        else:  # each row's pairs are scattered through a row -> column map: no (B, N) array for M << N
+        factors = r[keep] * inv[kept]  # (P',) r_j inv_j
+        at = np.concatenate([rows for rows, _ in compiled], dtype=np.intp)  # (sum L,) catalog rows n
+        weights = np.concatenate([w for _, w in compiled], dtype=np.float32)  # (sum L,) w_jn
+        position = np.zeros(0, np.intp)  # no map: every catalog row is a column
+        if cols is not None:  # each row's pairs go through a row -> column map: no (B, N) array for M << N
             position = np.full(len(catalog), -1, np.intp)  # (N,) column of a catalog row, -1: none
             position[cols] = np.arange(cols.size)
-            at = position[at]  # (sum L,) columns, -1 outside
-            inside = at >= 0
-            flat, w = flat[inside] + at[inside], w[inside]
-        # numpy's bincount of an empty input is int64 even with weights: ask for float64 outright
-        out = np.bincount(flat, weights=w, minlength=b_n * m).astype(np.float64, copy=False)  # (B M,)
-        out = out.reshape(b_n, m)  # (B, M) float64
+        out = np.zeros((b_n, m), np.float64)  # (B, M)
+        _scatter_pairs(out, users[keep], factors.astype(np.float64, copy=False), self._lengths[kept], at,
+                       weights, position)
         out *= inv[None, :] if cols is None else inv[cols][None, :]
         return out.astype(np.float32)
 
@@ -300,6 +295,29 @@ class NeighbourIndex:
         np.minimum(factor, 1.0, out=factor)
         factor *= value[None, :]
         return factor.astype(np.float32)
+
+
+@numba.njit(cache=True, nogil=True)
+def _scatter_pairs(out: npt.NDArray[np.float64], users: npt.NDArray[np.intp],
+                   factors: npt.NDArray[np.float64], lengths: npt.NDArray[np.intp],
+                   at: npt.NDArray[np.intp], weights: F32, position: npt.NDArray[np.intp]) -> None:
+    """out[users[p], at[q]] += factors[p] w[q] for each gathered row p and its pairs q (lengths[p]
+    of them, in order), in float64; `at` through `position` when it is not empty (-1: dropped).
+    One pass over the pairs: no (pairs,) arrays of flat indices and products to sum after."""
+    q = 0
+    for p in range(users.size):
+        b, f = users[p], factors[p]
+        for _ in range(lengths[p]):
+            n = at[q] if position.size == 0 else position[at[q]]
+            if n >= 0:
+                out[b, n] += f * weights[q]
+            q += 1
+
+
+def warm_up() -> None:
+    """Compile `_scatter_pairs` (or load it from numba's cache) now, not in the first batch's time."""
+    _scatter_pairs(np.zeros((1, 2)), np.zeros(1, np.intp), np.ones(1), np.ones(1, np.intp),
+                   np.zeros(1, np.intp), np.ones(1, np.float32), np.zeros(0, np.intp))
 
 
 def batch_deltas(histories: Mapping[str, Sequence[str]],

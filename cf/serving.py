@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from cf import blend_kernel
 from cf.blend_kernel import blend_lists
 from cf.catalog import ItemCatalog
 from cf.catalog_index import CatalogIndex
@@ -33,6 +34,7 @@ from cf.hybrid import (
 )
 from cf.interests import InterestConfig, TextRows, interest_rows, text_rows
 from cf.neighbours import NeighbourIndex
+from cf.neighbours import warm_up as warm_up_pairs
 from cf.scoring import Scored, cosine_scores, normalise_rows
 from cf.searches import afters
 from cf.sequence import SequenceModel
@@ -43,6 +45,12 @@ Cols = npt.NDArray[np.intp] | None  # (M,) catalog rows to score; None: every ro
 Ints = npt.NDArray[np.intp]
 Rows = Sequence[Ints]  # per user, (H,) catalog rows of their history, -1: not in it
 SERVING_VERSION = "hybrid-zblend-seq/4"  # five signals; searches enter the sequence
+
+
+def compile_kernels() -> None:
+    """The compiled parts of a list, compiled (or read from numba's cache) before the first batch."""
+    blend_kernel.warm_up()
+    warm_up_pairs()
 
 
 @dataclass

@@ -14,12 +14,11 @@ from typing import Any
 
 import faust
 
-from cf import blend_kernel
 from cf.artifact import CFArtifact
 from cf.catalog import ItemCatalog
 from cf.catalog_index import CatalogIndex
 from cf.neighbours import NeighbourIndex
-from cf.serving import HybridScorer
+from cf.serving import HybridScorer, compile_kernels
 from encoders import Encoder
 from streams import connection, faust_consumer
 from streams.allocator import release_freed_memory
@@ -91,7 +90,7 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
         artifact = load_cf(Path(settings.cf_model), encoder.version)
         scorer.model, scorer.policy, scorer.sequence = artifact.model, artifact.policy, artifact.sequence
     metrics.cf_model.labels(scorer.version).set(1)
-    blend_kernel.warm_up()  # compiled (or read from numba's cache) before the first batch, not in it
+    compile_kernels()
     # one output producer per agent: a flush waits only for the agent's own records (a
     # co-occurrence flush sends megabytes of rows; recommendations should not queue behind them)
     publisher, rows_publisher = Publisher(settings), Publisher(settings)
