@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 import numpy as np
@@ -279,11 +279,12 @@ def _fold(folds: list[_Fold], decay: DecayConfig, config: InterestConfig, vector
     out = []
     for b, f in enumerate(folds):
         interests = tuple(map(Interest, kept[first[b] : first[b] + f.k], f.sums, f.items, f.activity))
-        out.append(replace(f.state, vector=u[b].copy(), updated_ms=f.updated_ms, events=f.count,
-                           weight_sum=f.s, history=tuple(f.history), seen=tuple(f.seen), interests=interests,
-                           searches=f.searches,
-                           stored_rows=None if halves is None else
-                           (interests, halves[first[b] : first[b] + f.k].tobytes())))
+        # made whole, in half the time of `replace`: a field added to UserState is added here too
+        out.append(UserState(vector=u[b].copy(), updated_ms=f.updated_ms, events=f.count, weight_sum=f.s,
+                             history=tuple(f.history), seen=tuple(f.seen), space=f.state.space,
+                             shown=f.state.shown, interests=interests, searches=f.searches,
+                             stored_rows=None if halves is None else
+                             (interests, halves[first[b] : first[b] + f.k].tobytes())))
     return out
 
 

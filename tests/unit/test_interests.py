@@ -321,3 +321,17 @@ def test_a_fold_rounded_as_stored_is_the_state_read_back_from_its_bytes() -> Non
                 np.testing.assert_array_equal(k.vector, want.vector)
                 assert (k.weight_sum, k.items) == (want.weight_sum, want.items)
         start = {"u": stored}
+
+
+def test_a_fold_keeps_what_the_events_do_not_change() -> None:
+    """The last list shown and the vector space go through a fold as they were (the fold makes
+    each new state field by field)."""
+    rng = np.random.default_rng(5)
+    decay = DecayConfig(half_life_s=H)
+    events = _mixed(rng, 6)
+    vectors = {x.item_id: x.vector for x in events if x.vector is not None}
+    start = replace(UserState.empty(16, "space-1"), shown=("a", "b"))
+    for stored in (False, True):
+        folded = apply_interactions({"u": start}, events, decay, 16, "space-1", vectors.get,
+                                    stored=stored)["u"]
+        assert (folded.shown, folded.space, folded.events) == (("a", "b"), "space-1", len(events))
