@@ -22,10 +22,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NamedTuple
 
-import numba
 import numpy as np
 import numpy.typing as npt
 
+from cf.compiled import compiled
 from cf.hybrid import COMPONENTS, TEXT
 
 F32 = npt.NDArray[np.float32]
@@ -60,7 +60,7 @@ def blend_lists(raw: Mapping[str, F32], text: F32, user: Ints, log_share: F32, w
     return Lists(listed, values, signals, row)
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled
 def _moments(row: F32, available: Bools) -> tuple[float, float]:
     """(mean, 1 / std) of `row` over the available columns; 1 / std is 0 where std <= 1e-9."""
     total, count = 0.0, 0
@@ -79,7 +79,7 @@ def _moments(row: F32, available: Bools) -> tuple[float, float]:
     return mean, (1.0 / std if std > 1e-9 else 0.0)
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled
 def _lists(x: F32, which: Ints, text: F32, available: Bools, weights: F32, text_c: int, starts: Ints,
            counts: Ints, log_share: F32, new: Bools, k: int, slots: int, min_z: np.float32,
            signals_n: int) -> tuple[Ints, F32, F32, Ints]:

@@ -21,12 +21,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numba
 import numpy as np
 import numpy.typing as npt
 import orjson
 
 from cf.catalog import ItemCatalog
+from cf.compiled import compiled
 from cf.cooccurrence import position_weights
 
 F32 = npt.NDArray[np.float32]
@@ -297,7 +297,7 @@ class NeighbourIndex:
         return factor.astype(np.float32)
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled
 def _scatter_pairs(out: npt.NDArray[np.float64], users: npt.NDArray[np.intp],
                    factors: npt.NDArray[np.float64], lengths: npt.NDArray[np.intp],
                    at: npt.NDArray[np.intp], weights: F32, position: npt.NDArray[np.intp]) -> None:
