@@ -254,10 +254,10 @@ class NeighbourIndex:
             return np.zeros((b_n, m), np.float32)
         for n in set(kept[self._lengths[kept] < 0].tolist()):  # rows not compiled since they changed
             self._compile_row(catalog, n)
-        compiled = [self._compiled[n] for n in kept.tolist()]  # each row's arrays, by catalog row
+        gathered = [self._compiled[n] for n in kept.tolist()]  # each row's arrays, by catalog row
         factors = r[keep] * inv[kept]  # (P',) r_j inv_j
-        at = np.concatenate([rows for rows, _ in compiled], dtype=np.intp)  # (sum L,) catalog rows n
-        weights = np.concatenate([w for _, w in compiled], dtype=np.float32)  # (sum L,) w_jn
+        at = np.concatenate([rows for rows, _ in gathered], dtype=np.intp)  # (sum L,) catalog rows n
+        weights = np.concatenate([w for _, w in gathered], dtype=np.float32)  # (sum L,) w_jn
         position = np.zeros(0, np.intp)  # no map: every catalog row is a column
         if cols is not None:  # each row's pairs go through a row -> column map: no (B, N) array for M << N
             position = np.full(len(catalog), -1, np.intp)  # (N,) column of a catalog row, -1: none

@@ -4,8 +4,9 @@ The same blend `interests eval` measures (`cf.hybrid`): text interest (centred c
 the user's interests, `cf.interests`), the factor model's score (user folded in from their latest
 items), co-occurrence with their recent items and log decayed popularity, standardised per user
 and mixed with the weights of their history bucket; an item is kept by the interest that ranks
-it best (`blend_interests`, which the evaluator runs; served here over unpadded interest rows,
-`blend_rows`, the same scores).
+it best (`blend_interests`, which the evaluator runs; `blend_rows` over unpadded interest rows,
+the same scores; and what `top_k` serves, each user's lists in one compiled pass,
+`cf.blend_kernel`, the same lists).
 """
 
 from __future__ import annotations
