@@ -11,9 +11,10 @@ For user b with interest rows r in R_b (`cf.interests.TextRows`), over the N col
     top[b]   = the k best available columns by score, best first, ties by column
     picks[b] = up to S new columns with z_text[r*, n] >= min_z, not in top[b], best first, ties by column
 
-This is `cf.hybrid`'s `standardise`, `blend_rows`, `best_first_rows` and `new_item_picks_rows` (the
-reference the tests hold it to; the evaluator ranks with them), fused per user: numpy made about
-twenty passes over (B, N) and (R, N) arrays for it, each a temporary. Means and variances are
+This is `cf.hybrid`'s `standardise` and `blend_rows` (the reference the tests hold it to), then
+the top-k and the picks of `best_first` and `new_item_picks` (what the evaluator ranks with),
+fused per user: numpy made about twenty passes over (B, N) and (R, N) arrays for it, each a
+temporary. Means and variances are
 summed in float64, the z-scores and scores are float32 as numpy's.
 """
 

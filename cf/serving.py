@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from cf import blend_kernel
 from cf.blend_kernel import blend_lists
+from cf.blend_kernel import warm_up as warm_up_blend
 from cf.catalog import ItemCatalog
 from cf.catalog_index import CatalogIndex
 from cf.explain import EXPLAIN_WINDOW, Because, speaking_items
@@ -50,7 +50,7 @@ SERVING_VERSION = "hybrid-zblend-seq/4"  # five signals; searches enter the sequ
 
 def compile_kernels() -> None:
     """The compiled parts of a list, compiled (or read from numba's cache) before the first batch."""
-    blend_kernel.warm_up()
+    warm_up_blend()
     warm_up_pairs()
 
 
@@ -171,15 +171,23 @@ class HybridScorer:
         mask[users[known], rows[known]] = False
         return mask
 
-    def blended(self, states: list[UserState], cols: Cols = None, history: Rows | None = None,
-                seq: F32 | None = None) -> tuple[RowBlend, F32, F32, TextRows]:
-        """The served blend (`blend_rows`), the (C, B, N) standardised signals (text row 0), each
-        interest row's (R, N) standardised text and those rows; over the catalog rows `cols`
-        ((B, M), ...) when given."""
+    def signals(self, states: list[UserState], cols: Cols = None, history: Rows | None = None,
+                seq: F32 | None = None) -> tuple[npt.NDArray[np.bool_], dict[str, F32], TextRows]:
+        """What a blend is made of: the (B, N) items each user may still get, each signal's raw
+        (B, N) scores but text's (`components`), and each interest row's (R, N) text scores; over
+        the catalog rows `cols` ((B, M), ...) when given."""
         history = self.history_rows(states) if history is None else history
         available = self.available(states, cols, history)  # (B, N)
-        z = stack(self.components(states, cols, text=False, history=history, seq=seq), available)  # (C, B, N)
-        rows = text_rows(self.catalog, states, self.interests.share_beta, cols)
+        raw = self.components(states, cols, text=False, history=history, seq=seq)  # each (B, N)
+        return available, raw, text_rows(self.catalog, states, self.interests.share_beta, cols)
+
+    def blended(self, states: list[UserState], cols: Cols = None,
+                history: Rows | None = None) -> tuple[RowBlend, F32, F32, TextRows]:
+        """The blend in numpy arrays (`blend_rows`; `top_k` serves the same lists compiled), the
+        (C, B, N) standardised signals (text row 0), each interest row's (R, N) standardised text
+        and those rows; over the catalog rows `cols` ((B, M), ...) when given."""
+        available, raw, rows = self.signals(states, cols, history)
+        z = stack(raw, available)  # (C, B, N)
         z_text = standardise(rows.scores, available[rows.user])  # (R, N)
         lengths = [len(s.history) for s in states]
         blend = blend_rows(z, z_text, rows.user, rows.log_share, self.policy, lengths, available)
@@ -246,9 +254,7 @@ class HybridScorer:
             history = self.history_rows(group_states)
             seq = self.sequence_vectors(history, [s.searches for s in group_states])  # (B, d) once, for both
             cols = self.candidates(group_states, history, seq) if indexed else None
-            available = self.available(group_states, cols, history)  # (B, N); N is M with cols
-            raw = self.components(group_states, cols, text=False, history=history, seq=seq)  # each (B, N)
-            rows = text_rows(self.catalog, group_states, self.interests.share_beta, cols)
+            available, raw, rows = self.signals(group_states, cols, history, seq)  # N is M with cols
             weights = self.policy.matrix([len(s.history) for s in group_states])  # (B, C)
             new = is_new if cols is None else is_new[cols]  # (N,)
             lists = blend_lists(raw, rows.scores, rows.user, rows.log_share, weights, available, new, k,
@@ -256,6 +262,7 @@ class HybridScorer:
             ranked = self._ranked(group_states, history, lists.values, lists.signals, rows.slot[lists.row],
                                   lists.listed, k, cols)
             out.update(zip(group, ranked, strict=True))
+            del available, raw, rows, lists  # a pass's arrays go before the next pass makes its own
         return out
 
     def _explained_history(self, states: list[UserState], history: Rows,
