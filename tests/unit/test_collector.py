@@ -8,14 +8,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.collector import PauseWatch, freeze_start_up
+from streams.collector import YOUNG_THRESHOLD, PauseWatch, freeze_start_up
 from streams.metrics import Metrics
 
 
 @pytest.fixture()
 def unfrozen() -> Iterator[None]:
+    thresholds = gc.get_threshold()
     yield
     gc.unfreeze()  # the other tests' objects go back to the collected generations
+    gc.set_threshold(*thresholds)
 
 
 class Node:
@@ -35,8 +37,10 @@ def test_the_watch_times_every_collection_by_generation() -> None:
 
 def test_frozen_objects_leave_later_collections_but_are_still_freed(unfrozen: None) -> None:
     before = Node()
+    middle, old = gc.get_threshold()[1:]
     frozen = freeze_start_up()
     assert frozen > 0 and gc.get_freeze_count() == frozen
+    assert gc.get_threshold() == (YOUNG_THRESHOLD, middle, old)  # young collections made rarer
     walked = {id(o) for o in gc.get_objects()}  # what a collection walks
     assert id(before) not in walked
     after = Node()
@@ -53,8 +57,8 @@ def test_cycles_made_after_the_freeze_are_collected(unfrozen: None) -> None:
     a.peer, b.peer = b, a
     gone = weakref.ref(a)
     del a, b
-    gc.collect()
-    assert gone() is None
+    kept = [[] for _ in range(2 * YOUNG_THRESHOLD)]  # containers made and held: the collector runs
+    assert gone() is None and len(kept) == 2 * YOUNG_THRESHOLD
 
 
 def test_pauses_are_a_metric_from_the_start() -> None:
