@@ -26,8 +26,8 @@ import numpy.typing as npt
 import orjson
 
 from cf.catalog import ItemCatalog
-from cf.compiled import compiled
 from cf.cooccurrence import position_weights
+from cf.pair_arena import PairArena, scatter_pairs
 
 F32 = npt.NDArray[np.float32]
 
@@ -152,17 +152,16 @@ def heaviest(pairs: dict[str, float], size: int) -> dict[str, float]:
 
 class NeighbourIndex:
     """Every item's row, as read from the item-neighbours topic, scored against a catalog.
-    Per-row arrays (catalog rows, weights) are compiled lazily and dropped when the row
-    changes; the (N,) count and popularity arrays are kept current row by row, and rebuilt only
+    Per-row arrays (catalog rows, weights) are compiled lazily into a `PairArena` and dropped
+    when the row changes; the (N,) count and popularity arrays are kept current row by row, and rebuilt only
     when the catalog's rows move."""
 
     def __init__(self, config: CoocConfig) -> None:
         self.config = config
         self.rows: dict[str, HeldRow] = {}
-        # per catalog row, its item's row compiled to (catalog rows, weights), None until first
-        # used and after a change; (N,) their lengths, -1 for None
-        self._compiled: list[tuple[npt.NDArray[np.intp], F32] | None] = []
-        self._lengths = np.zeros(0, np.intp)
+        # per catalog row, its item's row compiled to (catalog rows, weights), not until first
+        # used and not after a change
+        self._arena = PairArena()
         self._catalog: ItemCatalog | None = None  # the catalog the arrays are aligned to ...
         self._catalog_version = -1  # ... at this version
         self._counts = np.zeros(0, np.float32)  # (N,) c_n
@@ -179,7 +178,7 @@ class NeighbourIndex:
         if n is not None and self._catalog_version == self._catalog.version:  # type: ignore[union-attr]
             self._counts[n], self._value[n], self._at[n] = ((held.count, held.popularity, held.at_ms)
                                                             if held is not None else (0.0, 0.0, 0))
-            self._compiled[n], self._lengths[n] = None, -1
+            self._arena.drop(n)
 
     def _row(self, catalog: ItemCatalog, item_id: str) -> tuple[npt.NDArray[np.intp], F32]:
         """(catalog rows, pair weights) of an item's row, items outside the catalog dropped."""
@@ -187,7 +186,7 @@ class NeighbourIndex:
         if n is None:
             return self._compile(catalog, item_id)
         self.arrays(catalog)
-        return self._compiled[n] or self._compile_row(catalog, n)
+        return self._arena.row(n) if self._arena.compiled(n) else self._compile_row(catalog, n)
 
     def _compile(self, catalog: ItemCatalog, item_id: str) -> tuple[npt.NDArray[np.intp], F32]:
         row = self.rows.get(item_id)
@@ -199,16 +198,13 @@ class NeighbourIndex:
 
     def _compile_row(self, catalog: ItemCatalog, n: int) -> tuple[npt.NDArray[np.intp], F32]:
         """`_compile` of catalog row n's item, kept until its row or the catalog's rows change."""
-        compiled = self._compiled[n] = self._compile(catalog, catalog.ids[n])
-        self._lengths[n] = compiled[0].size
-        return compiled
+        return self._arena.put(n, *self._compile(catalog, catalog.ids[n]))
 
     def arrays(self, catalog: ItemCatalog) -> tuple[F32, npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """(N,) counts c_n, (N,) popularity values v_n and (N,) their times a_n (ms), in catalog
         row order."""
         if self._catalog is not catalog or self._catalog_version != catalog.version:
-            self._compiled = [None] * len(catalog)  # rows moved: every compiled row is stale
-            self._lengths = np.full(len(catalog), -1, np.intp)
+            self._arena = PairArena(len(catalog))  # rows moved: every compiled row is stale
             self._counts = np.zeros(len(catalog), np.float32)
             self._value = np.zeros(len(catalog), np.float64)
             self._at = np.zeros(len(catalog), np.float64)
@@ -229,9 +225,8 @@ class NeighbourIndex:
             score[b, n] = inv_n * sum_{j in recent_b} r_j inv_j w_jn,   inv = 1 / sqrt(count)
 
         with r_j the recency weight of j's place among b's last `window` items and w_jn j's row.
-        Every user's recent items are gathered as arrays, each row's (columns, weights) fetched
-        once per (user, item), and the sum over all users is one compiled pass over their pairs
-        (`_scatter_pairs`)."""
+        Every user's recent items are gathered as arrays, and the sum over all users is one
+        compiled pass over their rows' pairs where the arena holds them (`scatter_pairs`)."""
         counts = self.arrays(catalog)[0]  # (N,)
         inv = np.divide(1.0, np.sqrt(counts), out=np.zeros_like(counts), where=counts > 0)  # (N,)
         m = len(catalog) if cols is None else cols.size  # M: columns scored
@@ -252,19 +247,17 @@ class NeighbourIndex:
         kept = js[keep]  # (P',) catalog rows j with a count
         if not kept.size:
             return np.zeros((b_n, m), np.float32)
-        for n in set(kept[self._lengths[kept] < 0].tolist()):  # rows not compiled since they changed
+        arena = self._arena
+        for n in set(kept[arena.lengths[kept] < 0].tolist()):  # rows not compiled since they changed
             self._compile_row(catalog, n)
-        gathered = [self._compiled[n] for n in kept.tolist()]  # each row's arrays, by catalog row
         factors = r[keep] * inv[kept]  # (P',) r_j inv_j
-        at = np.concatenate([rows for rows, _ in gathered], dtype=np.intp)  # (sum L,) catalog rows n
-        weights = np.concatenate([w for _, w in gathered], dtype=np.float32)  # (sum L,) w_jn
         position = np.zeros(0, np.intp)  # no map: every catalog row is a column
         if cols is not None:  # each row's pairs go through a row -> column map: no (B, N) array for M << N
             position = np.full(len(catalog), -1, np.intp)  # (N,) column of a catalog row, -1: none
             position[cols] = np.arange(cols.size)
         out = np.zeros((b_n, m), np.float64)  # (B, M)
-        _scatter_pairs(out, users[keep], factors.astype(np.float64, copy=False), self._lengths[kept], at,
-                       weights, position)
+        scatter_pairs(out, users[keep], factors.astype(np.float64, copy=False), kept, arena.starts,
+                      arena.lengths, arena.columns, arena.weights, position)
         out *= inv[None, :] if cols is None else inv[cols][None, :]
         return out.astype(np.float32)
 
@@ -295,29 +288,6 @@ class NeighbourIndex:
         np.minimum(factor, 1.0, out=factor)
         factor *= value[None, :]
         return factor.astype(np.float32)
-
-
-@compiled
-def _scatter_pairs(out: npt.NDArray[np.float64], users: npt.NDArray[np.intp],
-                   factors: npt.NDArray[np.float64], lengths: npt.NDArray[np.intp],
-                   at: npt.NDArray[np.intp], weights: F32, position: npt.NDArray[np.intp]) -> None:
-    """out[users[p], at[q]] += factors[p] w[q] for each gathered row p and its pairs q (lengths[p]
-    of them, in order), in float64; `at` through `position` when it is not empty (-1: dropped).
-    One pass over the pairs: no (pairs,) arrays of flat indices and products to sum after."""
-    q = 0
-    for p in range(users.size):
-        b, f = users[p], factors[p]
-        for _ in range(lengths[p]):
-            n = at[q] if position.size == 0 else position[at[q]]
-            if n >= 0:
-                out[b, n] += f * weights[q]
-            q += 1
-
-
-def warm_up() -> None:
-    """Compile `_scatter_pairs` (or load it from numba's cache) now, not in the first batch's time."""
-    _scatter_pairs(np.zeros((1, 2)), np.zeros(1, np.intp), np.ones(1), np.ones(1, np.intp),
-                   np.zeros(1, np.intp), np.ones(1, np.float32), np.zeros(0, np.intp))
 
 
 def batch_deltas(histories: Mapping[str, Sequence[str]],

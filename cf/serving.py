@@ -35,7 +35,7 @@ from cf.hybrid import (
 )
 from cf.interests import InterestConfig, TextRows, interest_rows, text_rows
 from cf.neighbours import NeighbourIndex
-from cf.neighbours import warm_up as warm_up_pairs
+from cf.pair_arena import warm_up as warm_up_pairs
 from cf.scoring import Scored, cosine_scores, normalise_rows
 from cf.searches import afters
 from cf.sequence import SequenceModel
