@@ -506,16 +506,35 @@ class InterestRow(NamedTuple):  # a tuple: a batch makes one per live interest o
 def interest_rows(states: list[UserState], beta: float) -> list[InterestRow]:
     """Each user's live interests (see `activity_shares`), users in order; a user with none (no
     events, or only dislikes) is one row of their single vector, share 1, slot 0."""
-    rows: list[InterestRow] = []
+    vectors, sums, users, log_shares, slots = _live_rows(states, beta)
+    return list(map(InterestRow, users, slots, vectors, sums, log_shares))
+
+
+def _live_rows(states: list[UserState], beta: float) -> tuple[list[FloatVec], list[float], list[int],
+                                                                list[float], list[int]]:
+    """`interest_rows` as five flat lists, (R,) each: vectors, weight sums, users, log shares, slots
+    (no tuple per row: the worker asks for every user of every batch)."""
+    vectors: list[FloatVec] = []
+    sums: list[float] = []
+    users: list[int] = []
+    log_shares: list[float] = []
+    slots: list[int] = []
     for b, state in enumerate(states):
         interests = state.as_interests()
         shares = _shares(interests)  # (K,)
-        live = [n for n, a in enumerate(shares) if a > 0]
-        if not live:
-            rows.append(InterestRow(b, 0, state.vector, state.weight_sum, 0.0))
-        rows += [InterestRow(b, n, interests[n].vector, interests[n].weight_sum, beta * math.log(shares[n]))
-                 for n in live]
-    return rows
+        live = [n for n, a in enumerate(shares) if a > 0] or None
+        if live is None:
+            vectors.append(state.vector)
+            sums.append(state.weight_sum)
+            log_shares.append(0.0)
+            live = [0]
+        else:
+            vectors += [interests[n].vector for n in live]
+            sums += [interests[n].weight_sum for n in live]
+            log_shares += [beta * math.log(shares[n]) for n in live]
+        users += [b] * len(live)
+        slots += live
+    return vectors, sums, users, log_shares, slots
 
 
 @dataclass(frozen=True)
@@ -532,13 +551,10 @@ class TextRows:
 def text_rows(catalog: ItemCatalog, states: list[UserState], beta: float,
               cols: npt.NDArray[np.intp] | None = None) -> TextRows:
     """`interest_rows` scored in one (R, D) x (D, N) product; over the catalog rows `cols` when given."""
-    rows = interest_rows(states, beta)
-    vectors = np.array([r.vector for r in rows], np.float32)  # (R, D)
-    sums = np.array([r.weight_sum for r in rows], np.float32)  # (R,)
-    return TextRows(cosine_scores(catalog, vectors, sums, cols),  # (R, N)
-                    np.array([r.user for r in rows], np.intp),
-                    np.array([r.log_share for r in rows], np.float32),
-                    np.array([r.slot for r in rows], np.intp))
+    vectors, sums, users, log_shares, slots = _live_rows(states, beta)
+    return TextRows(cosine_scores(catalog, np.array(vectors, np.float32),  # (R, D)
+                                  np.array(sums, np.float32), cols),  # (R, N)
+                    np.array(users, np.intp), np.array(log_shares, np.float32), np.array(slots, np.intp))
 
 
 def interest_text(catalog: ItemCatalog, states: list[UserState], beta: float,

@@ -124,7 +124,8 @@ class HybridScorer:
         lengths = [len(s.history) for s in states]
         flat = self.catalog.rows_or_missing(itertools.chain.from_iterable(s.history for s in states),
                                             sum(lengths))  # (sum H,)
-        return np.split(flat, np.cumsum(lengths)[:-1]) if states else []
+        ends = list(itertools.accumulate(lengths))
+        return [flat[end - length : end] for end, length in zip(ends, lengths, strict=True)]  # views
 
     def components(self, states: list[UserState], cols: Cols = None, text: bool = True,
                    history: Rows | None = None, seq: F32 | None = None) -> dict[str, F32]:
