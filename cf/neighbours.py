@@ -153,8 +153,8 @@ def heaviest(pairs: dict[str, float], size: int) -> dict[str, float]:
 class NeighbourIndex:
     """Every item's row, as read from the item-neighbours topic, scored against a catalog.
     Per-row arrays (catalog rows, weights) are compiled lazily into a `PairArena` and dropped
-    when the row changes; the (N,) count and popularity arrays are kept current row by row, and rebuilt only
-    when the catalog's rows move."""
+    when the row changes; the (N,) count and popularity arrays are kept current row by row, and
+    rebuilt only when the catalog's rows move."""
 
     def __init__(self, config: CoocConfig) -> None:
         self.config = config
