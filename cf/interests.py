@@ -522,16 +522,16 @@ def _live_rows(states: list[UserState], beta: float) -> tuple[list[FloatVec], li
     for b, state in enumerate(states):
         interests = state.as_interests()
         shares = _shares(interests)  # (K,)
-        live = [n for n, a in enumerate(shares) if a > 0] or None
-        if live is None:
+        live = [n for n, a in enumerate(shares) if a > 0]
+        if live:
+            vectors += [interests[n].vector for n in live]
+            sums += [interests[n].weight_sum for n in live]
+            log_shares += [beta * math.log(shares[n]) for n in live]
+        else:  # the single vector, share 1, slot 0
             vectors.append(state.vector)
             sums.append(state.weight_sum)
             log_shares.append(0.0)
             live = [0]
-        else:
-            vectors += [interests[n].vector for n in live]
-            sums += [interests[n].weight_sum for n in live]
-            log_shares += [beta * math.log(shares[n]) for n in live]
         users += [b] * len(live)
         slots += live
     return vectors, sums, users, log_shares, slots

@@ -16,11 +16,13 @@ from cf.interests import (
     Interests,
     activity_shares,
     fold_users,
+    interest_rows,
     interest_text,
     interest_weights,
     merge_event,
     merge_events,
     merge_interest,
+    text_rows,
 )
 from cf.scoring import cosine_scores
 from cf.state import UserState
@@ -335,3 +337,24 @@ def test_a_fold_keeps_what_the_events_do_not_change() -> None:
         folded = apply_interactions({"u": start}, events, decay, 16, "space-1", vectors.get,
                                     stored=stored)["u"]
         assert (folded.shown, folded.space, folded.events) == (("a", "b"), "space-1", len(events))
+
+
+def test_text_rows_give_each_live_interest_and_a_user_without_one_their_single_vector() -> None:
+    dim, beta = 6, 0.3
+    catalog = _axes_catalog(dim)
+    two = _user([0, 1, 0, 1], dim)  # two live interests
+    config = InterestConfig()
+    disliked = merge_event(UserState.empty(dim), np.eye(dim, dtype=np.float32)[2], -1.0, 0,
+                           DecayConfig(half_life_s=H), config, event_id="d0", item_id="axis2")
+    assert activity_shares(disliked.as_interests()).sum() == 0  # only a dislike: no live interest
+    rows = text_rows(catalog, [two, disliked, two], beta)
+    np.testing.assert_array_equal(rows.user, [0, 0, 1, 2, 2])
+    np.testing.assert_array_equal(rows.slot, [0, 1, 0, 0, 1])
+    shares = activity_shares(two.as_interests())  # (2,)
+    np.testing.assert_allclose(rows.log_share, [*beta * np.log(shares), 0.0, *beta * np.log(shares)],
+                               rtol=1e-6)
+    alone = cosine_scores(catalog, disliked.vector[None, :], np.array([disliked.weight_sum], np.float32))
+    np.testing.assert_allclose(rows.scores[2], alone[0], rtol=1e-5, atol=1e-6)
+    listed = interest_rows([two, disliked], beta)  # the same rows as tuples
+    assert [(r.user, r.slot) for r in listed] == [(0, 0), (0, 1), (1, 0)]
+    assert listed[2].log_share == 0.0 and listed[2].vector is disliked.vector
