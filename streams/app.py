@@ -31,7 +31,7 @@ from streams.metrics import Metrics
 from streams.neighbours_replica import NeighboursReplica
 from streams.offset_guard import OffsetGuard, stalled
 from streams.publisher import Publisher
-from streams.recovery_watch import RecoveryWatch, watch_recovery
+from streams.recovery_watch import RecoveryWatch, consumer_view, watch_recovery
 from streams.settings import Settings
 from streams.tables import Tables, declare_tables
 from streams.topics import Topics, declare_topics
@@ -264,18 +264,24 @@ async def unstall(app: faust.App, guard: OffsetGuard) -> None:
         return
     tps = {(tp.topic, tp.partition): tp for tp in app.consumer.assignment()}
     read = {(tp.topic, tp.partition): offset for tp, offset in app.monitor.tp_read_offsets.items()}
-    for key in stalled(guard.expected, ends):
-        if key not in tps:
-            continue
+    behind = [key for key in stalled(guard.expected, ends) if key in tps]
+    back = {tps[key]: guard.expected[key] for key in guard.overdue(behind, time.monotonic())}
+    if not back:
+        return
+    view = consumer_view(app, set(back))  # before the seeks change it
+    for tp, offset in back.items():
+        key = (tp.topic, tp.partition)
         last = read.get(key)
-        flowing = getattr(app.consumer, "flow_active", None)  # Faust's Consumer has it; ConsumerT does not
         how = ("read by the consumer but never delivered" if last is not None and last + 1 >= ends[key]
-               else f"not fetched (consumer read up to {last}, flow active: {flowing})")
+               else f"not fetched (consumer read up to {last})")
         log.warning("%s[%d]: records %d..%d %s for %.0f s; resuming and seeking back", key[0], key[1],
-                    guard.expected[key], ends[key] - 1, how, guard.idle_s(time.monotonic()))
+                    offset, ends[key] - 1, how, guard.idle_s(time.monotonic()))
         guard.metrics.offset_holes.labels(key[0]).inc()
-        app.consumer.resume_partitions({tps[key]})  # a no-op unless Faust left it paused
-        await app.consumer.seek(tps[key], guard.expected[key])
+    log.warning("the consumer's view of the stalled partitions: %s", view)
+    app.consumer.resume_partitions(set(back))  # a no-op unless Faust left them paused
+    # in the consumer's own thread: the Kafka client's fetcher lives there, and a seek from this
+    # one raced its delivery of fetched records (a KeyError that stopped the worker)
+    await app.consumer.seek_wait(back)
 
 
 def load_cf(folder: Path, space: str) -> CFArtifact:

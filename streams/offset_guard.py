@@ -26,7 +26,10 @@ mid-stream: two partitions assigned, none of their records fetched for minutes).
 resumes the partition in Faust's consumer and seeks it back to `expected[tp]`, and Faust delivers
 them again (`stalled`, run by the worker's 5 s timer; idle means for `STALL_S` and at least twice
 the time the agent may take to collect a batch; never while Faust recovers tables, when it holds
-the partitions paused on purpose). A partition whose every record Faust dropped after an
+the partitions paused on purpose). The same records must also have waited that long, seen by
+two checks `stall_s` apart (`overdue`): a record that comes after an idle spell sits in the
+agent's batch for up to the batch's wait (5 s for the co-occurrence stage), and one seek back then
+delivered it twice. A partition whose every record Faust dropped after an
 assignment (seen after a broker stalled past the session timeout) never shows the agent a record
 at all: for an assigned partition the agent has seen nothing of, the idle check takes the group's
 committed offset as `expected[tp]`, the same rule as at a first record.
@@ -127,6 +130,7 @@ class OffsetGuard:
         self._starting = asyncio.Lock()
         self._busy = False
         self._idle_since = time.monotonic()
+        self._waiting: dict[Partition, tuple[int, float]] = {}  # tp -> (expected[tp], first seen behind)
 
     @contextlib.contextmanager
     def processing(self) -> Iterator[None]:
@@ -141,9 +145,24 @@ class OffsetGuard:
     def idle_s(self, now: float) -> float:
         return 0.0 if self._busy else now - self._idle_since
 
+    def overdue(self, behind: Iterable[Partition], now: float) -> list[Partition]:
+        """Of the partitions `behind` (holding records past `expected`, asked of an idle agent),
+        those whose same first unseen record was behind `stall_s` ago already: a partition first
+        seen behind now, or whose `expected` moved since, starts its wait now. A partition this
+        returns waits again from `now`: a seek back is given the stall time to deliver."""
+        waiting: dict[Partition, tuple[int, float]] = {}
+        for tp in behind:
+            offset, since = self._waiting.get(tp, (-1, now))
+            waiting[tp] = (offset, since) if offset == self.expected[tp] else (self.expected[tp], now)
+        due = sorted(tp for tp, (_, since) in waiting.items() if now - since >= self.stall_s)
+        waiting.update((tp, (self.expected[tp], now)) for tp in due)
+        self._waiting = waiting
+        return due
+
     def reset(self, assigned: Iterable[Partition] = ()) -> None:
         """After a rebalance: each partition starts again from the group's committed offset."""
         self.expected.clear()
+        self._waiting.clear()
         self.assigned = set(assigned)
         self.generation += 1
 

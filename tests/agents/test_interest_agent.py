@@ -315,12 +315,21 @@ class FakeConsumer:
     def resume_partitions(self, tps: set[TP]) -> None:
         self.resumed |= tps
 
-    async def seek(self, tp: TP, offset: int) -> None:
-        self.sought.append((tp, offset))
+    async def seek_wait(self, offsets: dict[TP, int]) -> None:
+        # the only seek `unstall` may make: it runs in the consumer's thread, where the Kafka
+        # client's fetcher lives (no `seek` here: Faust's runs in the caller's thread)
+        self.sought.extend(offsets.items())
 
 
 def app_on(consumer: FakeConsumer, read: dict[TP, int], in_recovery: bool = False) -> Any:
     return mock.Mock(consumer=consumer, monitor=mock.Mock(tp_read_offsets=read), in_recovery=in_recovery)
+
+
+async def unstall_at(app: Any, guard: OffsetGuard, *idle_s: float) -> None:
+    """`unstall` as the worker's timer runs it, the agent idle for each of `idle_s` in turn."""
+    for idle in idle_s:
+        with mock.patch("streams.app.time.monotonic", return_value=guard._idle_since + idle):
+            await unstall(app, guard)
 
 
 def ends_from(consumer: FakeConsumer, guard: OffsetGuard) -> None:
@@ -347,12 +356,38 @@ async def test_a_partition_read_to_its_end_but_never_delivered_is_sought_back() 
     with mock.patch("streams.app.time.monotonic", return_value=guard._idle_since + 30):
         await unstall(app, guard)  # idle, but no longer than a batch may take to collect
     assert consumer.sought == []
-    with mock.patch("streams.app.time.monotonic", return_value=guard._idle_since + 61):
-        await unstall(app, guard)
+    await unstall_at(app, guard, 61, 90)  # behind, but not yet for the stall time
+    assert consumer.sought == []
+    await unstall_at(app, guard, 121)
     # partition 0: Faust read 40..59, the agent never saw them; partition 1 is up to date
     assert consumer.sought == [(p0, 40)] and consumer.resumed == {p0}
+    await unstall_at(app, guard, 126, 176)  # the seek is given the stall time to deliver
+    assert consumer.sought == [(p0, 40)]
+    await unstall_at(app, guard, 181)
+    assert consumer.sought == [(p0, 40), (p0, 40)]
     holes = metrics.registry.get_sample_value("interests_offset_holes_total", {"topic": p0.topic})
-    assert holes == 1
+    assert holes == 2  # one per seek back
+
+
+async def test_records_that_reach_the_agent_in_its_next_batch_are_not_sought_back() -> None:
+    # the co-occurrence stage collects a batch for up to 5 s: a record read after a quiet spell
+    # waits in it, and a check then finds the agent idle and a record it has not seen; a seek
+    # back would deliver that record twice (its deltas counted twice)
+    p0 = TP("interests.item-pairs", 0)
+    consumer = FakeConsumer({p0: 41})
+    app = app_on(consumer, {p0: 40})
+    guard = OffsetGuard(Settings(), Metrics.create(), batch_wait_s=5.0)
+    ends_from(consumer, guard)
+    guard.expected = {("interests.item-pairs", 0): 40}
+    for offset in range(40, 44):  # a record every minute, each in the batch after the check
+        await unstall_at(app, guard, 60)
+        with guard.processing():
+            guard.expected[("interests.item-pairs", 0)] = offset + 1
+        consumer.ends[p0] = offset + 2
+    await unstall_at(app, guard, 60)
+    assert consumer.sought == []
+    await unstall_at(app, guard, 70)  # the last one is still not delivered: now it is stalled
+    assert consumer.sought == [(p0, 44)]
 
 
 async def test_a_partition_the_consumer_stopped_fetching_is_resumed_and_sought_back() -> None:
@@ -364,8 +399,7 @@ async def test_a_partition_the_consumer_stopped_fetching_is_resumed_and_sought_b
     guard = OffsetGuard(Settings(), Metrics.create(), batch_wait_s=0.02)
     ends_from(consumer, guard)
     guard.expected = {("interests.events", 0): 40, ("interests.events", 1): 45, ("interests.events", 2): 60}
-    with mock.patch("streams.app.time.monotonic", return_value=guard._idle_since + 11):
-        await unstall(app, guard)
+    await unstall_at(app, guard, 11, 21)
     assert consumer.sought == [(p0, 40), (p1, 45)] and consumer.resumed == {p0, p1}
 
 
@@ -399,8 +433,7 @@ async def test_a_partition_whose_every_record_faust_dropped_is_found_from_its_co
         return {tp: committed[tp] for tp in partitions}
 
     guard._start_offsets = start_offsets  # type: ignore[method-assign]
-    with mock.patch("streams.app.time.monotonic", return_value=guard._idle_since + 11):
-        await unstall(app, guard)
+    await unstall_at(app, guard, 11, 21)
     assert asked == [[("interests.events", 0)]]  # only the partition it had seen nothing of
     assert guard.expected[("interests.events", 1)] == 60  # what the agent saw is kept
     assert consumer.sought == [(p0, 40)]

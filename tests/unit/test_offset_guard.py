@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from streams.offset_guard import Hole, find_holes, stalled
+from streams.metrics import Metrics
+from streams.offset_guard import Hole, OffsetGuard, find_holes, stalled
+from streams.settings import Settings
 
 
 def test_dense_offsets_have_no_hole_and_advance_the_expectation() -> None:
@@ -41,3 +43,20 @@ def test_a_partition_with_records_the_agent_has_not_seen_is_stalled() -> None:
     ends = {("e", 0): 60, ("e", 1): 40, ("e", 2): 41}  # 3: its end not known (not asked)
     # 0 and 2: records past what the agent saw; 1: the agent saw everything
     assert stalled(expected, ends) == [("e", 0), ("e", 2)]
+
+
+def test_a_partition_is_overdue_once_the_same_records_waited_the_stall_time() -> None:
+    guard = OffsetGuard(Settings(), Metrics.create(), batch_wait_s=0.02)  # stall_s 10
+    guard.expected = {("e", 0): 5, ("e", 1): 7}
+    assert guard.overdue([("e", 0)], now=100.0) == []
+    assert guard.overdue([("e", 0), ("e", 1)], now=105.0) == []
+    assert guard.overdue([("e", 0), ("e", 1)], now=110.0) == [("e", 0)]
+    assert guard.overdue([("e", 0), ("e", 1)], now=115.0) == [("e", 1)]  # e0 waits again from 110
+    guard.expected[("e", 0)] = 6  # a record was delivered: what is behind now waits from now
+    assert guard.overdue([("e", 0)], now=120.0) == []
+    assert guard.overdue([("e", 0)], now=129.0) == []
+    guard.reset([("e", 0)])
+    guard.expected = {("e", 0): 6}
+    assert guard.overdue([("e", 0)], now=130.0) == []  # a rebalance forgets every wait
+    assert guard.overdue([], now=131.0) == []
+    assert guard.overdue([("e", 0)], now=141.0) == []  # caught up in between: a new wait
