@@ -7,9 +7,18 @@ arrays gathered and concatenated first. A changed row is written again at the en
 place left stale; when the arena is full, the live rows are copied, packed, into fresh arrays of
 twice their size, so it holds at most about twice the live pairs. Fresh arrays, not the old ones
 rewritten: a view handed out earlier keeps the data it was given.
+
+The arrays lie in anonymous mappings of their own (`_pages`), not in the process's heap: while a
+catalog's rows fill, each arena is larger than the one it replaces, and from the heap every
+replaced arena left a hole of a few megabytes that the next, larger one did not fit, so the
+heap, and a worker's RSS, grew by such holes for minutes. A mapping goes back to the kernel
+whole when its last view goes.
 """
 
 from __future__ import annotations
+
+import mmap
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -21,12 +30,17 @@ Ints = npt.NDArray[np.intp]
 MIN_CAPACITY = 4096  # pairs
 
 
+def _pages(n: int, dtype: type[np.generic]) -> npt.NDArray[Any]:
+    """(n,) zeros of `dtype` in an anonymous mapping of their own (the kernel zeroes its pages)."""
+    return np.frombuffer(mmap.mmap(-1, max(n, 1) * np.dtype(dtype).itemsize), dtype, count=n)
+
+
 class PairArena:
     def __init__(self, rows: int = 0) -> None:
         self.starts = np.zeros(rows, np.intp)  # (N,) where row n begins
         self.lengths = np.full(rows, -1, np.intp)  # (N,) its pairs, -1: not compiled
-        self.columns = np.zeros(MIN_CAPACITY, np.intp)  # (capacity,) catalog rows paired with
-        self.weights = np.zeros(MIN_CAPACITY, np.float32)  # (capacity,) their weights w_jn
+        self.columns: Ints = _pages(MIN_CAPACITY, np.intp)  # (capacity,) catalog rows paired with
+        self.weights: F32 = _pages(MIN_CAPACITY, np.float32)  # (capacity,) their weights w_jn
         self.used = 0  # slots written, live and stale
         self.live = 0  # slots of compiled rows
 
@@ -62,8 +76,8 @@ class PairArena:
         """Fresh arrays holding the live rows packed, sized for twice the live pairs and the
         `length` to come (at least `MIN_CAPACITY`)."""
         capacity = max(MIN_CAPACITY, 2 * (self.live + length))
-        columns = np.zeros(capacity, np.intp)  # (capacity,)
-        weights = np.zeros(capacity, np.float32)  # (capacity,)
+        columns: Ints = _pages(capacity, np.intp)  # (capacity,)
+        weights: F32 = _pages(capacity, np.float32)  # (capacity,)
         at = 0
         for n in np.flatnonzero(self.lengths > 0).tolist():
             start, size = int(self.starts[n]), int(self.lengths[n])

@@ -46,6 +46,30 @@ def _glibc() -> ctypes.CDLL | None:
     return libc
 
 
+class _MallInfo2(ctypes.Structure):
+    """glibc's `struct mallinfo2` (malloc.h, glibc 2.33 and later): every field a size_t."""
+
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+        "keepcost")]
+
+
+def heap_bytes() -> dict[str, int]:
+    """glibc's heap over all its arenas (mallinfo2): bytes handed out ("in_use"), bytes freed but
+    kept in it ("free": holes between live chunks, the top not yet trimmed), and chunks served
+    from mmaps of their own ("mapped"). A "free" that grows while "in_use" does not is
+    fragmentation. {} where glibc is not the allocator or lacks mallinfo2. Walks every arena's
+    free lists, holding each arena's lock: 12 ms measured on a heap of 11 GB riddled with tens of
+    thousands of holes (a worker's is about 200 MB); call it off the event loop."""
+    libc = _glibc()
+    mallinfo2 = getattr(libc, "mallinfo2", None) if libc is not None else None
+    if mallinfo2 is None:
+        return {}
+    mallinfo2.restype = _MallInfo2
+    info = mallinfo2()
+    return {"in_use": int(info.uordblks), "free": int(info.fordblks), "mapped": int(info.hblkhd)}
+
+
 def release_freed_memory() -> bool:
     """Free pages inside the heap go back to the kernel (malloc_trim(0): every arena, not only its
     top); True when some did. A few ms for a worker's heap: call it off the event loop."""

@@ -21,7 +21,7 @@ from cf.neighbours import NeighbourIndex
 from cf.serving import HybridScorer, compile_kernels
 from encoders import Encoder
 from streams import connection, faust_consumer
-from streams.allocator import release_freed_memory
+from streams.allocator import heap_bytes, release_freed_memory
 from streams.catalog_agent import embed_items, reembed
 from streams.catalog_replica import CatalogReplica
 from streams.collector import freeze_start_up
@@ -206,6 +206,9 @@ def create_app(settings: Settings, encoder: Encoder, metrics: Metrics | None = N
             metrics.table_keys.labels(name).set(table.key_count())
             for kind, size in table.rocksdb_bytes().items():
                 metrics.rocksdb_bytes.labels(name, kind).set(size)
+        # in a thread: a walk of the heap's free lists (streams/allocator.py)
+        for kind, size in (await asyncio.to_thread(heap_bytes)).items():
+            metrics.heap_bytes.labels(kind).set(size)
 
     if settings.malloc_trim_s > 0:
         @app.timer(settings.malloc_trim_s)

@@ -37,6 +37,7 @@ class Metrics:
     items_embedded: Counter
     table_keys: Gauge  # by table
     rocksdb_bytes: Gauge  # by table and kind
+    heap_bytes: Gauge  # by kind
     items: Gauge
     catalog_ready: Gauge
     assigned_partitions: Gauge
@@ -114,6 +115,10 @@ class Metrics:
                 "interests_rocksdb_bytes", "Memory RocksDB holds for a table on this worker, summed over "
                 "its partitions: memtables, block_cache, table_readers (index and filter blocks), every "
                 "10 s", ["table", "kind"], registry=r),
+            heap_bytes=Gauge(
+                "interests_heap_bytes", "The C heap (glibc, all arenas) of this worker, every 10 s: in_use "
+                "(handed out, RocksDB and large arrays included), free (freed but kept: fragmentation "
+                "when it grows), mapped (chunks in mmaps of their own)", ["kind"], registry=r),
             items=Gauge("interests_items", "Items in this worker's catalog", registry=r),
             catalog_ready=Gauge(
                 "interests_catalog_ready", "1 once this worker's catalog replica has caught up",

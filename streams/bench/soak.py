@@ -67,6 +67,7 @@ class WorkerReading:
     rocksdb_mb: float = float("nan")  # memory the worker's RocksDB holds, all tables and kinds
     rocksdb_parts: tuple[tuple[str, float], ...] = ()  # ("table/kind", MB) of that
     batch_users: tuple[tuple[float, float], ...] = ()  # (le, batches so far) of `interests_batch_users`
+    heap_mb: tuple[tuple[str, float], ...] = ()  # (kind, MB) of `interests_heap_bytes`: in_use, free, mapped
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,8 @@ def _sampling(consumer: ProcessClock, broker: ProcessClock, samples: list[Sample
 
 def worker_progress(metrics_url: str) -> WorkerReading:
     """Partition assignments so far, events-topic records not yet read, MB RocksDB holds (and
-    that by "table/kind") and the histogram of users per batch, from the worker's metrics."""
+    that by "table/kind"), the histogram of users per batch and the C heap by kind, from the
+    worker's metrics."""
     from streams.ops.metrics_scrape import scrape, total
 
     try:
@@ -113,7 +115,10 @@ def worker_progress(metrics_url: str) -> WorkerReading:
                          for labels, v in samples.get("interests_rocksdb_bytes", {}).items()))
     buckets = sorted((float(dict(labels)["le"]), v) for labels, v in
                      samples.get("interests_batch_users_bucket", {}).items())
-    return WorkerReading(total(samples, "interests_rebalances_total"), lag, rocksdb_mb, parts, tuple(buckets))
+    heap = tuple(sorted((dict(labels).get("kind", ""), round(v / 2**20, 2))
+                        for labels, v in samples.get("interests_heap_bytes", {}).items()))
+    return WorkerReading(total(samples, "interests_rebalances_total"), lag, rocksdb_mb, parts, tuple(buckets),
+                         heap)
 
 
 def largest_batch(first: Sample, last: Sample) -> float:
@@ -137,6 +142,12 @@ def cores(samples: list[Sample], lo: float, hi: float, cpu: Callable[[Sample], f
 def _largest(values: Iterable[float]) -> float:
     """The largest finite value (nan if none: the worker's metrics did not answer)."""
     return max((v for v in values if np.isfinite(v)), default=float("nan"))
+
+
+def _heap_median(samples: list[Sample], kind: str) -> float:
+    """The median of a window's readings of the worker's C heap of this kind, MB (nan: none)."""
+    values = [mb for x in samples for k, mb in x.worker.heap_mb if k == kind]
+    return round(float(np.median(values)), 1) if values else float("nan")
 
 
 def windowed(cov: Any, started: float, samples: list[Sample], window_s: float,
@@ -171,6 +182,8 @@ def windowed(cov: Any, started: float, samples: list[Sample], window_s: float,
                                            if x.worker.rocksdb_parts), ())),  # the window's last reading
             "largest_batch_users_at_most": (largest_batch(inside_samples[0], inside_samples[-1])
                                             if inside_samples else float("nan")),
+            "heap_in_use_mb": _heap_median(inside_samples, "in_use"),
+            "heap_free_mb": _heap_median(inside_samples, "free"),
         })
     warm = [w for w in windows[1:] if w["t_s"] + window_s <= minutes * 60]
     times = [w["t_s"] for w in warm]
@@ -190,6 +203,11 @@ def windowed(cov: Any, started: float, samples: list[Sample], window_s: float,
         # what is left of that slope once RocksDB's memory (bounded by its budgets) is taken out
         "rss_less_rocksdb_slope_steady_mb_per_min": round(slope_per_min(
             steady_t, [w["rss_mb"] - w["rocksdb_mb"] for w in steady]), 3),
+        # the C heap's part of it: memory in use (RocksDB's too), and freed memory kept in holes
+        "heap_in_use_slope_steady_mb_per_min": round(slope_per_min(
+            steady_t, [w["heap_in_use_mb"] for w in steady]), 3),
+        "heap_free_slope_steady_mb_per_min": round(slope_per_min(
+            steady_t, [w["heap_free_mb"] for w in steady]), 3),
         "p99_max_after_1_min_ms": _largest(w["p99_ms"] for w in warm if w["t_s"] >= 60),
     }
 
@@ -293,7 +311,9 @@ def table(report: dict[str, Any]) -> str:
                  f"p99 slope {report['p99_slope_ms_per_min']:+.1f} ms/min")
     lines.append(f"after {report['steady_after_s']:.0f} s: RSS slope "
                  f"{report['rss_slope_steady_mb_per_min']:+.2f} MB/min, less RocksDB "
-                 f"{report['rss_less_rocksdb_slope_steady_mb_per_min']:+.2f} MB/min; "
+                 f"{report['rss_less_rocksdb_slope_steady_mb_per_min']:+.2f} MB/min; C heap in use "
+                 f"{report['heap_in_use_slope_steady_mb_per_min']:+.2f} MB/min, free in it "
+                 f"{report['heap_free_slope_steady_mb_per_min']:+.2f} MB/min; "
                  f"p99 at most {report['p99_max_after_1_min_ms']:.0f} ms after the first minute")
     base = report.get("passthrough")
     if base:

@@ -103,7 +103,8 @@ def test_the_steady_slopes_leave_out_the_start_and_rocksdb_filling_its_budget() 
         return 200 + min(t, 120) / 2 + max(t - 120, 0) / 10
 
     samples = [Sample(at=t, rss_mb=rss(t), cpu_s=0.5 * t,
-                      worker=WorkerReading(rocksdb_mb=max(t - 120, 0) / 10))
+                      worker=WorkerReading(rocksdb_mb=max(t - 120, 0) / 10,
+                                           heap_mb=(("free", 30 + t / 20), ("in_use", 150.0))))
                for t in range(0, 300, 5)]
     at = [t + 0.5 for t in range(0, 300)]  # one event covered a second
     latencies = [0.5 if t == 30 else 0.02 + 0.0001 * (t % 7) for t in range(0, 300)]
@@ -111,6 +112,9 @@ def test_the_steady_slopes_leave_out_the_start_and_rocksdb_filling_its_budget() 
     assert report["rss_slope_mb_per_min"] > 10  # the whole run's slope carries the start
     assert report["rss_slope_steady_mb_per_min"] == pytest.approx(6.0, abs=0.01)
     assert report["rss_less_rocksdb_slope_steady_mb_per_min"] == pytest.approx(0.0, abs=0.01)
+    assert report["heap_free_slope_steady_mb_per_min"] == pytest.approx(3.0, abs=0.01)  # holes kept
+    assert report["heap_in_use_slope_steady_mb_per_min"] == pytest.approx(0.0, abs=0.01)
+    assert report["windows"][0]["heap_free_mb"] == 30.2  # the median of 0, 5 and 10 s
     assert report["p99_max_after_1_min_ms"] < 30  # the spike at 30 s is before it
 
 
