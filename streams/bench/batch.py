@@ -96,8 +96,8 @@ def run_batch_bench(settings: Settings, dataset_name: str = "ml-100k", events_pe
         for start in range(0, len(measured), events_per_batch):
             batch = measured[start : start + events_per_batch]
             t0 = time.perf_counter()
-            before = {x.user_id: UserState.from_bytes(raw) if (raw := stored.get(x.user_id)) else None
-                      for x in batch}
+            batch_users = dict.fromkeys(x.user_id for x in batch)  # each state read once, as the worker does
+            before = {u: UserState.from_bytes(raw) if (raw := stored.get(u)) else None for u in batch_users}
             t1 = time.perf_counter()
             after = apply_interactions(before, batch, decay, encoder.dim, encoder.version, catalog.vector,
                                        interests, stored=True)  # rounded as stored, as the worker ranks
