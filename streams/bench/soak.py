@@ -144,10 +144,14 @@ def _largest(values: Iterable[float]) -> float:
     return max((v for v in values if np.isfinite(v)), default=float("nan"))
 
 
+def _median(values: list[float]) -> float:
+    """The median of a window's readings, to 0.1 (nan if none)."""
+    return round(float(np.median(values)), 1) if values else float("nan")
+
+
 def _heap_median(samples: list[Sample], kind: str) -> float:
     """The median of a window's readings of the worker's C heap of this kind, MB (nan: none)."""
-    values = [mb for x in samples for k, mb in x.worker.heap_mb if k == kind]
-    return round(float(np.median(values)), 1) if values else float("nan")
+    return _median([mb for x in samples for k, mb in x.worker.heap_mb if k == kind])
 
 
 def windowed(cov: Any, started: float, samples: list[Sample], window_s: float,
@@ -163,16 +167,14 @@ def windowed(cov: Any, started: float, samples: list[Sample], window_s: float,
     for lo in edges[:-1]:
         inside = (at >= lo) & (at < lo + window_s)
         inside_samples = [x for x in samples if lo <= x.at < lo + window_s]
-        mem = [x.rss_mb for x in inside_samples]
-        broker_mem = [x.broker_rss_mb for x in inside_samples]
         windows.append({
             "t_s": round(float(lo - started), 1),
             "events_per_s": round(float(inside.sum()) / window_s, 1),
             "p50_ms": round(percentile_ms(lat[inside].tolist(), 50), 2),
             "p99_ms": round(percentile_ms(lat[inside].tolist(), 99), 2),
-            "rss_mb": round(float(np.median(mem)), 1) if mem else float("nan"),
+            "rss_mb": _median([x.rss_mb for x in inside_samples]),
             "cpu_cores": round(cores(samples, lo, lo + window_s, lambda x: x.cpu_s), 3),
-            "broker_rss_mb": round(float(np.median(broker_mem)), 1) if broker_mem else float("nan"),
+            "broker_rss_mb": _median([x.broker_rss_mb for x in inside_samples]),
             "broker_cpu_cores": round(cores(samples, lo, lo + window_s, lambda x: x.broker_cpu_s), 3),
             "bench_cpu_cores": round(cores(samples, lo, lo + window_s, lambda x: x.bench_cpu_s), 3),
             "rebalances": _largest(x.worker.rebalances for x in inside_samples),

@@ -18,7 +18,7 @@ def test_freed_memory_is_kept_unless_the_environment_says_otherwise(monkeypatch:
 
 RELEASE = """
 import numpy as np
-from streams.allocator import heap_bytes, keep_freed_memory, release_freed_memory
+from streams.allocator import keep_freed_memory, release_freed_memory
 
 def rss_mb():
     return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
