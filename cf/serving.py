@@ -22,7 +22,8 @@ from cf.blend_kernel import blend_lists
 from cf.blend_kernel import warm_up as warm_up_blend
 from cf.catalog import ItemCatalog
 from cf.catalog_index import CatalogIndex
-from cf.explain import EXPLAIN_WINDOW, Because, speaking_items
+from cf.explain import EXPLAIN_WINDOW, Because, speaking_rows
+from cf.explain import warm_up as warm_up_explain
 from cf.factors import FactorModel, fold_in
 from cf.hybrid import (
     COMPONENTS,
@@ -52,6 +53,7 @@ def compile_kernels() -> None:
     """The compiled parts of a list, compiled (or read from numba's cache) before the first batch."""
     warm_up_blend()
     warm_up_pairs()
+    warm_up_explain()
 
 
 @dataclass
@@ -266,29 +268,6 @@ class HybridScorer:
             del available, raw, rows, lists  # a pass's arrays go before the next pass makes its own
         return out
 
-    def _explained_history(self, states: list[UserState], history: Rows,
-                           window: int) -> tuple[Ints, npt.NDArray[np.object_]]:
-        """(B, H) the catalog rows and (B, H) the ids of each user's items among their newest H
-        that are in the catalog, newest last, right-aligned: -1 and "" before them. Every user
-        at once: their tails laid into one (B, H) array, then the known ones moved right by a
-        stable sort on known."""
-        b_n = len(states)
-        tails = [rows[-window:] for rows in history]
-        lengths = np.array([t.size for t in tails], np.intp)  # (B,)
-        total = int(lengths.sum())
-        rows = np.full((b_n, window), -1, np.intp)  # (B, H)
-        ids = np.full((b_n, window), "", dtype=object)  # (B, H)
-        if total:
-            user = np.repeat(np.arange(b_n), lengths)  # (T,)
-            col = np.arange(total) - np.repeat(np.cumsum(lengths) - window, lengths)  # (T,) right-aligned
-            rows[user, col] = np.concatenate(tails)
-            ids[user, col] = np.fromiter(itertools.chain.from_iterable(s.history[-window:] for s in states),
-                                         object, total)
-        known = rows >= 0  # (B, H)
-        ids[~known] = ""
-        order = np.argsort(known, axis=1, kind="stable")  # (B, H) unknown first, each part in order
-        return np.take_along_axis(rows, order, axis=1), np.take_along_axis(ids, order, axis=1)
-
     def _ranked(self, states: list[UserState], history: Rows, values: F32, signals: F32, interest: Ints,
                 listed: npt.NDArray[np.intp], k: int, cols: Cols) -> list[Ranked]:
         """Each user's lists with their explanations (`cf.explain`). listed: (B, L) columns of the
@@ -296,23 +275,27 @@ class HybridScorer:
         signals: (B, L, C) their standardised signals; interest: (B, L) the interest each came from."""
         b_n, window = len(states), EXPLAIN_WINDOW
         at = np.maximum(listed, 0)  # (B, L) padding read as column 0, dropped below
-        history_rows, history_ids = self._explained_history(states, history, window)  # (B, H), (B, H)
-        matrix = self.catalog.matrix
         rows_listed = at if cols is None else cols[at]  # (B, L) catalog rows
-        history_vectors = matrix.take(np.maximum(history_rows, 0), axis=0)  # (B, H, D)
-        history_vectors[history_rows < 0] = 0.0  # padding: zero rows never speak
-        speaking = speaking_items(matrix.take(rows_listed, axis=0), history_vectors, history_ids,
-                                  self.neighbours.config.recency_decay)
+        tails = [rows[-window:] for rows in history]  # each user's newest rows, -1: not in the catalog
+        ends = np.r_[0, np.cumsum([t.size for t in tails])].astype(np.intp)  # (B + 1,)
+        flat = np.concatenate(tails) if tails else np.zeros(0, np.intp)  # (T,)
+        explained = np.where(listed >= 0, rows_listed, -1)  # (B, L) padding explained by nothing
+        places, counts = speaking_rows(self.catalog.matrix, explained, flat, ends,
+                                       self.neighbours.config.recency_decay)  # (B, L, top), (B, L)
+        names = np.empty(flat.size + 1, dtype=object)  # (T + 1,) the ids of `flat`, "" last for -1
+        names[:-1] = list(itertools.chain.from_iterable(s.history[-window:] for s in states))
+        names[-1] = ""
+        named = names[places].reshape(-1, places.shape[2]).tolist()  # (B L, top)
+        speaking = [tuple(ids[:n]) for ids, n in zip(named, counts.ravel().tolist(), strict=True)]  # (B L,)
         # what is published is rounded: z to 4 decimals; one call for the whole batch. Every
         # entry of every list is made in flat passes over the (B L,) entries (builtins mapped over
         # them: no Python frame per item), then each user's lists are slices of them.
-        rounded = np.round(signals, 4).reshape(-1, signals.shape[2]).tolist()  # (B L, C)
+        rounded = np.round(signals.astype(np.float64), 4).reshape(-1, signals.shape[2]).tolist()  # (B L, C)
         catalog_ids = self.catalog.ids
         listed_ids = [catalog_ids[r] for r in rows_listed.ravel().tolist()]  # (B L,)
         scored = list(map(Scored, listed_ids, values.ravel().tolist()))  # (B L,)
         components = map(dict, map(zip, itertools.repeat(COMPONENTS), rounded))  # (B L,) z per signal
-        because = list(map(Because, interest.ravel().tolist(), itertools.chain.from_iterable(speaking),
-                           components))  # (B L,)
+        because = list(map(Because, interest.ravel().tolist(), speaking, components))  # (B L,)
         length = listed.shape[1]
         valid = listed >= 0  # (B, L): a prefix of the top-k, then a prefix of the picks
         n_top = valid[:, :k].sum(axis=1).tolist()  # (B,)

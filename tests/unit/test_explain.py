@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cf.explain import speaking_items
+from cf.explain import speaking_items, speaking_rows
 
 
 def unit(*v: float) -> np.ndarray:
@@ -26,3 +26,31 @@ def test_the_items_that_speak_for_a_recommendation_are_similar_and_recent() -> N
     # a user with fewer items than the window: zero rows in front never speak
     padded = np.concatenate([np.zeros((2, 3), np.float32), history])[None]
     assert speaking_items(items[None], padded, [["", "", *ids]], 0.5) == [got]
+
+
+def test_the_compiled_choice_from_catalog_rows_is_the_references() -> None:
+    """`speaking_rows` reads the catalog's rows in place: each user's newest rows, items no longer
+    in the catalog (-1) left out of recency, padding (-1) explained by nothing."""
+    rng = np.random.default_rng(7)
+    n, d = 60, 16
+    matrix = rng.normal(size=(n, d)).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    tails = [rng.choice(n, size=size, replace=False) for size in (0, 1, 7, 20)]
+    for t in tails[2:]:
+        t[::3] = -1  # items gone from the catalog
+    listed = rng.choice(n, size=(len(tails), 5))
+    listed[1, 3:] = -1  # a short list
+    ends = np.r_[0, np.cumsum([t.size for t in tails])]
+    places, counts = speaking_rows(matrix, listed, np.concatenate(tails), ends, 0.8)
+    flat = np.concatenate(tails)
+    for b, tail in enumerate(tails):
+        known = [int(h) for h in tail if h >= 0]
+        history = matrix[known].reshape(1, len(known), d)
+        items = matrix[np.maximum(listed[b], 0)][None]  # (1, L, d)
+        [want] = speaking_items(items, history, [[str(h) for h in known]], 0.8)
+        got = [tuple(str(flat[p]) for p in places[b, j, : counts[b, j]]) for j in range(listed.shape[1])]
+        assert all(places[b, j, counts[b, j] :].tolist() == [-1] * (3 - counts[b, j]) for j in range(5))
+        assert [g for g, j in zip(got, listed[b], strict=True) if j >= 0] == [
+            w for w, j in zip(want, listed[b], strict=True) if j >= 0]
+        assert all(not g for g, j in zip(got, listed[b], strict=True) if j < 0)
+    assert counts[0].tolist() == [0] * 5 and counts.sum() > 10

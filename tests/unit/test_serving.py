@@ -225,6 +225,9 @@ def test_each_listed_item_is_explained_by_the_users_own_newest_catalog_items() -
         assert [b.history for b in ranked[u].because] == want
         assert all(h in known for b in ranked[u].because for h in b.history)
     assert any(b.history for r in ranked.values() for b in r.because)
+    # z is published at 4 decimals, as JSON writes them: 0.1924, not float32's 0.1923999935...
+    z = [v for r in ranked.values() for b in r.because for v in b.components.values()]
+    assert any(v != 0.0 for v in z) and all(v == round(v, 4) for v in z)
 
 
 def test_rows_applied_after_scoring_update_the_arrays_in_place() -> None:
