@@ -28,7 +28,7 @@ from cf.catalog import ItemCatalog
 from cf.decay import DecayConfig, decay_factor
 from cf.scoring import cosine_scores
 from cf.searches import remember
-from cf.state import FloatVec, Interest, Search, UserState, float16_of
+from cf.state import FloatVec, Interest, Search, UserState, float16_of, widened
 
 VectorOf = Callable[[str], "FloatVec | None"]
 F32 = npt.NDArray[np.float32]
@@ -272,7 +272,7 @@ def _fold(folds: list[_Fold], decay: DecayConfig, config: InterestConfig, vector
     if stored:
         halves = float16_of(rows[live])  # (sum K, D) as stored
         rows = np.zeros_like(rows)
-        rows[live] = halves  # (B, cap, D) read back; zero past k
+        rows[live] = widened(halves)  # (B, cap, D) read back; zero past k
         u = rows.sum(axis=1, dtype=np.float32)  # (B, D) each user's rows added one after another (`sum_rows`)
     kept = rows[live]  # (sum K, D) a fresh array: states never share rows with the fold
     first = np.r_[0, np.cumsum(ks)[:-1]].tolist()  # (B,)

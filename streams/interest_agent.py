@@ -7,7 +7,7 @@ import collections
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -126,7 +126,7 @@ class InterestStage:
             shown = tuple(s.item_id for s in r.items + r.new_items)
             self.recent.add(shown, now)
             with event_context(event):  # this user's partition, not the batch's last one
-                self.tables.users[event.message.key] = replace(state, shown=shown).to_bytes()
+                self.tables.users[event.message.key] = state.to_bytes(shown)
             value = ranked_recommendation(user_id, int(now * 1000), parsed.event_id, r, model)
             await self.publisher.send(out_topic, event.message.key, value)
         # the states' changelog records go out with the lists; the batch does not wait for their

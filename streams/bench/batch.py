@@ -26,7 +26,6 @@ import statistics
 import time
 import tracemalloc
 from collections.abc import Callable
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -113,7 +112,7 @@ def run_batch_bench(settings: Settings, dataset_name: str = "ml-100k", events_pe
             t6 = time.perf_counter()
             for u, state in after.items():
                 shown = tuple(s.item_id for s in ranked[u].items + ranked[u].new_items)
-                stored[u] = replace(state, shown=shown).to_bytes()
+                stored[u] = state.to_bytes(shown)
             t7 = time.perf_counter()
             for name, seconds in (("state", (t1 - t0) + (t7 - t6)), ("fold", t2 - t1),
                                   ("pairs", t3 - t2), ("top_k", t5 - t3), ("list", t6 - t5)):

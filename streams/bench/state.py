@@ -10,7 +10,6 @@ interests (`cf.interests`); the single vector is their sum, not stored.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -47,7 +46,7 @@ def run_state_bench(settings: Settings, dataset_name: str, limit: int | None,
         merged = merge_event(state, v, w, x.ts_ms, decay, interests, event_id=f"{x.user_id}-{n}",
                              item_id=x.item_id, vector_of=lambda i: vectors[row[i]] if i in row else None)
         shown = tuple(ids[(row[x.item_id] + 1 + j) % len(ids)] for j in range(SHOWN))
-        stored[x.user_id] = replace(merged, shown=shown).to_bytes()
+        stored[x.user_id] = merged.to_bytes(shown)
         free = UserState(vector=exact.get(x.user_id, np.zeros(encoder.dim, np.float32)),
                          updated_ms=state.updated_ms, events=state.events, weight_sum=state.weight_sum)
         exact[x.user_id] = decay_merge(free, v, w, x.ts_ms, decay).vector

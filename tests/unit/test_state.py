@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import struct
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from cf.state import Interest, UserState, sum_rows
+from cf.state import Interest, UserState, float16_of, floats_of, stored_precision, sum_rows, widened
 
 
 def test_bytes_round_trip() -> None:
@@ -21,6 +22,27 @@ def test_bytes_round_trip() -> None:
     assert (back.updated_ms, back.events, back.weight_sum, back.history, back.seen, back.shown,
             back.space) == (state.updated_ms, state.events, state.weight_sum, state.history, state.seen,
                             state.shown, state.space)
+
+
+@pytest.mark.parametrize("history", [("12", "34"), ("a\x00b", "c")])  # format 5, format 4
+def test_a_state_written_with_the_list_just_shown_is_that_state_with_it(history: tuple[str, ...]) -> None:
+    state = UserState(vector=np.ones(4, np.float32), updated_ms=3, events=2, weight_sum=1.0, history=history,
+                      seen=("e1", "e2"), shown=("old",), space="enc",
+                      interests=(Interest(np.ones(4, np.float32), 1.0, history[:1], 1.0),))
+    shown = ("7", "3", "5")
+    assert state.to_bytes(shown) == replace(state, shown=shown).to_bytes()
+    assert UserState.from_bytes(state.to_bytes(shown)).shown == shown
+    assert state.to_bytes() == state.to_bytes(state.shown)
+
+
+def test_float16_read_back_is_numpys_conversion_bit_for_bit() -> None:
+    halves = np.arange(1 << 16, dtype="<u2").view("<f2")  # every float16, NaNs and infinities among them
+    want = halves.astype(np.float32).view("<u4")
+    assert np.array_equal(widened(halves).view("<u4"), want)
+    raw = b"xyz" + halves.tobytes()  # at an odd offset, as in a state's bytes
+    assert np.array_equal(floats_of(raw, halves.size, 3).view("<u4"), want)
+    rows = np.random.default_rng(0).normal(size=(3, 8)).astype(np.float32)  # (K, D)
+    np.testing.assert_array_equal(stored_precision(rows), float16_of(rows).astype(np.float32))
 
 
 def test_encoding_is_compact() -> None:
@@ -53,7 +75,7 @@ def test_format_4_is_still_read() -> None:
                  Interest(np.ones(4, np.float32), -1.0, (), 0.5))
     state = UserState(vector=np.full(4, 1.5, np.float32), updated_ms=9, events=3, weight_sum=0.5,
                       history=("17", "4", "é"), seen=("e1",), shown=("8",), space="enc", interests=interests)
-    v4 = state._format_4(interests)
+    v4 = state._format_4(interests, state.shown)
     assert v4[0] == 4
     back, current = UserState.from_bytes(v4), UserState.from_bytes(state.to_bytes())
     for got in (back, current):
