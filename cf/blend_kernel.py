@@ -26,6 +26,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from cf.best_kept import keep_best
 from cf.compiled import compiled
 from cf.hybrid import COMPONENTS, TEXT
 
@@ -127,17 +128,7 @@ def _lists(x: F32, which: Ints, text: F32, available: Bools, weights: F32, text_
                 continue
             s = score[n] + rest[n]
             score[n] = s
-            if filled < k:
-                j = filled
-                filled += 1
-            elif k > 0 and s > top_values[k - 1]:
-                j = k - 1
-            else:
-                continue
-            while j > 0 and top_values[j - 1] < s:
-                top_values[j], top_cols[j] = top_values[j - 1], top_cols[j - 1]
-                j -= 1
-            top_values[j], top_cols[j] = s, n
+            filled = keep_best(top_values, top_cols, filled, k, s, n)
         listed[b, :filled] = top_cols[:filled]
         for slot in range(slots):
             best, at = minus_inf, -1

@@ -21,6 +21,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from cf.best_kept import keep_best
 from cf.compiled import compiled, compiled_sums
 
 F32 = npt.NDArray[np.float32]
@@ -99,19 +100,8 @@ def _speaking(matrix: F32, listed: Ints, tails: Ints, ends: Ints, decay: float,
                     continue
                 rank -= 1
                 c = _dot(matrix[item], matrix[h]) * decay**rank  # c(h, j) = cos(e_h, e_j) r^(l_h - 1)
-                if c <= 0.0:
-                    continue
-                if filled < top:
-                    at = filled
-                    filled += 1
-                elif top > 0 and c > best[top - 1]:
-                    at = top - 1
-                else:
-                    continue
-                while at > 0 and best[at - 1] < c:  # equal c: the older item stays first, as a stable sort
-                    best[at], picked[b, j, at] = best[at - 1], picked[b, j, at - 1]
-                    at -= 1
-                best[at], picked[b, j, at] = c, p
+                if c > 0.0:  # equal c: the older item stays first, as a stable sort
+                    filled = keep_best(best, picked[b, j], filled, top, c, p)
             counts[b, j] = filled
     return picked, counts
 
