@@ -30,7 +30,9 @@ def test_the_items_that_speak_for_a_recommendation_are_similar_and_recent() -> N
 
 def test_the_compiled_choice_from_catalog_rows_is_the_references() -> None:
     """`speaking_rows` reads the catalog's rows in place: each user's newest rows, items no longer
-    in the catalog (-1) left out of recency, padding (-1) explained by nothing."""
+    in the catalog (-1) left out of recency, padding (-1) explained by nothing. Held to the
+    reference by the strengths c it picks (float64 here), not by an order that two values within
+    rounding of each other could take either way."""
     rng = np.random.default_rng(7)
     n, d = 60, 16
     matrix = rng.normal(size=(n, d)).astype(np.float32)
@@ -45,12 +47,19 @@ def test_the_compiled_choice_from_catalog_rows_is_the_references() -> None:
     flat = np.concatenate(tails)
     for b, tail in enumerate(tails):
         known = [int(h) for h in tail if h >= 0]
-        history = matrix[known].reshape(1, len(known), d)
         items = matrix[np.maximum(listed[b], 0)][None]  # (1, L, d)
-        [want] = speaking_items(items, history, [[str(h) for h in known]], 0.8)
-        got = [tuple(str(flat[p]) for p in places[b, j, : counts[b, j]]) for j in range(listed.shape[1])]
-        assert all(places[b, j, counts[b, j] :].tolist() == [-1] * (3 - counts[b, j]) for j in range(5))
-        assert [g for g, j in zip(got, listed[b], strict=True) if j >= 0] == [
-            w for w, j in zip(want, listed[b], strict=True) if j >= 0]
-        assert all(not g for g, j in zip(got, listed[b], strict=True) if j < 0)
+        history = matrix[known].reshape(1, len(known), d)  # (1, H, d)
+        [names] = speaking_items(items, history, [[str(h) for h in known]], 0.8)
+        recency = 0.8 ** np.arange(len(known) - 1, -1, -1)  # (H,) newest: 1
+        for j in range(listed.shape[1]):
+            got = [int(flat[p]) for p in places[b, j, : counts[b, j]]]
+            assert places[b, j, counts[b, j] :].tolist() == [-1] * (3 - counts[b, j])
+            if listed[b, j] < 0:
+                assert got == []
+                continue
+            strengths = matrix[known].astype(np.float64) @ matrix[listed[b, j]] * recency  # (H,)
+            c = dict(zip(known, strengths, strict=True))
+            assert all(c[h] > -1e-6 for h in got)
+            want = [c[int(h)] for h in names[j] if c[int(h)] > 1e-6]
+            np.testing.assert_allclose([c[h] for h in got if c[h] > 1e-6], want, atol=1e-6)
     assert counts[0].tolist() == [0] * 5 and counts.sum() > 10
