@@ -5,7 +5,7 @@ import pytest
 
 from cf.catalog import ItemCatalog
 from cf.reference import top_k_loop
-from cf.scoring import top_k
+from cf.scoring import ROWS_FIRST, cosine_scores, top_k
 
 
 def catalog_of(vectors: np.ndarray) -> ItemCatalog:
@@ -94,3 +94,19 @@ def test_catalog_mean_stays_exact_through_changes() -> None:
     np.testing.assert_allclose(catalog.mean, catalog.matrix.mean(axis=0), atol=1e-6)
     centred = catalog.matrix - catalog.matrix.mean(axis=0)
     np.testing.assert_allclose(catalog.centring[1], 1 / np.linalg.norm(centred, axis=1), rtol=1e-4)
+
+
+def test_many_rows_score_as_each_row_alone() -> None:
+    """From `ROWS_FIRST` rows the product runs the other way round: the same scores."""
+    rng = np.random.default_rng(3)
+    catalog = ItemCatalog(16)
+    for n, v in enumerate(rng.normal(size=(50, 16)).astype(np.float32)):
+        catalog.upsert(f"i{n}", v / np.linalg.norm(v))
+    users = rng.normal(size=(ROWS_FIRST + 6, 16)).astype(np.float32)  # (B, D)
+    sums = rng.uniform(0.5, 3.0, size=ROWS_FIRST + 6).astype(np.float32)  # (B,)
+    together = cosine_scores(catalog, users, sums)  # (B, N)
+    alone = np.concatenate([cosine_scores(catalog, users[b : b + 1], sums[b : b + 1])
+                            for b in range(len(users))])  # (B, N)
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    cols = np.array([3, 7, 40])
+    np.testing.assert_allclose(cosine_scores(catalog, users, sums, cols), together[:, cols], atol=1e-5)
