@@ -118,11 +118,18 @@ def _lists(x: F32, which: Ints, text: F32, available: Bools, weights: F32, text_
         for r in range(first, first + counts[b]):
             mean, scale = _moments(text[r], mask)
             shift, scale32, share, tr = np.float32(mean), np.float32(scale), log_share[r], text[r]
-            for n in range(n_cols):
+            if r == first:
+                for n in range(n_cols):
+                    z = (tr[n] - shift) * scale32
+                    score[n], z_text[n], chosen[n] = w_text * z + share, z, r
+                continue
+            for n in range(n_cols):  # a later row only where strictly larger: the first of equal maxima
                 z = (tr[n] - shift) * scale32
                 v = w_text * z + share
-                if r == first or v > score[n]:  # the first row of equal maxima
-                    score[n], z_text[n], chosen[n] = v, z, r
+                larger = v > score[n]  # selects, not branches: the loop runs in vector lanes
+                score[n] = v if larger else score[n]
+                z_text[n] = z if larger else z_text[n]
+                chosen[n] = r if larger else chosen[n]
         filled = 0  # the top-k so far, kept sorted by insertion: columns come in order, so ties by column
         for n in range(n_cols):
             if not mask[n]:
