@@ -69,16 +69,15 @@ def _moments(row: F32, available: Bools) -> tuple[float, float]:
     relative, which the float32 z-scores made from them do not hold."""
     total, count = 0.0, 0
     for n in range(row.size):
-        if available[n]:
-            total += row[n]
-            count += 1
+        on = available[n]
+        total += row[n] if on else 0.0
+        count += 1 if on else 0
     count = max(count, 1)
     mean = total / count
     squares = 0.0
     for n in range(row.size):
-        if available[n]:
-            d = row[n] - mean
-            squares += d * d
+        d = row[n] - mean
+        squares += d * d if available[n] else 0.0
     std = np.sqrt(squares / count)
     return mean, (1.0 / std if std > 1e-9 else 0.0)
 
