@@ -66,7 +66,7 @@ _HALF_TO_FLOAT = np.arange(1 << 16, dtype="<u2").view("<f2").astype(np.float32) 
 
 def floats_of(data: bytes, count: int, offset: int) -> FloatVec:
     """(count,) float32 of the `count` little-endian float16 at `offset` of `data`."""
-    return _HALF_TO_FLOAT.take(np.frombuffer(data, dtype="<u2", count=count, offset=offset))
+    return widened(np.frombuffer(data, dtype="<f2", count=count, offset=offset))
 
 
 def widened(halves: npt.NDArray[np.float16]) -> FloatVec:
